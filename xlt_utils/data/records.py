@@ -38,3 +38,18 @@ class Sentence:
         if task == "parse":
             return list(zip(self.heads, self.deprels, strict=True))
         raise ValueError(f"unknown task {task!r}; valid tasks: pos, ner, parse")
+
+DEPRELS = (
+    "acl", "advcl", "advmod", "amod", "appos", "aux", "case", "cc", "ccomp", "clf", "compound",
+    "conj", "cop", "csubj", "dep", "det", "discourse", "dislocated", "expl", "fixed", "flat",
+    "goeswith", "iobj", "list", "mark", "nmod", "nsubj", "nummod", "obj", "obl", "orphan",
+    "parataxis", "punct", "reparandum", "root", "vocative", "xcomp",
+)
+
+
+def label_set(task: str) -> tuple[str, ...]:
+    """The fixed label inventory of a task (UPOS tags, IOB2 tags, or universal relations)."""
+    sets = {"pos": UPOS_TAGS, "ner": NER_TAGS, "parse": DEPRELS}
+    if task not in sets:
+        raise ValueError(f"unknown task {task!r}; valid tasks: {', '.join(sets)}")
+    return sets[task]

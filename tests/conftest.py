@@ -1,0 +1,45 @@
+"""Shared fixtures: the real third-party data in ../shared/data, offline hub settings."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("HF_DATASETS_OFFLINE", "1")
+
+SHARED_DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
+
+
+@pytest.fixture(scope="session")
+def shared_data() -> Path:
+    """Path to ../shared/data; skips when absent, fails when XLT_REQUIRE_SHARED_DATA=1."""
+    if not SHARED_DATA.is_dir():
+        if os.environ.get("XLT_REQUIRE_SHARED_DATA") == "1":
+            pytest.fail(f"XLT_REQUIRE_SHARED_DATA=1 but {SHARED_DATA.name} is missing beside the repository")
+        pytest.skip("../shared/data is absent (a fresh clone): real-data tests skipped")
+    return SHARED_DATA
+
+
+@pytest.fixture(scope="session")
+def mbert_tokenizer(shared_data):
+    """mBERT's real tokenizer, loaded from tokenizer.json (never vocab_file=; see ARCHITECTURE)."""
+    from xlt_utils.models import load_tokenizer
+
+    return load_tokenizer(shared_data / "mbert-tokenizer")
+
+
+@pytest.fixture(scope="session")
+def pud_sentences(shared_data, tmp_path_factory):
+    """The 21 real PUD test sets aligned by sent_id ({lang: sentences}), read once per session
+    through fetch() from XLT_DATA_DIR=shared/data in offline mode (test_pud, test_tokenization_real)."""
+    from xlt_utils.data.pud import load_pud
+    from xlt_utils.languages import PUD_TREEBANKS
+
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("XLT_DATA_DIR", str(shared_data))
+        mp.setenv("XLT_CACHE_DIR", str(tmp_path_factory.mktemp("xlt-cache")))
+        mp.setenv("XLT_OFFLINE", "1")
+        return load_pud(PUD_TREEBANKS)

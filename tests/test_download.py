@@ -1,0 +1,305 @@
+"""fetch() against a real HTTP server on 127.0.0.1: failures end in the right file or a clear error,
+and never leave a partial or corrupt file in the cache."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import threading
+import time
+import warnings
+from collections import Counter
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+
+import pytest
+
+from xlt_utils.data import download
+from xlt_utils.data.download import (
+    ChecksumError,
+    FetchError,
+    OfflineError,
+    UnpinnedHashWarning,
+    fetch,
+)
+
+BODY = ("# sent_id = 1\n1\tHello\thello\tINTJ\t_\t_\t0\troot\t_\t_\n\n" * 200).encode()
+SHA = hashlib.sha256(BODY).hexdigest()
+STALL_S = 3.0
+
+
+class _Handler(BaseHTTPRequestHandler):
+    hits: Counter  # set per server
+
+    def log_message(self, *args):  # keep pytest output quiet
+        pass
+
+    def _send(self, body: bytes, status: int = 200, length: int | None = None):
+        self.send_response(status)
+        self.send_header("Content-Type", "text/plain")
+        self.send_header("Content-Length", str(len(body) if length is None else length))
+        self.end_headers()
+        self.wfile.write(body)
+        self.wfile.flush()
+
+    def do_GET(self):  # noqa: N802 (http.server API)
+        path = self.path.split("?")[0]
+        self.hits[path] += 1
+        n = self.hits[path]
+        if path == "/ok.conllu":
+            self._send(BODY)
+        elif path == "/missing.conllu":
+            self._send(b"not found", status=404)
+        elif path == "/truncated.conllu":  # promises more bytes than it sends, then hangs up
+            self._send(BODY[: len(BODY) // 2], length=len(BODY))
+            self.close_connection = True
+        elif path == "/wrong.conllu":
+            self._send(BODY.replace(b"Hello", b"Hallo"))
+        elif path == "/stall-body.conllu":  # headers and a little data, then silence
+            self.send_response(200)
+            self.send_header("Content-Length", str(len(BODY)))
+            self.end_headers()
+            self.wfile.write(BODY[:100])
+            self.wfile.flush()
+            time.sleep(STALL_S)
+        elif path == "/stall-headers.conllu":  # accepts the connection, never answers in time
+            time.sleep(STALL_S)
+        elif path == "/flaky-503.conllu":  # fails once, then recovers
+            self._send(b"busy", status=503) if n == 1 else self._send(BODY)
+        elif path == "/flaky-drop.conllu":  # first response cut short, then recovers
+            if n == 1:
+                self._send(BODY[:50], length=len(BODY))
+                self.close_connection = True
+            else:
+                self._send(BODY)
+        else:
+            self._send(b"?", status=404)
+
+
+@pytest.fixture
+def server():
+    hits: Counter = Counter()
+    handler = type("Handler", (_Handler,), {"hits": hits})
+    httpd = ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    httpd.daemon_threads = True
+    thread = threading.Thread(target=httpd.serve_forever, args=(0.05,), daemon=True)
+    thread.start()
+    base = f"http://127.0.0.1:{httpd.server_address[1]}"
+    yield base, hits
+    httpd.shutdown()
+    httpd.server_close()
+
+
+@pytest.fixture
+def cache(tmp_path, monkeypatch):
+    """An empty cache folder, online mode, no XLT_DATA_DIR, no proxy."""
+    for var in ("XLT_OFFLINE", "HF_HUB_OFFLINE", "XLT_DATA_DIR"):
+        monkeypatch.delenv(var, raising=False)
+    monkeypatch.setenv("no_proxy", "*")
+    d = tmp_path / "cache"
+    monkeypatch.setenv("XLT_CACHE_DIR", str(d))
+    return d
+
+
+def _files(root: Path) -> list[Path]:
+    return sorted(p for p in root.rglob("*") if p.is_file()) if root.exists() else []
+
+
+FAST = {"timeout": 0.5, "retries": 2, "backoff": 0.05}
+
+
+def test_download_ok_then_served_from_cache(server, cache):
+    base, hits = server
+    path = fetch(f"{base}/ok.conllu", sha256=SHA, **FAST)
+    assert path.read_bytes() == BODY
+    assert path.is_relative_to(cache) and path.name == "ok.conllu"
+    assert _files(cache) == [path]  # no temp/partial files left beside it
+    assert fetch(f"{base}/ok.conllu", sha256=SHA, **FAST) == path
+    assert hits["/ok.conllu"] == 1
+
+
+def test_404_is_a_clear_error_and_not_retried(server, cache):
+    base, hits = server
+    with pytest.raises(FetchError, match=r"HTTP 404") as e:
+        fetch(f"{base}/missing.conllu", sha256=SHA, **FAST)
+    assert f"{base}/missing.conllu" in str(e.value)
+    assert hits["/missing.conllu"] == 1
+    assert _files(cache) == []
+
+
+def test_truncated_body_is_retried_then_fails(server, cache):
+    base, hits = server
+    with pytest.raises(FetchError, match="truncated body"):
+        fetch(f"{base}/truncated.conllu", sha256=SHA, **FAST)
+    assert hits["/truncated.conllu"] == 3  # 1 + 2 retries
+    assert _files(cache) == []
+
+
+def test_truncated_body_without_pinned_hash_is_still_rejected(server, cache):
+    base, _ = server
+    with pytest.raises(FetchError, match="truncated body"):
+        fetch(f"{base}/truncated.conllu", sha256=None, **FAST)
+    assert _files(cache) == []
+
+
+def test_wrong_checksum(server, cache):
+    base, hits = server
+    with pytest.raises(ChecksumError, match="sha256 mismatch") as e:
+        fetch(f"{base}/wrong.conllu", sha256=SHA, **FAST)
+    assert SHA in str(e.value)
+    assert hits["/wrong.conllu"] == 1
+    assert _files(cache) == []
+
+
+@pytest.mark.parametrize("path", ["/stall-body.conllu", "/stall-headers.conllu"])
+def test_stalled_connection_times_out(server, cache, path):
+    base, hits = server
+    start = time.monotonic()
+    with pytest.raises(FetchError, match="timed out"):
+        fetch(base + path, sha256=SHA, timeout=0.4, retries=1, backoff=0.05)
+    assert time.monotonic() - start < STALL_S  # the client gave up, not the server
+    assert hits[path] == 2
+    assert _files(cache) == []
+
+
+@pytest.mark.parametrize("path", ["/flaky-503.conllu", "/flaky-drop.conllu"])
+def test_fails_once_then_recovers(server, cache, path):
+    base, hits = server
+    got = fetch(base + path, sha256=SHA, **FAST)
+    assert got.read_bytes() == BODY
+    assert hits[path] == 2
+    assert _files(cache) == [got]
+
+
+def test_no_retries_means_one_attempt(server, cache):
+    base, hits = server
+    with pytest.raises(FetchError, match="HTTP 503"):
+        fetch(f"{base}/flaky-503.conllu", sha256=SHA, timeout=0.5, retries=0)
+    assert hits["/flaky-503.conllu"] == 1
+    assert _files(cache) == []
+
+
+def test_corrupt_cached_file_is_replaced(server, cache):
+    base, hits = server
+    path = fetch(f"{base}/ok.conllu", sha256=SHA, **FAST)
+    path.write_bytes(BODY[:-10])  # e.g. a disk error or a hand edit
+    with pytest.warns(UserWarning, match="deleting it and fetching again"):
+        again = fetch(f"{base}/ok.conllu", sha256=SHA, **FAST)
+    assert again == path and path.read_bytes() == BODY
+    assert hits["/ok.conllu"] == 2
+
+
+def test_unpinned_hash_is_recorded_and_then_enforced(server, cache):
+    base, hits = server
+    with pytest.warns(UnpinnedHashWarning, match=SHA):
+        path = fetch(f"{base}/ok.conllu", sha256=None, **FAST)
+    side = path.with_name(path.name + ".sha256")
+    assert side.read_text().strip() == SHA
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # a good cached file: no warning, no request
+        assert fetch(f"{base}/ok.conllu", sha256=None, **FAST) == path
+    assert hits["/ok.conllu"] == 1
+    path.write_bytes(b"garbage")
+    with pytest.warns(UserWarning) as record:  # deleted, fetched again, its new hash recorded
+        fetch(f"{base}/ok.conllu", sha256=None, **FAST)
+    assert any("deleting it" in str(w.message) for w in record)
+    assert path.read_bytes() == BODY and hits["/ok.conllu"] == 2
+
+
+@pytest.mark.parametrize("var", ["XLT_OFFLINE", "HF_HUB_OFFLINE"])
+def test_offline_fails_at_once_with_instructions(server, cache, monkeypatch, var):
+    base, hits = server
+    monkeypatch.setenv(var, "1")
+    url = f"{base}/ok.conllu"
+    start = time.monotonic()
+    with pytest.raises(OfflineError) as e:
+        fetch(url, sha256=SHA, **FAST)
+    assert time.monotonic() - start < 0.5
+    msg = str(e.value)
+    assert f"{var}=1" in msg and url in msg and str(cache) in msg and SHA in msg
+    assert "`toy` profile" in msg
+    assert sum(hits.values()) == 0 and _files(cache) == []
+
+
+def test_offline_still_uses_the_cache(server, cache, monkeypatch):
+    base, hits = server
+    path = fetch(f"{base}/ok.conllu", sha256=SHA, **FAST)
+    monkeypatch.setenv("XLT_OFFLINE", "1")
+    assert fetch(f"{base}/ok.conllu", sha256=SHA, **FAST) == path
+    assert hits["/ok.conllu"] == 1
+
+
+@pytest.fixture
+def manifest(tmp_path, monkeypatch, server):
+    """Point fetch at a manifest whose entries live on the test server."""
+    base, _ = server
+    files = {
+        "t/ok.conllu": {"url": f"{base}/ok.conllu", "sha256": SHA},
+        "t/mirrored.conllu": {
+            "url": f"{base}/missing.conllu",
+            "mirrors": [f"{base}/wrong.conllu", f"{base}/ok.conllu"],
+            "sha256": SHA,
+        },
+        "t/all-bad.conllu": {
+            "url": f"{base}/wrong.conllu",
+            "mirrors": [f"{base}/missing.conllu"],
+            "sha256": SHA,
+        },
+    }
+    path = tmp_path / "manifest.json"
+    path.write_text(json.dumps({"files": files}))
+    monkeypatch.setattr(download, "MANIFEST_PATH", path)
+    download.load_manifest.cache_clear()
+    yield files
+    download.load_manifest.cache_clear()
+
+
+def test_manifest_name_and_mirrors(server, cache, manifest):
+    base, hits = server
+    assert fetch("t/ok.conllu", **FAST) == cache / "t" / "ok.conllu"
+    got = fetch("t/mirrored.conllu", **FAST)  # 404, then wrong bytes, then the right file
+    assert got == cache / "t" / "mirrored.conllu" and got.read_bytes() == BODY
+    assert hits["/missing.conllu"] == 1 and hits["/wrong.conllu"] == 1
+    with pytest.raises(FetchError) as e:
+        fetch("t/all-bad.conllu", **FAST)
+    assert "sha256 mismatch" in str(e.value) and "HTTP 404" in str(e.value)
+    assert _files(cache) == [cache / "t" / "mirrored.conllu", cache / "t" / "ok.conllu"]
+
+
+def test_manifest_hash_cannot_be_contradicted(cache, manifest):
+    with pytest.raises(ValueError, match="contradicts"):
+        fetch("t/ok.conllu", sha256="0" * 64)
+
+
+def test_unknown_name_suggests_close_matches(cache, manifest):
+    with pytest.raises(ValueError, match="Did you mean: t/ok.conllu"):
+        fetch("t/ok.conlu")
+
+
+def test_local_data_dir_override(server, cache, manifest, tmp_path, monkeypatch):
+    base, hits = server
+    data = tmp_path / "data"
+    (data / "t").mkdir(parents=True)
+    (data / "t" / "ok.conllu").write_bytes(BODY)
+    monkeypatch.setenv("XLT_DATA_DIR", str(data))
+    monkeypatch.setenv("XLT_OFFLINE", "1")  # a local copy needs no network at all
+    assert fetch("t/ok.conllu") == data / "t" / "ok.conllu"
+    (data / "t" / "mirrored.conllu").write_bytes(b"a wrong local copy")
+    with pytest.raises(ChecksumError, match="XLT_DATA_DIR"):
+        fetch("t/mirrored.conllu")
+    assert (data / "t" / "mirrored.conllu").read_bytes() == b"a wrong local copy"  # not deleted
+    assert sum(hits.values()) == 0 and _files(cache) == []
+
+
+def test_real_manifest_hashes_match_the_shared_copies(shared_data, cache, monkeypatch):
+    """Every pinned hash whose file exists in shared/data verifies through XLT_DATA_DIR, offline."""
+    monkeypatch.setenv("XLT_DATA_DIR", str(shared_data))
+    monkeypatch.setenv("XLT_OFFLINE", "1")
+    checked = 0
+    for name, entry in download.load_manifest().items():
+        assert entry["url"].startswith("https://")
+        if entry["sha256"] and (shared_data / name).is_file():
+            assert fetch(name) == shared_data / name
+            checked += 1
+    assert checked == 36  # 25 UD + 3 Atis + 8 UNER files
+    assert _files(cache) == []

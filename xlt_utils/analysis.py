@@ -1,0 +1,110 @@
+"""Analyses of the paper's claims: deltas to the reference over seeds (C1, C2), CKA curves (C3, C4)
+and the link between similarity and transfer (C5), each with a verdict computed from the numbers."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+from scipy.stats import spearmanr
+
+
+def mean_std_table(df: pd.DataFrame, index, columns, value: str = "value", decimals: int = 1) -> pd.DataFrame:
+    """A pivot of "mean ± std" strings over seeds (std with ddof=1; 0 for a single seed)."""
+    g = df.groupby([*index, columns] if isinstance(index, list) else [index, columns], sort=False)[value]
+    stats = g.agg(["mean", "std", "count"]).reset_index()
+    stats["std"] = stats["std"].fillna(0.0)
+    stats["cell"] = [f"{m:.{decimals}f} ± {s:.{decimals}f}" for m, s in zip(stats["mean"], stats["std"], strict=True)]
+    return stats.pivot(index=index, columns=columns, values="cell").loc[
+        stats.set_index(index).index.unique()]
+
+
+def ablation_deltas(per_seed: pd.DataFrame, reference: str = "reference") -> pd.DataFrame:
+    """Δ = ablation − reference, per task, role (source/target) and seed."""
+    keys = ["task", "role", "seed"]
+    ref = per_seed[per_seed.ablation == reference].set_index(keys)["value"]
+    rows = per_seed[per_seed.ablation != reference].copy()
+    rows["delta"] = rows["value"].to_numpy() - ref.loc[list(rows[keys].itertuples(index=False, name=None))].to_numpy()
+    return rows
+
+
+def _summary(deltas: pd.DataFrame, ablation: str, role: str) -> tuple[float, float]:
+    d = deltas[(deltas.ablation == ablation) & (deltas.role == role)]["delta"]
+    if d.empty:
+        raise ValueError(f"no runs for ablation {ablation!r}; present: {sorted(deltas.ablation.unique())}")
+    return float(d.mean()), float(d.std(ddof=1)) if len(d) > 1 else 0.0
+
+
+def verdict_c1_c2(deltas: pd.DataFrame, lower: str, upper: str) -> list[str]:
+    """C1 and C2 verdicts for one task, with the numbers behind them.
+
+    C1 holds when re-initialising the lower layers costs the targets more than the source by more
+    than one standard deviation (over seeds) of either. C2 holds when re-initialising the upper layers
+    costs neither source nor targets more than max(1 point, one standard deviation).
+    """
+    s_lo, s_lo_sd = _summary(deltas, lower, "source")
+    t_lo, t_lo_sd = _summary(deltas, lower, "target")
+    s_up, s_up_sd = _summary(deltas, upper, "source")
+    t_up, t_up_sd = _summary(deltas, upper, "target")
+    gap = s_lo - t_lo
+    c1 = gap > max(s_lo_sd, t_lo_sd) and t_lo < 0
+    c2 = s_up > -max(1.0, s_up_sd) and t_up > -max(1.0, t_up_sd)
+    return [
+        f"C1 {'holds' if c1 else 'does not hold'}: {lower} changes the source by {s_lo:+.1f} ± {s_lo_sd:.1f} "
+        f"and the targets by {t_lo:+.1f} ± {t_lo_sd:.1f} (gap {gap:.1f} points)",
+        f"C2 {'holds' if c2 else 'does not hold'}: {upper} changes the source by {s_up:+.1f} ± {s_up_sd:.1f} "
+        f"and the targets by {t_up:+.1f} ± {t_up_sd:.1f}",
+    ]
+
+
+def plot_deltas(deltas: pd.DataFrame, order: list[str] | None = None):
+    """Bars of Δ to the reference (mean ± std over seeds), source vs targets, one panel per task."""
+    import matplotlib.pyplot as plt
+
+    tasks = list(dict.fromkeys(deltas.task))
+    order = order or list(dict.fromkeys(deltas.ablation))
+    fig, axes = plt.subplots(1, len(tasks), figsize=(4.2 * len(tasks), 3.2), squeeze=False, sharey=False)
+    x = np.arange(len(order))
+    for ax, task in zip(axes[0], tasks, strict=True):
+        for k, (role, color) in enumerate((("source", "tab:blue"), ("target", "tab:red"))):
+            d = deltas[(deltas.task == task) & (deltas.role == role)].groupby("ablation")["delta"]
+            m, s = d.mean().reindex(order), d.std(ddof=1).reindex(order).fillna(0)
+            ax.bar(x + (k - 0.5) * 0.38, m, 0.38, yerr=s, capsize=3, color=color, label=role)
+        ax.axhline(0, color="black", lw=0.8)
+        ax.set_xticks(x, order, rotation=20)
+        ax.set_title(f"{task}: Δ to reference (points)")
+        ax.legend(fontsize=8)
+    fig.tight_layout()
+    return fig
+
+
+def verdict_c3(curves: pd.DataFrame) -> str:
+    """C3: does the mean en–X CKA per layer rise through the lower layers, then fall?"""
+    mean = curves.mean(axis=0).to_numpy()
+    peak = int(mean.argmax())
+    rises = peak > 0 and mean[peak] > mean[0]
+    falls = peak < len(mean) - 1 and mean[-1] < mean[peak]
+    holds = rises and falls
+    return (f"C3 {'holds' if holds else 'does not hold'}: mean CKA is {mean[0]:.3f} at layer 0, peaks at "
+            f"layer {peak} ({mean[peak]:.3f}) and ends at {mean[-1]:.3f} at layer {len(mean) - 1}")
+
+
+def verdict_c4(curves: pd.DataFrame) -> str:
+    """C4: does fine-tuning change the upper layers more (lower CKA to the pretrained model)?"""
+    mean = curves.mean(axis=0).to_numpy()
+    half = len(mean) // 2
+    lo, hi = mean[1:half + 1].mean(), mean[half + 1:].mean()
+    rho = spearmanr(np.arange(len(mean)), mean).statistic
+    holds = hi < lo and rho < 0
+    return (f"C4 {'holds' if holds else 'does not hold'}: CKA(pretrained, fine-tuned) averages {lo:.3f} over "
+            f"layers 1-{half} and {hi:.3f} over layers {half + 1}-{len(mean) - 1} "
+            f"(Spearman of CKA with depth: {rho:+.2f})")
+
+
+def similarity_transfer_correlation(similarity: pd.DataFrame, scores: pd.Series) -> pd.DataFrame:
+    """C5: Spearman correlation across languages between per-layer similarity and zero-shot score."""
+    langs = [lang for lang in similarity.index if lang in scores.index]
+    rows = []
+    for layer in similarity.columns:
+        r = spearmanr(similarity.loc[langs, layer], scores.loc[langs])
+        rows.append({"layer": layer, "spearman": r.statistic, "p": r.pvalue, "languages": len(langs)})
+    return pd.DataFrame(rows).set_index("layer")

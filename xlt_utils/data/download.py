@@ -1,0 +1,323 @@
+"""One helper, `fetch`, for every remote file: checksummed, cached, retried, atomic, offline-aware.
+
+    path = fetch("ud/UD_French-GSD/fr_gsd-ud-train.conllu")   # a name from manifest.json
+    path = fetch("https://example.org/x.tsv", sha256="...")    # or a URL and its hash
+
+Where a file comes from, in this order:
+
+1. ``$XLT_DATA_DIR/<name>`` when that variable is set and the file exists there (a local copy
+   you made by hand, e.g. ``XLT_DATA_DIR=../shared/data``). Its hash is checked; a mismatch is
+   an error and the file is left alone (it is yours).
+2. The cache, ``$XLT_CACHE_DIR/<name>`` (default ``~/.cache/xlt``). A cached file whose hash does
+   not match is deleted and fetched again.
+3. The network, unless offline mode is on (``XLT_OFFLINE=1`` or ``HF_HUB_OFFLINE=1``), in which
+   case `OfflineError` says at once which URL to download by hand and where to put it.
+
+Downloads go to a temporary file in the cache folder, are hashed while they stream, and are
+moved to their final name with `os.replace` only after the length and the sha256 check out, so
+no partial or corrupt file is ever visible under the final name. Each request has a timeout
+(connect and every read, so a stalled connection fails), and transient failures (timeouts,
+dropped connections, truncated bodies, HTTP 408/429/5xx) are retried with exponential backoff.
+A 404 or other client error is not retried; the next URL of the entry (its ``mirrors``) is tried.
+
+Hashes: the manifest pins a sha256 where one could be computed when it was written. Where it is
+``null``, the first download is trusted, its hash is recorded beside it in the cache
+(``<file>.sha256``) so that later corruption is still detected, and an `UnpinnedHashWarning`
+shows the hash so that it can be pinned in ``manifest.json``.
+"""
+
+from __future__ import annotations
+
+import difflib
+import functools
+import hashlib
+import http.client
+import json
+import os
+import re
+import tempfile
+import time
+import urllib.error
+import urllib.request
+import warnings
+from pathlib import Path
+
+from .. import __version__
+
+MANIFEST_PATH = Path(__file__).with_name("manifest.json")
+DEFAULT_CACHE_DIR = "~/.cache/xlt"
+OFFLINE_VARS = ("XLT_OFFLINE", "HF_HUB_OFFLINE")
+_TRUE = {"1", "true", "yes", "on"}
+_RETRY_STATUS = {408, 425, 429, 500, 502, 503, 504}
+_CHUNK = 1 << 16
+_UNSET = object()
+
+
+class FetchError(RuntimeError):
+    """A file could not be obtained; the message says what was tried and how to get it by hand."""
+
+
+class ChecksumError(FetchError):
+    """A file's sha256 does not match the expected one."""
+
+
+class OfflineError(FetchError):
+    """Offline mode is on and the file is neither cached nor in XLT_DATA_DIR."""
+
+
+class UnpinnedHashWarning(UserWarning):
+    """A file was downloaded whose sha256 is not pinned in the manifest."""
+
+
+class _Retryable(Exception):
+    """A transient failure of one download attempt."""
+
+
+@functools.lru_cache(maxsize=1)
+def load_manifest() -> dict[str, dict]:
+    """The ``files`` table of manifest.json: logical name -> {url, sha256, mirrors?, ...}."""
+    with open(MANIFEST_PATH, encoding="utf-8") as f:
+        files = json.load(f)["files"]
+    for name in files:
+        _check_relative(name)
+    return files
+
+
+def cache_dir() -> Path:
+    """The cache folder: ``$XLT_CACHE_DIR`` or ``~/.cache/xlt``."""
+    return Path(os.environ.get("XLT_CACHE_DIR") or DEFAULT_CACHE_DIR).expanduser()
+
+
+def offline_reason() -> str | None:
+    """``"XLT_OFFLINE=1"`` (or the HF variable) when offline mode is on, else None."""
+    for var in OFFLINE_VARS:
+        value = os.environ.get(var, "")
+        if value.strip().lower() in _TRUE:
+            return f"{var}={value}"
+    return None
+
+
+def sha256_file(path: str | Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        while chunk := f.read(1 << 20):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def fetch(
+    name_or_url: str,
+    sha256: str | None = _UNSET,  # type: ignore[assignment]
+    *,
+    timeout: float = 30.0,
+    retries: int = 3,
+    backoff: float = 1.0,
+) -> Path:
+    """Return a local path to the verified file `name_or_url` (a manifest name or an http(s) URL).
+
+    `sha256`: expected hash; for a manifest name it defaults to the manifest's, for a URL to
+    None (trust on first use, see the module docstring). `timeout`: seconds per connect/read.
+    `retries`: extra attempts per URL after a transient failure, waiting ``backoff * 2**k`` s.
+    """
+    rel, urls, expected = _resolve(name_or_url, sha256)
+
+    local = _from_data_dir(rel, expected)
+    if local is not None:
+        return local
+
+    target = cache_dir() / rel
+    if target.exists() and _cached_ok(target, expected):
+        return target
+
+    reason = offline_reason()
+    if reason:
+        raise OfflineError(
+            f"Offline mode is on ({reason}) and {rel!r} is neither cached nor in XLT_DATA_DIR.\n"
+            + _by_hand(rel, urls, expected, target)
+        )
+
+    target.parent.mkdir(parents=True, exist_ok=True)
+    failures = []
+    for url in urls:
+        try:
+            tmp, digest = _download(url, target, timeout=timeout, retries=retries, backoff=backoff)
+        except FetchError as e:
+            failures.append(f"{url}: {e}")
+            continue
+        if expected is not None and digest != expected:
+            tmp.unlink(missing_ok=True)
+            failures.append(f"{url}: sha256 mismatch (got {digest}, expected {expected})")
+            continue
+        os.replace(tmp, target)
+        if expected is None:
+            _write_atomic(_sidecar(target), digest + "\n")
+            warnings.warn(
+                f"{rel}: downloaded from {url}; its sha256 is not pinned in {MANIFEST_PATH.name}. "
+                f"Recorded {digest} in the cache; pin it in the manifest to verify future downloads.",
+                UnpinnedHashWarning,
+                stacklevel=2,
+            )
+        return target
+
+    cls = (
+        ChecksumError if failures and all("sha256 mismatch" in f for f in failures) else FetchError
+    )
+    raise cls(
+        f"Could not fetch {rel!r}:\n  "
+        + "\n  ".join(failures)
+        + "\nNothing was left in the cache.\n"
+        + _by_hand(rel, urls, expected, target)
+    )
+
+
+def _resolve(name_or_url: str, sha256) -> tuple[str, list[str], str | None]:
+    """(cache-relative name, URLs to try in order, expected sha256 or None)."""
+    manifest = load_manifest()
+    if name_or_url in manifest:
+        entry = manifest[name_or_url]
+        pinned = entry.get("sha256")
+        if sha256 is not _UNSET and sha256 is not None and pinned and sha256.lower() != pinned:
+            raise ValueError(f"{name_or_url}: sha256={sha256} contradicts the manifest's {pinned}")
+        expected = pinned if sha256 is _UNSET or sha256 is None else sha256
+        return name_or_url, [entry["url"], *entry.get("mirrors", [])], _norm_hash(expected)
+    if re.match(r"^(https?|file)://", name_or_url):
+        base = re.sub(
+            r"[^A-Za-z0-9._-]", "_", name_or_url.split("?")[0].rstrip("/").rsplit("/", 1)[-1]
+        )
+        key = hashlib.sha256(name_or_url.encode()).hexdigest()[:16]
+        rel = f"url/{key}/{base or 'download'}"
+        return rel, [name_or_url], _norm_hash(None if sha256 is _UNSET else sha256)
+    close = difflib.get_close_matches(name_or_url, list(manifest), n=3, cutoff=0.6)
+    hint = f" Did you mean: {', '.join(close)}?" if close else ""
+    raise ValueError(
+        f"{name_or_url!r} is neither a name in {MANIFEST_PATH} nor an http(s) URL.{hint}"
+    )
+
+
+def _norm_hash(h: str | None) -> str | None:
+    if h is None:
+        return None
+    h = h.strip().lower()
+    if not re.fullmatch(r"[0-9a-f]{64}", h):
+        raise ValueError(f"not a sha256 hex digest: {h!r}")
+    return h
+
+
+def _check_relative(name: str) -> None:
+    parts = Path(name).parts
+    if not parts or Path(name).is_absolute() or ".." in parts:
+        raise ValueError(f"manifest name {name!r} must be a relative path without '..'")
+
+
+def _from_data_dir(rel: str, expected: str | None) -> Path | None:
+    root = os.environ.get("XLT_DATA_DIR")
+    if not root:
+        return None
+    path = Path(root).expanduser() / rel
+    if not path.is_file():
+        return None
+    if expected is not None:
+        got = sha256_file(path)
+        if got != expected:
+            raise ChecksumError(
+                f"{path} (from XLT_DATA_DIR) has sha256 {got}, expected {expected}. "
+                "Replace it with the right file or unset XLT_DATA_DIR; it was not modified."
+            )
+    return path
+
+
+def _sidecar(target: Path) -> Path:
+    return target.with_name(target.name + ".sha256")
+
+
+def _cached_ok(target: Path, expected: str | None) -> bool:
+    """True if the cached file is good; a corrupt one is deleted (and False returned)."""
+    got = sha256_file(target)
+    side = _sidecar(target)
+    if expected is None and side.exists():
+        expected = side.read_text().strip() or None
+    if expected is None:  # cached before its hash was recorded: record it now
+        _write_atomic(side, got + "\n")
+        return True
+    if got == expected:
+        return True
+    warnings.warn(
+        f"cached {target} has sha256 {got}, expected {expected}: deleting it and fetching again",
+        stacklevel=3,
+    )
+    target.unlink(missing_ok=True)
+    return False
+
+
+def _write_atomic(path: Path, text: str) -> None:
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".part")
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as f:
+            f.write(text)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def _download(url: str, target: Path, *, timeout: float, retries: int, backoff: float):
+    """Download `url` to a temp file beside `target`; return (temp path, sha256). Retries transients."""
+    last = None
+    for attempt in range(retries + 1):
+        if attempt:
+            time.sleep(backoff * 2 ** (attempt - 1))
+        try:
+            return _download_once(url, target, timeout)
+        except _Retryable as e:
+            last = e
+    raise FetchError(f"gave up after {retries + 1} attempts; last error: {last}")
+
+
+def _download_once(url: str, target: Path, timeout: float):
+    req = urllib.request.Request(url, headers={"User-Agent": f"xlt-utils/{__version__}"})
+    try:
+        resp = urllib.request.urlopen(req, timeout=timeout)
+    except urllib.error.HTTPError as e:
+        e.close()
+        if e.code in _RETRY_STATUS:
+            raise _Retryable(f"HTTP {e.code} {e.reason}") from e
+        raise FetchError(f"HTTP {e.code} {e.reason}") from e
+    except (urllib.error.URLError, TimeoutError, ConnectionError, http.client.HTTPException) as e:
+        raise _Retryable(f"{type(e).__name__}: {getattr(e, 'reason', e)}") from e
+
+    fd, tmp_name = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=".part")
+    tmp = Path(tmp_name)
+    try:
+        with resp, os.fdopen(fd, "wb") as out:
+            length = resp.headers.get("Content-Length")
+            h, n = hashlib.sha256(), 0
+            while chunk := resp.read(_CHUNK):
+                out.write(chunk)
+                h.update(chunk)
+                n += len(chunk)
+            out.flush()
+            os.fsync(out.fileno())
+        if length is not None and length.isdigit() and n != int(length):
+            raise _Retryable(f"truncated body: got {n} of {length} bytes")
+        return tmp, h.hexdigest()
+    except (TimeoutError, ConnectionError, http.client.HTTPException, OSError) as e:
+        tmp.unlink(missing_ok=True)
+        if isinstance(e, TimeoutError):
+            raise _Retryable(
+                f"timed out after {timeout} s without data (stalled connection)"
+            ) from e
+        raise _Retryable(f"{type(e).__name__}: {e}") from e
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+
+
+def _by_hand(rel: str, urls: list[str], expected: str | None, target: Path) -> str:
+    data_dir = os.environ.get("XLT_DATA_DIR") or "$XLT_DATA_DIR"
+    return (
+        "To get it by hand, download\n    "
+        + "\n    or ".join(urls)
+        + f"\nand save it as\n    {target}\nor as {Path(data_dir) / rel} with XLT_DATA_DIR set; "
+        + (f"its sha256 must be {expected}." if expected else "its sha256 is not pinned.")
+        + "\nThe `toy` profile needs no downloads and works offline."
+    )

@@ -1,0 +1,162 @@
+"""Real data: UD treebanks (POS, parsing) and NER (Universal NER or WikiANN) as `Sentence` records.
+
+UD and UNER files go through `xlt_utils.data.download.fetch` (checksums, cache, XLT_DATA_DIR,
+offline mode). WikiANN comes from the Hugging Face Hub (``unimelb-nlp/wikiann``, Parquet) via
+`datasets.load_dataset`; with ``HF_HUB_OFFLINE``/``HF_DATASETS_OFFLINE``/``XLT_OFFLINE`` set it
+only reads the local datasets cache and fails within seconds when the data is not there.
+
+The test split of every language is its PUD treebank (parallel across languages); UNER's test
+split is its PUD file too. The registry in `xlt_utils.languages` documents every choice.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+
+from ..languages import PUD_TREEBANKS, REAL_LANGUAGES, get_language, pud_file, ud_name
+from .conllu_io import read_conllu
+from .download import FetchError, OfflineError, fetch, offline_reason
+from .iob2 import read_iob2, validate_tags
+from .records import Sentence
+
+SPLITS = ("train", "dev", "test")
+WIKIANN_DATASET = "unimelb-nlp/wikiann"
+_WIKIANN_SPLIT = {"train": "train", "dev": "validation", "test": "test"}
+
+UNER_FILES: dict[str, dict[str, str]] = {
+    "en": {
+        "train": "uner/UNER_English-EWT/en_ewt-ud-train.iob2",
+        "dev": "uner/UNER_English-EWT/en_ewt-ud-dev.iob2",
+        "test": "uner/UNER_English-PUD/en_pud-ud-test.iob2",
+    },
+    **{
+        code: {"test": f"uner/UNER_{REAL_LANGUAGES[code].name}-PUD/{code}_pud-ud-test.iob2"}
+        for code in ("de", "pt", "ru", "sv", "zh")
+    },
+}
+"""Universal NER files per language and split (only English has train/dev)."""
+
+_TOY_HINT = "The `toy` profile needs no downloads and works offline."
+
+
+def _check_split(split: str) -> None:
+    if split not in SPLITS:
+        raise ValueError(f"unknown split {split!r}; valid splits: {', '.join(SPLITS)}")
+
+
+def ud_file_name(lang: str, split: str, treebank: str | None = None) -> str:
+    """The manifest name of the UD file that `load_ud` reads."""
+    _check_split(split)
+    if treebank is not None:
+        return ud_name(treebank, f"{lang}_{treebank.split('-', 1)[-1].lower()}", split)
+    if lang not in REAL_LANGUAGES and lang in PUD_TREEBANKS and split == "test":
+        return pud_file(lang)  # Icelandic and Galician: PUD only
+    return get_language(lang).ud_file(split)
+
+
+def load_ud(lang: str, split: str, *, treebank: str | None = None) -> list[Sentence]:
+    """UD sentences of `lang`: train/dev from its registry treebank, test from its PUD treebank.
+
+    `treebank` (e.g. ``"UD_English-EWT"``) reads that treebank's split instead, if the manifest
+    lists it.
+    """
+    name = ud_file_name(lang, split, treebank)
+    return read_conllu(fetch(name), lang)
+
+
+def load_ner(lang: str, split: str, *, source: str | None = None) -> list[Sentence]:
+    """NER sentences of `lang` with validated IOB2 tags (PER/ORG/LOC).
+
+    `source` defaults to the registry's ``ner_source``: "uner" (Universal NER files) or
+    "wikiann" (``unimelb-nlp/wikiann`` on the Hub).
+    """
+    _check_split(split)
+    source = source or get_language(lang).ner_source
+    if source == "uner":
+        files = UNER_FILES.get(lang, {})
+        if split not in files:
+            have = ", ".join(files) or "none"
+            raise ValueError(
+                f"Universal NER has no {split} split for {lang!r} (available: {have}); "
+                f"use source='wikiann'"
+            )
+        return read_iob2(fetch(files[split]), lang)
+    if source == "wikiann":
+        return load_wikiann(lang, split)
+    raise ValueError(f"unknown NER source {source!r}; valid sources: uner, wikiann")
+
+
+def _hf_offline_reason() -> str | None:
+    reason = offline_reason()
+    if reason:
+        return reason
+    value = os.environ.get("HF_DATASETS_OFFLINE", "")
+    return (
+        f"HF_DATASETS_OFFLINE={value}"
+        if value.strip().lower() in {"1", "true", "yes", "on"}
+        else None
+    )
+
+
+@contextlib.contextmanager
+def _hub_offline():
+    """Force `datasets`/`huggingface_hub` offline even if they were imported before the env was set."""
+    import datasets.config
+    import huggingface_hub.constants
+
+    saved = (datasets.config.HF_HUB_OFFLINE, huggingface_hub.constants.HF_HUB_OFFLINE)
+    datasets.config.HF_HUB_OFFLINE = huggingface_hub.constants.HF_HUB_OFFLINE = True
+    try:
+        yield
+    finally:
+        datasets.config.HF_HUB_OFFLINE, huggingface_hub.constants.HF_HUB_OFFLINE = saved
+
+
+def load_wikiann(lang: str, split: str, *, cache_dir: str | None = None) -> list[Sentence]:
+    """WikiANN (Rahimi et al. 2019 splits) for `lang`, tag ids mapped to names by the dataset features.
+
+    `cache_dir` is passed to `datasets.load_dataset` (default: the Hugging Face datasets cache).
+    """
+    _check_split(split)
+    import datasets
+
+    hf_split = _WIKIANN_SPLIT[split]
+    reason = _hf_offline_reason()
+    try:
+        with _hub_offline() if reason else contextlib.nullcontext():
+            ds = datasets.load_dataset(WIKIANN_DATASET, lang, split=hf_split, cache_dir=cache_dir)
+    except Exception as e:
+        how = (
+            f"run `datasets.load_dataset({WIKIANN_DATASET!r}, {lang!r})` once with network access "
+            "(it fills the Hugging Face datasets cache), then offline mode can read it"
+        )
+        if reason:
+            raise OfflineError(
+                f"WikiANN {lang!r} ({hf_split}) is not in the local datasets cache and offline mode "
+                f"is on ({reason}). To use it, {how}. {_TOY_HINT}"
+            ) from e
+        raise FetchError(
+            f"could not load WikiANN {lang!r} ({hf_split}) from the Hugging Face Hub: "
+            f"{type(e).__name__}: {e}. {_TOY_HINT}"
+        ) from e
+    return wikiann_to_sentences(ds, lang, split)
+
+
+def wikiann_to_sentences(ds, lang: str, split: str) -> list[Sentence]:
+    """Convert WikiANN rows (``tokens``, integer ``ner_tags``) to `Sentence` records."""
+    names = ds.features["ner_tags"].feature.names
+    out = []
+    for i, row in enumerate(ds):
+        tags = [names[t] for t in row["ner_tags"]]
+        validate_tags(tags, where=f"WikiANN {lang}/{split} row {i}: ")
+        out.append(
+            Sentence(
+                sent_id=f"wikiann-{lang}-{split}-{i}",
+                lang=lang,
+                words=list(row["tokens"]),
+                ner=tags,
+                meta={"source": "wikiann"},
+            )
+        )
+    return out

@@ -1,0 +1,100 @@
+"""Encoder + task heads: a token tagger (POS, NER) and a biaffine parser over first-subword states."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from torch import nn
+from transformers import AutoModel, AutoTokenizer, BertConfig, BertModel, PreTrainedTokenizerFast
+
+from .profiles import Profile
+
+SPECIAL_TOKENS = dict(unk_token="[UNK]", cls_token="[CLS]", sep_token="[SEP]", pad_token="[PAD]", mask_token="[MASK]")
+OFFLINE_HINT = ("This machine is offline (HF_HUB_OFFLINE=1) or cannot reach the model hub. "
+                "The 'toy' profile needs no network: use profile='toy'.")
+
+
+def load_tokenizer(path: str | Path):
+    """A fast tokenizer from a directory with tokenizer.json, or from a hub id.
+
+    Never build BERT tokenizers with `vocab_file=` under transformers 5: it silently yields
+    a 5-token vocabulary. `tokenizer.json` carries the whole pipeline.
+    """
+    p = Path(path)
+    if (p / "tokenizer.json").is_file():
+        return PreTrainedTokenizerFast(tokenizer_file=str(p / "tokenizer.json"), **SPECIAL_TOKENS)
+    return _from_hub(AutoTokenizer, str(path))
+
+
+def _from_hub(cls, name: str, **kw):
+    if os.environ.get("HF_HUB_OFFLINE") == "1" or os.environ.get("XLT_OFFLINE") == "1":
+        kw.setdefault("local_files_only", True)
+    try:
+        return cls.from_pretrained(name, **kw)
+    except OSError as e:
+        raise RuntimeError(f"could not load {name!r} from the Hugging Face Hub or its cache. {OFFLINE_HINT}") from e
+
+
+def load_encoder(profile: Profile) -> tuple[BertModel, PreTrainedTokenizerFast]:
+    """The pretrained encoder and tokenizer of a profile (the toy BERT, or mBERT from the hub)."""
+    if profile.model == "toy":
+        from .pretraining import toy_model_dir
+
+        path = toy_model_dir()
+        return BertModel.from_pretrained(path, add_pooling_layer=False), load_tokenizer(path)
+    tok = load_tokenizer(profile.model)
+    return _from_hub(AutoModel, profile.model, add_pooling_layer=False), tok
+
+
+def tiny_bert_config(vocab_size: int, **kw) -> BertConfig:
+    """The toy profile's architecture: a 6-layer, 128-wide BERT (about 1.3 M parameters)."""
+    cfg = dict(vocab_size=vocab_size, hidden_size=128, num_hidden_layers=6, num_attention_heads=4,
+               intermediate_size=384, max_position_embeddings=128, type_vocab_size=2,
+               hidden_dropout_prob=0.1, attention_probs_dropout_prob=0.1)
+    cfg.update(kw)
+    return BertConfig(**cfg)
+
+
+class XltModel(nn.Module):
+    """A BERT encoder with one head on the first-subword state of every word."""
+
+    def __init__(self, encoder: BertModel, task: str, n_labels: int, dropout: float = 0.1):
+        super().__init__()
+        self.encoder, self.task, self.n_labels = encoder, task, n_labels
+        hidden = encoder.config.hidden_size
+        self.dropout = nn.Dropout(dropout)
+        if task == "parse":
+            from .parsing import BiaffineParserHead
+
+            self.head = BiaffineParserHead(hidden, n_labels)
+        else:
+            self.head = nn.Linear(hidden, n_labels)
+            nn.init.normal_(self.head.weight, std=0.02), nn.init.zeros_(self.head.bias)
+
+    @property
+    def base_model(self) -> BertModel:
+        """The encoder alone (what CKA and the ablations look at)."""
+        return self.encoder
+
+    @property
+    def num_layers(self) -> int:
+        return self.encoder.config.num_hidden_layers
+
+    def word_states(self, input_ids, attention_mask, first_subword, output_hidden_states=False):
+        """Hidden state of each word's first subword, [B, W, H] (and all layers if asked)."""
+        out = self.encoder(input_ids=input_ids, attention_mask=attention_mask,
+                           output_hidden_states=output_hidden_states)
+        h = out.last_hidden_state
+        idx = first_subword.unsqueeze(-1).expand(-1, -1, h.size(-1))
+        return h.gather(1, idx), (out.hidden_states if output_hidden_states else None)
+
+    def forward(self, batch: dict, output_hidden_states: bool = False):
+        words, hidden = self.word_states(batch["input_ids"], batch["attention_mask"], batch["first_subword"],
+                                         output_hidden_states)
+        words = self.dropout(words)
+        if self.task == "parse":  # relation logits at the gold heads when training, all heads otherwise
+            out = self.head(words, batch["word_mask"], heads=batch.get("heads"))
+        else:
+            out = self.head(words)
+        return (out, hidden) if output_hidden_states else out

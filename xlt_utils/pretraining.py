@@ -1,0 +1,185 @@
+"""The toy profile's multilingual BERT: a WordPiece tokenizer and masked-LM pretraining on the
+synthetic monolingual corpora, reproducible from a recipe (seed, sizes, steps)."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+import os
+import shutil
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import torch
+from tokenizers import (
+    Tokenizer,
+    decoders,
+    models,
+    normalizers,
+    pre_tokenizers,
+    processors,
+    trainers,
+)
+from transformers import BertForMaskedLM, PreTrainedTokenizerFast
+
+from .data.synthetic import ToyCorpusSpec, cache_dir, pretraining_files
+from .models import SPECIAL_TOKENS, load_tokenizer, tiny_bert_config
+from .training import autocast, length_grouped_batches, make_optimizer, set_seed
+
+ASSET_DIR = Path(__file__).parent / "assets" / "toy-mbert"
+
+
+@dataclass(frozen=True)
+class PretrainRecipe:
+    """Everything that determines the toy BERT's weights."""
+
+    seed: int = 0
+    corpus: ToyCorpusSpec = ToyCorpusSpec()
+    vocab_size: int = 3000
+    steps: int = 1200
+    batch_size: int = 128
+    lr: float = 2e-3
+    warmup: int = 100
+    mask_prob: float = 0.15
+    threads: int = 2
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+def train_tokenizer(files: list[Path], vocab_size: int) -> PreTrainedTokenizerFast:
+    """A cased BERT WordPiece tokenizer trained on the given plain-text files."""
+    tok = Tokenizer(models.WordPiece(unk_token="[UNK]"))
+    tok.normalizer = normalizers.BertNormalizer(lowercase=False, strip_accents=False, clean_text=True)
+    tok.pre_tokenizer = pre_tokenizers.BertPreTokenizer()
+    tok.decoder = decoders.WordPiece()
+    trainer = trainers.WordPieceTrainer(vocab_size=vocab_size, min_frequency=2, show_progress=False,
+                                        special_tokens=["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"])
+    tok.train([str(f) for f in sorted(files)], trainer)
+    cls, sep = tok.token_to_id("[CLS]"), tok.token_to_id("[SEP]")
+    tok.post_processor = processors.TemplateProcessing(
+        single="[CLS] $A [SEP]", pair="[CLS] $A [SEP] $B:1 [SEP]:1", special_tokens=[("[CLS]", cls), ("[SEP]", sep)])
+    return PreTrainedTokenizerFast(tokenizer_object=tok, model_max_length=128, **SPECIAL_TOKENS)
+
+
+def mask_tokens(ids: torch.Tensor, special: torch.Tensor, tok, prob: float, gen: torch.Generator):
+    """BERT's masking: choose `prob` of the real tokens; 80% [MASK], 10% random, 10% unchanged."""
+    labels = ids.clone()
+    choose = (torch.rand(ids.shape, generator=gen) < prob) & ~special
+    labels[~choose] = -100
+    ids = ids.clone()
+    r = torch.rand(ids.shape, generator=gen)
+    ids[choose & (r < 0.8)] = tok.mask_token_id
+    rand = choose & (r >= 0.8) & (r < 0.9)
+    ids[rand] = torch.randint(5, len(tok), ids.shape, generator=gen)[rand]
+    return ids, labels
+
+
+def pretrain(recipe: PretrainRecipe, out_dir: Path, progress: bool = True) -> Path:
+    """Train the tokenizer and the masked LM from the recipe, and save both (safetensors)."""
+    from tqdm.auto import tqdm
+
+    torch.set_num_threads(recipe.threads)
+    set_seed(recipe.seed)
+    files = pretraining_files(recipe.corpus)
+    tok = train_tokenizer(list(files.values()), recipe.vocab_size)
+    lines = [ln for f in files.values() for ln in f.read_text(encoding="utf-8").splitlines() if ln.strip()]
+    enc = [e for e in tok(lines, add_special_tokens=True, truncation=True, max_length=128)["input_ids"]]
+    model = BertForMaskedLM(tiny_bert_config(len(tok)))
+    opt = make_optimizer(model.parameters(), recipe.lr, weight_decay=0.01)
+    sched = torch.optim.lr_scheduler.LambdaLR(
+        opt, lambda s: min((s + 1) / recipe.warmup, 0.5 * (1 + math.cos(math.pi * s / recipe.steps))))
+    gen = torch.Generator().manual_seed(recipe.seed)
+    special_ids = torch.tensor([tok.cls_token_id, tok.sep_token_id, tok.pad_token_id])
+    step, losses = 0, []
+    model.train()
+    bar = tqdm(total=recipe.steps, desc="pretraining toy BERT", disable=not progress)
+    while step < recipe.steps:
+        for idx in length_grouped_batches([len(e) for e in enc], recipe.batch_size, gen):
+            if step >= recipe.steps:
+                break
+            width = max(len(enc[i]) for i in idx)
+            ids = torch.full((len(idx), width), tok.pad_token_id)
+            for r, i in enumerate(idx):
+                ids[r, :len(enc[i])] = torch.tensor(enc[i])
+            attn = (ids != tok.pad_token_id).long()
+            inp, labels = mask_tokens(ids, torch.isin(ids, special_ids), tok, recipe.mask_prob, gen)
+            with autocast(True):
+                loss = model(input_ids=inp, attention_mask=attn, labels=labels).loss
+            loss.backward()
+            torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+            opt.step(), sched.step(), opt.zero_grad(set_to_none=True)
+            losses.append(loss.item())
+            step += 1
+            bar.update(1)
+            if step % 100 == 0:
+                bar.set_postfix(loss=f"{sum(losses[-100:]) / 100:.3f}")
+    bar.close()
+    out_dir.mkdir(parents=True, exist_ok=True)
+    model.bert.save_pretrained(out_dir, safe_serialization=True)  # the encoder, as BertModel
+    model.save_pretrained(out_dir / "mlm", safe_serialization=True)  # with its MLM head
+    tok.save_pretrained(out_dir)
+    record = {"recipe": recipe.to_dict(), "final_loss": round(sum(losses[-100:]) / 100, 4),
+              "sha256": sha256_file(out_dir / "model.safetensors")}
+    (out_dir / "recipe.json").write_text(json.dumps(record, indent=1))
+    return out_dir
+
+
+def sha256_file(path: Path) -> str:
+    """Hex sha256 of a file."""
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def verify(model_dir: Path, recipe: PretrainRecipe = PretrainRecipe()) -> bool:
+    """True when the directory holds weights made by exactly this recipe, with their recorded hash."""
+    meta = model_dir / "recipe.json"
+    if not (meta.is_file() and (model_dir / "model.safetensors").is_file()):
+        return False
+    record = json.loads(meta.read_text())
+    return record["recipe"] == json.loads(json.dumps(recipe.to_dict())) and \
+        record["sha256"] == sha256_file(model_dir / "model.safetensors")
+
+
+def toy_model_dir(recipe: PretrainRecipe = PretrainRecipe(), progress: bool = True) -> Path:
+    """Load-if-present-else-train: the committed checkpoint, else the cache, else pretrain now."""
+    if verify(ASSET_DIR, recipe):
+        return ASSET_DIR
+    key = hashlib.sha256(json.dumps(recipe.to_dict(), sort_keys=True).encode()).hexdigest()[:12]
+    target = cache_dir() / "toy-mbert" / key
+    if verify(target, recipe):
+        return target
+    tmp = target.with_name(target.name + f".tmp{os.getpid()}")
+    shutil.rmtree(tmp, ignore_errors=True)
+    pretrain(recipe, tmp, progress=progress)
+    shutil.rmtree(target, ignore_errors=True)
+    os.replace(tmp, target)
+    return target
+
+
+def load_mlm(path: Path | None = None):
+    """The toy BERT with its masked-LM head, and its tokenizer (for fill-in-the-blank demos)."""
+    path = Path(path or toy_model_dir())
+    return BertForMaskedLM.from_pretrained(path / "mlm"), load_tokenizer(path)
+
+
+@torch.inference_mode()
+def masked_word_accuracy(sentences: list[list[str]], seed: int = 0, path: Path | None = None) -> float:
+    """Share of sentences whose one randomly masked subword is the MLM's top prediction."""
+    model, tok = load_mlm(path)
+    model.eval()
+    gen = torch.Generator().manual_seed(seed)
+    enc = tok([list(s) for s in sentences], is_split_into_words=True, padding=True, return_tensors="pt")
+    ids, attn = enc["input_ids"], enc["attention_mask"]
+    lengths = attn.sum(1)
+    pos = 1 + (torch.rand(len(ids), generator=gen) * (lengths - 2)).long()  # never [CLS]/[SEP]
+    rows = torch.arange(len(ids))
+    gold = ids[rows, pos].clone()
+    ids = ids.clone()
+    ids[rows, pos] = tok.mask_token_id
+    logits = model(input_ids=ids, attention_mask=attn).logits[rows, pos]
+    return (logits.argmax(-1) == gold).float().mean().item()

@@ -1,0 +1,109 @@
+"""The three profiles (toy, quick, full): model, languages, sizes and seeds in one place."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field, replace
+
+TASKS = ("pos", "ner", "parse")
+
+
+@dataclass(frozen=True)
+class Profile:
+    """Everything a notebook needs besides its `parameters` cell."""
+
+    name: str
+    model: str  # "toy" (this repository's tiny multilingual BERT) or a hub id
+    source: str
+    targets: tuple[str, ...]
+    tasks: tuple[str, ...] = TASKS
+    n_train: int | None = None  # source training sentences (None: all)
+    n_eval: int | None = None  # evaluation sentences per language (None: all)
+    n_cka: int = 500  # parallel sentences for CKA
+    epochs: int = 3
+    batch_size: int = 32
+    lr: float = 5e-5
+    head_lr: float | None = None  # learning rate of the task head (None: same as lr)
+    warmup: float = 0.1
+    seeds: tuple[int, ...] = (1, 2, 3)
+    max_length: int = 256
+    needs_network: bool = False
+    runtime: dict = field(default_factory=dict)  # rough runtimes per device, for the notebooks
+
+    @property
+    def languages(self) -> tuple[str, ...]:
+        """Source first, then the targets."""
+        return (self.source,) + self.targets
+
+    def with_(self, **changes) -> Profile:
+        """A copy with some fields changed (the notebooks' `parameters` cell overrides)."""
+        return replace(self, **{k: v for k, v in changes.items() if v is not None})
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+PROFILES: dict[str, Profile] = {
+    "toy": Profile(
+        name="toy", model="toy", source="en", targets=("fr", "de", "ru", "tr", "ja", "ar"),
+        n_train=2000, n_eval=400, n_cka=400, epochs=3, batch_size=32, lr=1e-3,
+        seeds=(1, 2, 3), max_length=128,
+        runtime={"cpu": "seconds per fine-tuning", "gpu": "seconds"},
+    ),
+    "quick": Profile(
+        name="quick", model="bert-base-multilingual-cased", source="en",
+        targets=("fr", "de", "ru", "tr", "ja", "ar", "zh", "fi"),
+        n_train=2000, n_eval=500, n_cka=500, epochs=2, batch_size=32, lr=5e-5, head_lr=1e-3,
+        seeds=(1,), max_length=256, needs_network=True,
+        runtime={"cpu": "about 1 hour", "gpu": "a few minutes"},
+    ),
+    "full": Profile(
+        name="full", model="bert-base-multilingual-cased", source="en",
+        targets=("fr", "de", "ru", "tr", "id", "ar", "pt", "es", "fi", "it", "sv", "cs", "pl", "hi",
+                 "zh", "ko", "ja", "th"),
+        n_train=None, n_eval=None, n_cka=1000, epochs=3, batch_size=32, lr=5e-5, head_lr=1e-3,
+        seeds=(1, 2, 3, 4, 5), max_length=256, needs_network=True,
+        runtime={"cpu": "days (not advised)", "gpu": "hours per task and ablation"},
+    ),
+}
+
+
+def get_profile(name: str | Profile = "toy", **overrides) -> Profile:
+    """Look a profile up by name (raises listing the valid names) and apply overrides."""
+    if isinstance(name, Profile):
+        return name.with_(**overrides)
+    if name not in PROFILES:
+        raise ValueError(f"unknown profile {name!r}; valid profiles: {', '.join(PROFILES)}")
+    profile = PROFILES[name].with_(**overrides)
+    check_languages(profile, profile.languages)
+    for t in profile.tasks:
+        check_task(t)
+    return profile
+
+
+def valid_languages(profile: Profile) -> tuple[str, ...]:
+    """The language codes a profile can use: the synthetic ones for toy, the registry's otherwise."""
+    if profile.model == "toy":
+        from .data.synthetic import TOY_LANGUAGES
+
+        return tuple(TOY_LANGUAGES)
+    from .languages import REAL_LANGUAGES
+
+    return tuple(REAL_LANGUAGES)
+
+
+def check_languages(profile: Profile, languages) -> list[str]:
+    """Raise a ValueError that lists the valid codes if any language is unknown to the profile."""
+    valid = valid_languages(profile)
+    bad = [lang for lang in languages if lang not in valid]
+    if bad:
+        raise ValueError(
+            f"unknown language(s) {', '.join(map(repr, bad))} for profile {profile.name!r}; "
+            f"valid languages: {', '.join(valid)}")
+    return list(languages)
+
+
+def check_task(task: str) -> str:
+    """Raise a ValueError listing the valid tasks if `task` is unknown."""
+    if task not in TASKS:
+        raise ValueError(f"unknown task {task!r}; valid tasks: {', '.join(TASKS)}")
+    return task

@@ -1,0 +1,370 @@
+"""Centred kernel alignment (CKA) between hidden representations, and mean-pooled BERT states.
+
+CKA (Kornblith et al., ICML 2019) compares two representations X [n, d1] and Y [n, d2] of the
+same n examples:
+
+    CKA(K, L) = HSIC(K, L) / sqrt(HSIC(K, K) HSIC(L, L)),   HSIC(K, L) = tr(K H L H) / (n - 1)^2
+
+with K, L the Gram matrices of X and Y and H = I - 11^T / n the centring matrix. Nothing here
+forms H: linear CKA uses the feature-space identity
+
+    tr(K H L H) = ||Yc^T Xc||_F^2   (Xc, Yc: column-centred features),
+
+or the equal Gram-space contraction <Xc Xc^T, Yc Yc^T>_F when n is small compared with d, and
+the RBF kernel is centred by subtracting its row and column means. The (n - 1)^2 factors cancel
+in the ratio. Everything is computed in float64.
+
+`debiased=True` replaces the biased HSIC by the unbiased estimator of Song et al. (JMLR 2012),
+as in the debiased CKA of Nguyen, Raghu & Kornblith (ICLR 2021): the biased estimator is large
+even for independent data when n is small relative to d, the debiased one is then near 0 (and may
+be slightly negative). It needs n >= 4.
+
+The RBF bandwidth follows the code released with Kornblith et al. (google-research,
+`representation_similarity`): sigma^2 = sigma_frac^2 x median of the squared pairwise distances,
+the median being taken over the full n x n distance matrix (zero diagonal included). The usual
+"RBF 0.8" of the paper is `sigma_frac=0.8`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+import torch
+
+from .tokenization import encode_words
+
+__all__ = ["cka", "cka_per_layer", "cka_matrix", "mean_pooled_states", "plot_cka_heatmap"]
+
+_KERNELS = ("linear", "rbf")
+
+
+# --------------------------------------------------------------------------------------------
+# CKA
+# --------------------------------------------------------------------------------------------
+
+
+def _as_states(x, device: torch.device | None = None) -> torch.Tensor:
+    """A float64 tensor; a list/tuple of tensors (e.g. HF `hidden_states`) is stacked first."""
+    if isinstance(x, (list, tuple)):
+        x = torch.stack([torch.as_tensor(t) for t in x])
+    t = torch.as_tensor(x)
+    return t.to(device=t.device if device is None else device, dtype=torch.float64)
+
+
+def _check(kernel: str, debiased: bool, n: int) -> None:
+    if kernel not in _KERNELS:
+        raise ValueError(f"kernel must be one of {_KERNELS}, got {kernel!r}")
+    if debiased and n < 4:
+        raise ValueError(f"debiased CKA needs at least 4 examples, got n={n}")
+    if n < 2:
+        raise ValueError(f"CKA needs at least 2 examples, got n={n}")
+
+
+def _centre_columns(x: torch.Tensor) -> torch.Tensor:
+    """Subtract the mean over examples (dim -2) from [..., n, d] features."""
+    return x - x.mean(dim=-2, keepdim=True)
+
+
+def _prefer_gram(n: int, d1: int, d2: int) -> bool:
+    """Whether the n x n Gram contraction is cheaper than the d1 x d2 feature-space one."""
+    return n * (d1 + d2) < d1 * d2 + d1 * d1 + d2 * d2
+
+
+def _debias_linear(xty, rows_dot, sums_prod, n: int):
+    """Song et al.'s unbiased HSIC x n(n-3) for linear kernels of column-centred features.
+
+    xty = ||Yc^T Xc||_F^2, rows_dot = sum_i ||xc_i||^2 ||yc_i||^2, sums_prod = ||Xc||_F^2 ||Yc||_F^2.
+    (Same helper as the feature-space debiased CKA of Kornblith et al.'s released code.)
+    """
+    return xty - n / (n - 2.0) * rows_dot + sums_prod / ((n - 1.0) * (n - 2.0))
+
+
+def _rbf_gram(x: torch.Tensor, sigma_frac: float) -> torch.Tensor:
+    """Gaussian Gram matrices [..., n, n] of column-centred features [..., n, d]."""
+    sq_norms = x.square().sum(-1)
+    sq = sq_norms[..., :, None] + sq_norms[..., None, :] - 2.0 * (x @ x.mT)
+    sq = sq.clamp_min(0.0)
+    sq.diagonal(dim1=-2, dim2=-1).zero_()
+    flat = sq.flatten(-2).sort(dim=-1).values
+    m = flat.shape[-1]
+    median = 0.5 * (flat[..., (m - 1) // 2] + flat[..., m // 2])  # = np.median (averages)
+    scale = 2.0 * sigma_frac**2 * median
+    # A zero median (more than half the points identical) leaves the bandwidth undefined: NaN.
+    scale = torch.where(scale > 0, scale, torch.full_like(scale, float("nan")))
+    return torch.exp(-sq / scale[..., None, None])
+
+
+def _centre_gram(k: torch.Tensor, debiased: bool) -> torch.Tensor:
+    """Biased: double centring H K H done with row/column means. Debiased: U-centring.
+
+    U-centring (Szekely & Rizzo 2014, as in Kornblith et al.'s code) makes <U(K), U(L)>_F equal
+    to n(n-3) times Song et al.'s unbiased HSIC estimator.
+    """
+    if not debiased:
+        return (
+            k
+            - k.mean(dim=-1, keepdim=True)
+            - k.mean(dim=-2, keepdim=True)
+            + k.mean(dim=(-2, -1), keepdim=True)
+        )
+    n = k.shape[-1]
+    k = k.clone()
+    k.diagonal(dim1=-2, dim2=-1).zero_()
+    means = k.sum(dim=-2) / (n - 2)
+    means = means - means.sum(dim=-1, keepdim=True) / (2 * (n - 1))
+    k = k - means[..., :, None] - means[..., None, :]
+    k.diagonal(dim1=-2, dim2=-1).zero_()
+    return k
+
+
+def _gram(x: torch.Tensor, kernel: str, sigma_frac: float) -> torch.Tensor:
+    return x @ x.mT if kernel == "linear" else _rbf_gram(x, sigma_frac)
+
+
+def _cka_batched(
+    x: torch.Tensor,
+    y: torch.Tensor,
+    kernel: str,
+    debiased: bool,
+    sigma_frac: float,
+    pairwise: bool,
+) -> torch.Tensor:
+    """CKA of x [A, n, d1] with y [B, n, d2]: [A] (A == B) if not pairwise, else [A, B]."""
+    n = x.shape[-2]
+    _check(kernel, debiased, n)
+    if y.shape[-2] != n:
+        raise ValueError(f"both representations need the same examples: n={n} vs {y.shape[-2]}")
+    x, y = _centre_columns(x), _centre_columns(y)
+
+    def dot(a, b):  # sum over the last axis, matched (paired) or all pairs (pairwise)
+        return a @ b.T if pairwise else (a * b).sum(-1)
+
+    def outer(a, b):
+        return a[:, None] * b[None, :] if pairwise else a * b
+
+    if kernel == "linear" and not _prefer_gram(n, x.shape[-1], y.shape[-1]):
+        if pairwise:
+            xty = torch.stack([(y.mT @ xa).square().sum((-2, -1)) for xa in x])
+        else:
+            xty = (y.mT @ x).square().sum((-2, -1))
+        xtx = (x.mT @ x).square().sum((-2, -1))
+        yty = (y.mT @ y).square().sum((-2, -1))
+        if debiased:
+            rx, ry = x.square().sum(-1), y.square().sum(-1)
+            sx, sy = rx.sum(-1), ry.sum(-1)
+            xty = _debias_linear(xty, dot(rx, ry), outer(sx, sy), n)
+            xtx = _debias_linear(xtx, rx.square().sum(-1), sx * sx, n)
+            yty = _debias_linear(yty, ry.square().sum(-1), sy * sy, n)
+    else:
+        kx = _centre_gram(_gram(x, kernel, sigma_frac), debiased).flatten(-2)
+        ky = _centre_gram(_gram(y, kernel, sigma_frac), debiased).flatten(-2)
+        xty = dot(kx, ky)
+        xtx, yty = kx.square().sum(-1), ky.square().sum(-1)
+    return xty / torch.sqrt(outer(xtx.clamp_min(0.0), yty.clamp_min(0.0)))
+
+
+def cka(X, Y, kernel: str = "linear", debiased: bool = False, sigma_frac: float = 0.8) -> float:
+    """CKA between X [n, d1] and Y [n, d2] (torch tensors or arrays; rows = the same examples).
+
+    kernel: "linear" or "rbf" (Gaussian, bandwidth sigma_frac x median distance).
+    debiased: use the unbiased HSIC estimator (needs n >= 4). Returns NaN for a constant input.
+    """
+    x = _as_states(X)
+    y = _as_states(Y, device=x.device)
+    if x.ndim != 2 or y.ndim != 2:
+        raise ValueError(
+            f"cka expects two [n, d] matrices, got {tuple(x.shape)} and {tuple(y.shape)}"
+        )
+    return float(_cka_batched(x[None], y[None], kernel, debiased, sigma_frac, pairwise=False)[0])
+
+
+def cka_per_layer(
+    states_a,
+    states_b,
+    kernel: str = "linear",
+    debiased: bool = False,
+    sigma_frac: float = 0.8,
+) -> np.ndarray:
+    """CKA of layer l of `states_a` with layer l of `states_b`, for every l: float64 array [L].
+
+    states_*: [L, n, d] tensors (or a list/tuple of [n, d] tensors, e.g. HF `hidden_states`),
+    row i of both being the same example (e.g. a sentence and its translation). All layers are
+    done at once with batched matmuls in float64 on the device of `states_a`.
+    """
+    a = _as_states(states_a)
+    b = _as_states(states_b, device=a.device)
+    if a.ndim != 3 or b.ndim != 3 or a.shape[0] != b.shape[0]:
+        raise ValueError(
+            f"expected two [L, n, d] tensors with the same L, got {tuple(a.shape)} and {tuple(b.shape)}"
+        )
+    out = _cka_batched(a, b, kernel, debiased, sigma_frac, pairwise=False)
+    return out.cpu().numpy()
+
+
+def cka_matrix(
+    states_a,
+    states_b,
+    kernel: str = "linear",
+    debiased: bool = False,
+    sigma_frac: float = 0.8,
+) -> np.ndarray:
+    """CKA of every layer of `states_a` [La, n, d1] with every layer of `states_b` [Lb, n, d2].
+
+    Returns a float64 array [La, Lb] (entry [i, j]: layer i of a vs layer j of b), for a heatmap.
+    """
+    a = _as_states(states_a)
+    b = _as_states(states_b, device=a.device)
+    if a.ndim != 3 or b.ndim != 3:
+        raise ValueError(
+            f"expected two [L, n, d] tensors, got {tuple(a.shape)} and {tuple(b.shape)}"
+        )
+    out = _cka_batched(a, b, kernel, debiased, sigma_frac, pairwise=True)
+    return out.cpu().numpy()
+
+
+# --------------------------------------------------------------------------------------------
+# Sentence representations
+# --------------------------------------------------------------------------------------------
+
+
+def mean_pooled_states(
+    model,
+    tokenizer,
+    sentences: Sequence[Sequence[str]],
+    batch_size: int = 64,
+    device: torch.device | str | None = None,
+) -> torch.Tensor:
+    """Per-layer sentence vectors: the mean of each sentence's subword states, [L+1, n, H].
+
+    model: a HF BERT-like encoder, or a model wrapping one (its `base_model` is used, so that a
+    BertForTokenClassification is run without its head). Layer 0 is the embedding output.
+    sentences: pre-split words, encoded with `encode_words` ([CLS] ... [SEP]).
+
+    Only the real subwords are averaged: [CLS], [SEP] and padding are excluded. Sentences are
+    batched by length (longest first) with dynamic padding, under `torch.inference_mode` and with
+    the encoder temporarily in eval mode (no dropout). `device` is where the inputs are sent;
+    by default the device of the model's parameters (the model must already be there).
+    Returns a float32 CPU tensor, rows in the order of `sentences`.
+    """
+    if batch_size < 1:
+        raise ValueError(f"batch_size must be positive, got {batch_size}")
+    encoder = getattr(model, "base_model", model)
+    encodings = encode_words(tokenizer, sentences)
+    if not encodings:
+        raise ValueError("no sentences to encode")
+    empty = [i for i, e in enumerate(encodings) if len(e) <= 2]
+    if empty:
+        raise ValueError(f"sentences with no words cannot be mean-pooled: indices {empty[:10]}")
+    if device is None:
+        device = next(encoder.parameters()).device
+    pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0
+    n = len(encodings)
+    order = sorted(range(n), key=lambda i: -len(encodings[i]))  # stable: deterministic batches
+    pieces: list[torch.Tensor] = []  # [L+1, batch, H] per batch, in `order`
+    was_training = encoder.training
+    encoder.eval()
+    try:
+        with torch.inference_mode():
+            for start in range(0, n, batch_size):
+                idx = order[start : start + batch_size]
+                width = max(len(encodings[i]) for i in idx)
+                ids = torch.full((len(idx), width), pad_id, dtype=torch.long)
+                attention = torch.zeros((len(idx), width), dtype=torch.long)
+                pool = torch.zeros((len(idx), width), dtype=torch.float32)
+                for r, i in enumerate(idx):
+                    length = len(encodings[i])
+                    ids[r, :length] = torch.tensor(encodings[i].input_ids, dtype=torch.long)
+                    attention[r, :length] = 1
+                    pool[r, 1 : length - 1] = 1.0  # drop [CLS] (0) and [SEP] (length - 1)
+                outputs = encoder(
+                    input_ids=ids.to(device),
+                    attention_mask=attention.to(device),
+                    output_hidden_states=True,
+                )
+                pool = pool.to(device)
+                counts = pool.sum(1, keepdim=True)
+                pooled = [
+                    torch.einsum("bth,bt->bh", h.float(), pool) / counts
+                    for h in outputs.hidden_states
+                ]
+                pieces.append(torch.stack(pooled).cpu())
+    finally:
+        encoder.train(was_training)
+    # Outside inference mode, so that the result is an ordinary tensor.
+    inverse = torch.empty(n, dtype=torch.long)
+    inverse[torch.tensor(order, dtype=torch.long)] = torch.arange(n)
+    return torch.cat(pieces, dim=1)[:, inverse]
+
+
+# --------------------------------------------------------------------------------------------
+# Plotting
+# --------------------------------------------------------------------------------------------
+
+
+def plot_cka_heatmap(
+    values,
+    *,
+    row_labels: Sequence | None = None,
+    col_labels: Sequence | None = None,
+    title: str | None = None,
+    xlabel: str = "layer",
+    ylabel: str = "language",
+    vmin: float = 0.0,
+    vmax: float = 1.0,
+    cmap: str = "viridis",
+    annotate: bool = True,
+    fmt: str = ".2f",
+    colorbar_label: str = "CKA",
+    figsize: tuple[float, float] | None = None,
+    ax=None,
+):
+    """Annotated heatmap of CKA values (rows e.g. languages, columns e.g. layers); returns the Figure.
+
+    values: a pandas DataFrame (its index and columns label the axes) or a 2-D array (labels from
+    row_labels / col_labels, default 0..n-1). NaN cells are left blank. Without `ax`, a new
+    `matplotlib.figure.Figure` is made outside pyplot (no global state; in Jupyter it shows when it
+    is the cell's value or passed to `display`). Nothing time-dependent is drawn.
+    """
+    from matplotlib.figure import Figure
+
+    if hasattr(values, "to_numpy") and hasattr(values, "index") and hasattr(values, "columns"):
+        row_labels = list(values.index) if row_labels is None else row_labels
+        col_labels = list(values.columns) if col_labels is None else col_labels
+        data = values.to_numpy(dtype=float)
+    else:
+        data = np.asarray(values, dtype=float)
+    if data.ndim != 2:
+        raise ValueError(f"expected a 2-D table of values, got shape {data.shape}")
+    n_rows, n_cols = data.shape
+    row_labels = list(range(n_rows)) if row_labels is None else list(row_labels)
+    col_labels = list(range(n_cols)) if col_labels is None else list(col_labels)
+    if len(row_labels) != n_rows or len(col_labels) != n_cols:
+        raise ValueError("row_labels / col_labels do not match the shape of values")
+
+    if ax is None:
+        if figsize is None:
+            figsize = (max(4.0, 0.55 * n_cols + 2.2), max(2.5, 0.42 * n_rows + 1.4))
+        fig = Figure(figsize=figsize, layout="constrained")
+        ax = fig.add_subplot()
+    else:
+        fig = ax.figure
+    masked = np.ma.masked_invalid(data)
+    im = ax.imshow(masked, cmap=cmap, vmin=vmin, vmax=vmax, aspect="auto", interpolation="nearest")
+    ax.set_xticks(np.arange(n_cols), labels=[str(c) for c in col_labels])
+    ax.set_yticks(np.arange(n_rows), labels=[str(r) for r in row_labels])
+    ax.set_xlabel(xlabel)
+    ax.set_ylabel(ylabel)
+    if title:
+        ax.set_title(title)
+    fig.colorbar(im, ax=ax, label=colorbar_label)
+    if annotate:
+        for i in range(n_rows):
+            for j in range(n_cols):
+                v = data[i, j]
+                if not np.isfinite(v):
+                    continue
+                r, g, b, _ = im.cmap(im.norm(v))
+                colour = "black" if 0.299 * r + 0.587 * g + 0.114 * b > 0.5 else "white"
+                ax.text(j, i, format(v, fmt), ha="center", va="center", color=colour, fontsize=8)
+    return fig

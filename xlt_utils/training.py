@@ -1,0 +1,204 @@
+"""Fine-tuning: length-grouped batches with dynamic padding, bf16 autocast, a fused/foreach AdamW,
+and per-epoch checkpoints so that an interrupted run resumes where it stopped."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import random
+from collections.abc import Iterable, Sequence
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from .data.records import Sentence, label_set
+from .tokenization import encode_words
+
+
+def set_seed(seed: int) -> None:
+    """Seed python, numpy and torch."""
+    random.seed(seed), np.random.seed(seed), torch.manual_seed(seed)
+
+
+def bf16_supported(device: str = "cpu") -> bool:
+    """True where bf16 matmuls are fast: a GPU with bf16, or a CPU with AVX-512 BF16 or AMX."""
+    if device.startswith("cuda"):
+        return torch.cuda.is_available() and torch.cuda.is_bf16_supported()
+    try:
+        flags = open("/proc/cpuinfo").read()
+    except OSError:
+        return False
+    return " avx512_bf16" in flags or " amx_bf16" in flags
+
+
+def autocast(enabled: bool | str = "auto", device: str = "cpu"):
+    """bf16 autocast where the hardware supports it (or as asked); a no-op context otherwise."""
+    use = bf16_supported(device) if enabled == "auto" else bool(enabled)
+    if not use:
+        return contextlib.nullcontext()
+    return torch.autocast(device_type=device.split(":")[0], dtype=torch.bfloat16)
+
+
+def make_optimizer(params, lr: float, weight_decay: float = 0.01) -> torch.optim.Optimizer:
+    """AdamW with the fused kernel where available, else the foreach one."""
+    params = list(params)
+    if params and not isinstance(params[0], dict):
+        params = [p for p in params if p.requires_grad]
+    try:
+        return torch.optim.AdamW(params, lr=lr, weight_decay=weight_decay, fused=True)
+    except (RuntimeError, TypeError):
+        return torch.optim.AdamW(params, lr=lr, weight_decay=weight_decay, foreach=True)
+
+
+def length_grouped_batches(lengths: Sequence[int], batch_size: int, gen: torch.Generator,
+                           bucket_factor: int = 50) -> list[list[int]]:
+    """Shuffle, sort by length inside buckets of `bucket_factor` batches, then shuffle the batches."""
+    order = torch.randperm(len(lengths), generator=gen).tolist()
+    batches = []
+    span = batch_size * bucket_factor
+    for start in range(0, len(order), span):
+        bucket = sorted(order[start:start + span], key=lambda i: lengths[i])
+        batches += [bucket[k:k + batch_size] for k in range(0, len(bucket), batch_size)]
+    perm = torch.randperm(len(batches), generator=gen).tolist()
+    return [batches[p] for p in perm]
+
+
+def make_examples(tokenizer, sentences: Sequence[Sentence], task: str, max_length: int = 512) -> list[dict]:
+    """Encode sentences and attach label ids for `task` (one label per word, on its first subword)."""
+    labels = {lab: i for i, lab in enumerate(label_set(task))}
+    encs = encode_words(tokenizer, [s.words for s in sentences], max_length=max_length)
+    out = []
+    for s, e in zip(sentences, encs, strict=True):
+        ex = {"input_ids": e.input_ids, "first_subword": e.first_subword}
+        if task == "parse":
+            if s.heads is None:
+                raise ValueError(f"sentence {s.sent_id} has no dependency annotation")
+            ex["heads"] = list(s.heads)
+            ex["labels"] = [labels[r] for r in s.deprels]
+        else:
+            tags = s.labels(task)
+            if tags is None:
+                raise ValueError(f"sentence {s.sent_id} ({s.lang}) has no {task} annotation")
+            unknown = sorted(set(tags) - set(labels))
+            if unknown:
+                raise ValueError(f"sentence {s.sent_id}: unknown {task} labels {unknown}; valid: {list(labels)}")
+            ex["labels"] = [labels[t] for t in tags]
+        out.append(ex)
+    return out
+
+
+def collate(examples: Sequence[dict], pad_id: int) -> dict:
+    """Pad a batch to its own longest sentence (dynamic padding), never to a fixed length."""
+    B = len(examples)
+    T = max(len(e["input_ids"]) for e in examples)
+    W = max(len(e["first_subword"]) for e in examples)
+    ids = torch.full((B, T), pad_id, dtype=torch.long)
+    first = torch.zeros((B, W), dtype=torch.long)
+    wmask = torch.zeros((B, W), dtype=torch.bool)
+    labels = torch.full((B, W), -100, dtype=torch.long)
+    heads = torch.zeros((B, W), dtype=torch.long) if "heads" in examples[0] else None
+    for b, e in enumerate(examples):
+        n, w = len(e["input_ids"]), len(e["first_subword"])
+        ids[b, :n] = torch.tensor(e["input_ids"])
+        first[b, :w] = torch.tensor(e["first_subword"])
+        wmask[b, :w] = True
+        if "labels" in e:
+            labels[b, :w] = torch.tensor(e["labels"])
+        if heads is not None:
+            heads[b, :w] = torch.tensor(e["heads"])
+    batch = {"input_ids": ids, "attention_mask": (ids != pad_id).long(), "first_subword": first,
+             "word_mask": wmask, "labels": labels}
+    if heads is not None:
+        batch["heads"] = heads
+    return batch
+
+
+def task_loss(model, batch: dict) -> torch.Tensor:
+    """The training loss of a batch for the model's task."""
+    out = model(batch)
+    if model.task == "parse":
+        from .parsing import parser_loss
+
+        arc, rel = out
+        return parser_loss(arc.float(), rel.float(), batch["heads"], batch["labels"], batch["word_mask"])
+    return torch.nn.functional.cross_entropy(out.float().flatten(0, 1), batch["labels"].flatten(), ignore_index=-100)
+
+
+@dataclass
+class TrainConfig:
+    """Fine-tuning hyper-parameters."""
+
+    epochs: int = 3
+    batch_size: int = 32
+    lr: float = 5e-5
+    head_lr: float | None = None
+    warmup: float = 0.1
+    weight_decay: float = 0.01
+    seed: int = 1
+    bf16: bool | str = "auto"
+    max_grad_norm: float = 1.0
+    max_length: int = 256
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+def _atomic_save(obj, path: Path) -> None:
+    tmp = path.with_name(path.name + ".tmp")
+    torch.save(obj, tmp)
+    os.replace(tmp, path)
+
+
+def fine_tune(model, tokenizer, train: Iterable[Sentence], cfg: TrainConfig, run_dir: Path | None = None,
+              progress: bool = True) -> list[float]:
+    """Fine-tune `model` on `train` in place; returns the mean loss per epoch.
+
+    With `run_dir`, a checkpoint is written after every epoch and a restarted call resumes from it.
+    """
+    from tqdm.auto import tqdm
+
+    set_seed(cfg.seed)
+    examples = make_examples(tokenizer, list(train), model.task, cfg.max_length)
+    head_params = {id(p) for p in model.head.parameters()}
+    groups = [{"params": [p for p in model.parameters() if p.requires_grad and id(p) not in head_params], "lr": cfg.lr},
+              {"params": [p for p in model.head.parameters() if p.requires_grad], "lr": cfg.head_lr or cfg.lr}]
+    groups = [g for g in groups if g["params"]]
+    opt = make_optimizer(groups, cfg.lr, cfg.weight_decay)
+    steps_per_epoch = -(-len(examples) // cfg.batch_size)
+    total = steps_per_epoch * cfg.epochs
+    warm = max(1, int(cfg.warmup * total))
+    sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: min((s + 1) / warm, max(0.0, (total - s) / (total - warm))))
+    history: list[float] = []
+    start_epoch = 0
+    ckpt = Path(run_dir) / "checkpoint.pt" if run_dir else None
+    if ckpt is not None and ckpt.is_file():
+        state = torch.load(ckpt, weights_only=False)
+        model.load_state_dict(state["model"]), opt.load_state_dict(state["optimizer"])
+        sched.load_state_dict(state["scheduler"])
+        start_epoch, history = state["epoch"], state["history"]
+        torch.set_rng_state(state["rng"])
+    device = next(model.parameters()).device.type
+    lengths = [len(e["input_ids"]) for e in examples]
+    for epoch in range(start_epoch, cfg.epochs):
+        model.train()
+        gen = torch.Generator().manual_seed(cfg.seed * 1000 + epoch)
+        batches = length_grouped_batches(lengths, cfg.batch_size, gen)
+        total_loss = 0.0
+        for idx in tqdm(batches, desc=f"epoch {epoch + 1}/{cfg.epochs}", disable=not progress, leave=False):
+            batch = {k: v.to(device) for k, v in collate([examples[i] for i in idx], tokenizer.pad_token_id).items()}
+            with autocast(cfg.bf16, device):
+                loss = task_loss(model, batch)
+            loss.backward()
+            if cfg.max_grad_norm:
+                torch.nn.utils.clip_grad_norm_([p for g in groups for p in g["params"]], cfg.max_grad_norm)
+            opt.step(), sched.step(), opt.zero_grad(set_to_none=True)
+            total_loss += loss.item()
+        history.append(total_loss / len(batches))
+        if ckpt is not None:
+            ckpt.parent.mkdir(parents=True, exist_ok=True)
+            _atomic_save({"model": model.state_dict(), "optimizer": opt.state_dict(), "scheduler": sched.state_dict(),
+                          "epoch": epoch + 1, "history": history, "rng": torch.get_rng_state()}, ckpt)
+    model.eval()
+    return history
