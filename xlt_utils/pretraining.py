@@ -37,9 +37,9 @@ class PretrainRecipe:
     seed: int = 0
     corpus: ToyCorpusSpec = ToyCorpusSpec()
     vocab_size: int = 3000
-    steps: int = 1200
+    steps: int = 1500
     batch_size: int = 128
-    lr: float = 2e-3
+    lr: float = 1e-3
     warmup: int = 100
     mask_prob: float = 0.15
     threads: int = 2
@@ -117,8 +117,7 @@ def pretrain(recipe: PretrainRecipe, out_dir: Path, progress: bool = True) -> Pa
                 bar.set_postfix(loss=f"{sum(losses[-100:]) / 100:.3f}")
     bar.close()
     out_dir.mkdir(parents=True, exist_ok=True)
-    model.bert.save_pretrained(out_dir, safe_serialization=True)  # the encoder, as BertModel
-    model.save_pretrained(out_dir / "mlm", safe_serialization=True)  # with its MLM head
+    model.save_pretrained(out_dir)  # safetensors; BertModel.from_pretrained reads the encoder from it
     tok.save_pretrained(out_dir)
     record = {"recipe": recipe.to_dict(), "final_loss": round(sum(losses[-100:]) / 100, 4),
               "sha256": sha256_file(out_dir / "model.safetensors")}
@@ -164,7 +163,7 @@ def toy_model_dir(recipe: PretrainRecipe = PretrainRecipe(), progress: bool = Tr
 def load_mlm(path: Path | None = None):
     """The toy BERT with its masked-LM head, and its tokenizer (for fill-in-the-blank demos)."""
     path = Path(path or toy_model_dir())
-    return BertForMaskedLM.from_pretrained(path / "mlm"), load_tokenizer(path)
+    return BertForMaskedLM.from_pretrained(path), load_tokenizer(path)
 
 
 @torch.inference_mode()

@@ -87,6 +87,15 @@ def load_ner(lang: str, split: str, *, source: str | None = None) -> list[Senten
     raise ValueError(f"unknown NER source {source!r}; valid sources: uner, wikiann")
 
 
+def load_task(lang: str, task: str, split: str) -> list[Sentence]:
+    """Sentences of `lang` for a task: UD for "pos" and "parse", the NER source for "ner"."""
+    if task in ("pos", "parse"):
+        return load_ud(lang, split)
+    if task == "ner":
+        return load_ner(lang, split)
+    raise ValueError(f"unknown task {task!r}; valid tasks: pos, ner, parse")
+
+
 def _hf_offline_reason() -> str | None:
     reason = offline_reason()
     if reason:

@@ -1,0 +1,74 @@
+"""Experiment configs, the result cache, and the analyses built on result records."""
+
+from __future__ import annotations
+
+import json
+
+import pandas as pd
+import pytest
+
+from xlt_utils.analysis import ablation_deltas, mean_std_table, verdict_c1_c2
+from xlt_utils.experiments import experiment, records_table, results_dir, run_experiment
+
+
+@pytest.fixture()
+def isolated_results(tmp_path, monkeypatch):
+    monkeypatch.setenv("XLT_RESULTS_DIR", str(tmp_path / "results"))
+    return tmp_path / "results"
+
+
+def test_config_hash_changes_with_every_field():
+    base = experiment("toy", task="pos", seed=1)
+    assert base.key() == experiment("toy", task="pos", seed=1).key()
+    others = [experiment("toy", task="ner", seed=1), experiment("toy", task="pos", seed=2),
+              experiment("toy", task="pos", seed=1, ablation="reinit", layers=[1, 2]),
+              experiment("toy", task="pos", seed=1, lr=5e-4), experiment("toy", task="pos", seed=1, targets=["fr"])]
+    assert len({c.key() for c in others} | {base.key()}) == 6
+    assert experiment("toy", ablation="reinit", layers=[2, 1]).label == "reinit 1,2"
+
+
+def test_unknown_options_are_errors():
+    with pytest.raises(ValueError, match="unknown training option 'learning_rate'"):
+        experiment("toy", learning_rate=1e-3)
+    with pytest.raises(ValueError, match="valid languages"):
+        experiment("toy", targets=["xx"])
+
+
+def test_a_finished_config_returns_from_cache_with_identical_numbers(isolated_results):
+    cfg = experiment("toy", task="pos", seed=1, targets=["fr"], epochs=1)
+    cfg = cfg.__class__(**{**cfg.__dict__, "n_train": 200, "n_eval": 50})
+    first = run_experiment(cfg, progress=False)
+    path = results_dir() / cfg.key() / "record.json"
+    stamp = path.stat().st_mtime_ns
+    second = run_experiment(cfg, progress=False)
+    assert second == first and path.stat().st_mtime_ns == stamp
+    assert not (results_dir() / cfg.key() / "checkpoint.pt").exists()
+    assert {m["language"] for m in first["metrics"]} == {"en", "fr"}
+    assert set(first) >= {"config", "metrics", "versions", "timings", "git"}
+    assert not list((results_dir() / cfg.key()).glob("*.tmp*"))
+    assert json.loads(path.read_text())["config"]["seed"] == 1
+
+
+def test_deltas_and_verdicts_follow_the_numbers():
+    rows = []
+    for seed, noise in ((1, 0.1), (2, -0.1), (3, 0.0)):
+        for ablation, src, tgt in (("reference", 90, 60), ("reinit 1,2", 89, 40), ("reinit 5,6", 89.5, 59.5)):
+            rows += [{"task": "pos", "ablation": ablation, "seed": seed, "role": "source", "value": src + noise},
+                     {"task": "pos", "ablation": ablation, "seed": seed, "role": "target", "value": tgt - noise}]
+    deltas = ablation_deltas(pd.DataFrame(rows))
+    assert deltas[(deltas.ablation == "reinit 1,2") & (deltas.role == "target")]["delta"].round(6).tolist() == [-20] * 3
+    c1, c2 = verdict_c1_c2(deltas, "reinit 1,2", "reinit 5,6")
+    assert c1.startswith("C1 holds") and c2.startswith("C2 holds")
+    flipped = deltas.assign(delta=-deltas["delta"] * 10)
+    c1, c2 = verdict_c1_c2(flipped, "reinit 1,2", "reinit 5,6")
+    assert c1.startswith("C1 does not hold")
+    table = mean_std_table(deltas, index=["task", "ablation"], columns="role", value="delta")
+    assert table.loc[("pos", "reinit 1,2"), "target"] == "-20.0 ± 0.0"
+
+
+def test_records_table_is_tidy():
+    record = {"label": "reference", "config": {"task": "pos", "seed": 1, "source": "en"},
+              "metrics": [{"language": "en", "task": "pos", "metric": "accuracy", "value": 90.0, "n": 10},
+                          {"language": "fr", "task": "pos", "metric": "accuracy", "value": 50.0, "n": 10}]}
+    t = records_table([record])
+    assert t.role.tolist() == ["source", "target"] and t.value.tolist() == [90.0, 50.0]

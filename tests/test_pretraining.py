@@ -1,0 +1,37 @@
+"""The committed toy BERT: its recipe and hash verify, and the recipe reproduces it."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from xlt_utils.pretraining import ASSET_DIR, PretrainRecipe, pretrain, sha256_file, toy_model_dir, verify
+
+
+def test_committed_checkpoint_matches_its_recipe_and_hash():
+    record = json.loads((ASSET_DIR / "recipe.json").read_text())
+    assert record["recipe"] == json.loads(json.dumps(PretrainRecipe().to_dict()))
+    assert record["sha256"] == sha256_file(ASSET_DIR / "model.safetensors")
+    assert verify(ASSET_DIR) and toy_model_dir() == ASSET_DIR
+    size = sum(p.stat().st_size for p in ASSET_DIR.rglob("*") if p.is_file())
+    assert size <= 10 * 2**20, f"checkpoint is {size / 2**20:.1f} MB"
+
+
+def test_a_tampered_checkpoint_is_not_used(tmp_path):
+    import shutil
+
+    copy = tmp_path / "toy"
+    shutil.copytree(ASSET_DIR, copy)
+    assert verify(copy)
+    data = bytearray((copy / "model.safetensors").read_bytes())
+    data[-1] ^= 1
+    (copy / "model.safetensors").write_bytes(bytes(data))
+    assert not verify(copy)
+    assert not verify(copy, PretrainRecipe(seed=1))
+
+
+@pytest.mark.slow
+def test_the_recipe_reproduces_the_committed_weights_bit_for_bit(tmp_path):
+    out = pretrain(PretrainRecipe(), tmp_path / "again", progress=False)
+    assert sha256_file(out / "model.safetensors") == json.loads((ASSET_DIR / "recipe.json").read_text())["sha256"]
