@@ -46,5 +46,8 @@ clean-nb: install
 benchmark: install
 	$(BIN)/python benchmarks/toy_suite.py
 
+book: install
+	$(BIN)/jupyter-book build --all book --warningiserror --keep-going
+
 clean:
 	rm -rf $(VENV) book/_build .pytest_cache

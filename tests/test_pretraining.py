@@ -6,7 +6,14 @@ import json
 
 import pytest
 
-from xlt_utils.pretraining import ASSET_DIR, PretrainRecipe, pretrain, sha256_file, toy_model_dir, verify
+from xlt_utils.pretraining import (
+    ASSET_DIR,
+    PretrainRecipe,
+    pretrain,
+    sha256_file,
+    toy_model_dir,
+    verify,
+)
 
 
 def test_committed_checkpoint_matches_its_recipe_and_hash():

@@ -13,7 +13,13 @@ from xlt_utils.data.records import label_set
 from xlt_utils.data.synthetic import load_toy
 from xlt_utils.models import XltModel, load_encoder
 from xlt_utils.profiles import get_profile
-from xlt_utils.training import TrainConfig, collate, fine_tune, length_grouped_batches, make_examples
+from xlt_utils.training import (
+    TrainConfig,
+    collate,
+    fine_tune,
+    length_grouped_batches,
+    make_examples,
+)
 
 
 def test_length_grouped_batches_cover_everything_once_and_group_lengths():

@@ -37,8 +37,9 @@ def predict(model, tokenizer, sentences: Sequence[Sentence], batch_size: int = 1
         with autocast(bf16, device.type):
             words, hidden = model.word_states(batch["input_ids"], batch["attention_mask"], batch["first_subword"],
                                               output_hidden_states=pool)
-            if model.task == "parse":
-                heads, rels = model.head.predict(words, batch["word_mask"])
+            if model.task == "parse":  # decode from fp32 scores: bf16 would create ties between heads
+                with torch.autocast(device.type, enabled=False):
+                    heads, rels = model.head.predict(words.float(), batch["word_mask"])
                 out = [(h, [labels[r] for r in rs]) for h, rs in zip(heads, rels, strict=True)]
             else:
                 ids = model.head(words).argmax(-1).cpu()

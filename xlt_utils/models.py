@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 from pathlib import Path
 
@@ -23,7 +24,10 @@ def load_tokenizer(path: str | Path):
     """
     p = Path(path)
     if (p / "tokenizer.json").is_file():
-        return PreTrainedTokenizerFast(tokenizer_file=str(p / "tokenizer.json"), **SPECIAL_TOKENS)
+        config = p / "tokenizer_config.json"
+        max_len = json.loads(config.read_text()).get("model_max_length", 512) if config.is_file() else 512
+        return PreTrainedTokenizerFast(tokenizer_file=str(p / "tokenizer.json"), model_max_length=min(max_len, 512),
+                                       **SPECIAL_TOKENS)
     return _from_hub(AutoTokenizer, str(path))
 
 

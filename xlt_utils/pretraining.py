@@ -23,6 +23,7 @@ from tokenizers import (
 )
 from transformers import BertForMaskedLM, PreTrainedTokenizerFast
 
+from .data.download import sha256_file
 from .data.synthetic import ToyCorpusSpec, cache_dir, pretraining_files
 from .models import SPECIAL_TOKENS, load_tokenizer, tiny_bert_config
 from .training import autocast, length_grouped_batches, make_optimizer, set_seed
@@ -123,15 +124,6 @@ def pretrain(recipe: PretrainRecipe, out_dir: Path, progress: bool = True) -> Pa
               "sha256": sha256_file(out_dir / "model.safetensors")}
     (out_dir / "recipe.json").write_text(json.dumps(record, indent=1))
     return out_dir
-
-
-def sha256_file(path: Path) -> str:
-    """Hex sha256 of a file."""
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
 
 
 def verify(model_dir: Path, recipe: PretrainRecipe = PretrainRecipe()) -> bool:

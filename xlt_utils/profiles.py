@@ -45,7 +45,7 @@ class Profile:
 PROFILES: dict[str, Profile] = {
     "toy": Profile(
         name="toy", model="toy", source="en", targets=("fr", "de", "ru", "tr", "ja", "ar"),
-        n_train=2000, n_eval=400, n_cka=400, epochs=3, batch_size=32, lr=3e-4, head_lr=1e-3,
+        n_train=2000, n_eval=300, n_cka=300, epochs=2, batch_size=32, lr=3e-4, head_lr=1e-3,
         seeds=(1, 2, 3), max_length=128,
         runtime={"cpu": "seconds per fine-tuning", "gpu": "seconds"},
     ),

@@ -16,6 +16,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from .conllu_io import read_conllu, write_conllu
+from .download import cache_dir
 from .iob2 import read_iob2, write_iob2
 from .records import Sentence
 
@@ -329,11 +330,6 @@ def generate(spec: ToyCorpusSpec) -> dict:
     for lang in spec.languages:
         out["test"][lang] = [realise(m, lex[lang], f"test-{i:05d}") for i, m in enumerate(meanings)]
     return out
-
-
-def cache_dir() -> Path:
-    """Root of the xlt cache (XLT_CACHE_DIR, else ~/.cache/xlt)."""
-    return Path(os.environ.get("XLT_CACHE_DIR", Path.home() / ".cache" / "xlt"))
 
 
 def write_toy_corpus(spec: ToyCorpusSpec = ToyCorpusSpec(), root: Path | None = None) -> Path:

@@ -1,0 +1,661 @@
+"""Speed of the xlt_utils recipes next to the usual ones, measured side by side in one process.
+
+    python benchmarks/speed.py [--smoke] [--with-suite] [--out benchmarks/results/speed.json]
+
+Sections (see benchmarks/README.md for what every number means):
+
+1. fine-tuning, useful (non-padding) subword tokens per second, on mBERT's architecture with
+   random weights, mBERT's real tokenizer and the UD English-EWT dev sentences (UPOS labels):
+   ours (make_examples, length_grouped_batches, collate, bf16 autocast, make_optimizer, XltModel)
+   vs the XTREME `run_tag` recipe (every sentence padded to 128, random batches, fp32, plain
+   AdamW, BertForTokenClassification), both starting from the same weights, batch 32, steps of
+   the two recipes interleaved so that both see the same machine load. Plus the machine's bf16
+   matmul peak and our share of it (FLOPs = 6 x non-embedding parameters x useful tokens).
+2. zero-shot evaluation, sentences per second on the 21 PUD test sets: xlt_utils.evaluation.predict
+   vs the `transformers` token-classification pipeline on the sentence texts, same weights.
+3. CKA per layer (13 layers x 1000 x 768, float64): xlt_utils.similarity.cka_per_layer vs a plain
+   numpy implementation structured like the paper's original code (explicit H, one layer at a time).
+4. the toy suite's wall time and peak memory (benchmarks/toy_suite.py): run with --with-suite,
+   else read from its last results file.
+
+--smoke runs every code path on a tiny model and a few sentences in well under a minute (CI); its
+numbers say nothing about speed. Speed targets are reported here, never asserted in unit tests.
+"""
+
+from __future__ import annotations
+
+import argparse
+import gc
+import json
+import os
+import platform
+import random
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("HF_DATASETS_OFFLINE", "1")
+
+import numpy as np  # noqa: E402
+import torch  # noqa: E402
+
+ROOT = Path(__file__).resolve().parents[1]
+DEFAULT_DATA = ROOT.parent / "shared" / "data"
+RESULTS = ROOT / "benchmarks" / "results"
+
+# Targets of issue 7 (ratios are ours / reference; share is of the measured bf16 matmul peak).
+TARGETS = {
+    "finetune_ratio": {"target": 8.0, "goal": 10.0},
+    "finetune_peak_share": {"target": 0.40, "goal": 0.45},
+    "eval_ratio": {"target": 10.0},
+    "cka_rbf_ratio": {"target": 20.0},
+    "cka_max_abs_diff": {"target": 1e-6},  # an upper bound
+}
+
+FULL = {
+    "model": dict(hidden_size=768, num_hidden_layers=12, num_attention_heads=12, intermediate_size=3072,
+                  max_position_embeddings=512),
+    "batch_size": 32,
+    "xtreme_max_len": 128,
+    "train_sentences": None,  # all EWT dev sentences that fit into 128 subwords
+    "ours_warmup": 3, "ours_steps": 16,
+    "base_warmup": 1, "base_steps": 8,
+    "eval_per_file": 30, "eval_files": None,  # 30 sentences (the same sent_ids) from each of the 21 PUD files
+    "eval_warmup_sentences": 16,
+    "cka": dict(layers=13, n=1000, dim=768, ours_repeats=3),
+    "peak": dict(size=4096, seconds=4.0, fp32_seconds=2.0),
+}
+
+SMOKE = {
+    "model": dict(hidden_size=32, num_hidden_layers=2, num_attention_heads=2, intermediate_size=64,
+                  max_position_embeddings=512),
+    "batch_size": 8,
+    "xtreme_max_len": 128,
+    "train_sentences": 64,
+    "ours_warmup": 1, "ours_steps": 2,
+    "base_warmup": 1, "base_steps": 1,
+    "eval_per_file": 4, "eval_files": 3,
+    "eval_warmup_sentences": 2,
+    "cka": dict(layers=3, n=50, dim=768, ours_repeats=1),
+    "peak": dict(size=512, seconds=0.2, fp32_seconds=0.1),
+}
+
+
+def log(msg: str) -> None:
+    print(f"[speed {time.strftime('%H:%M:%S')}] {msg}", file=sys.stderr, flush=True)
+
+
+def loadavg() -> list[float] | None:
+    try:
+        return [float(x) for x in Path("/proc/loadavg").read_text().split()[:3]]
+    except OSError:
+        return None
+
+
+def cpu_name() -> str:
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or "unknown"
+
+
+# ------------------------------------------------------------------------------------------------
+# Data and models
+# ------------------------------------------------------------------------------------------------
+
+
+def load_data(data_dir: Path, cfg: dict):
+    """EWT dev sentences, PUD files ({lang: sentences}) and mBERT's tokenizer."""
+    from xlt_utils.data.conllu_io import read_conllu
+    from xlt_utils.models import load_tokenizer
+
+    tok = load_tokenizer(data_dir / "mbert-tokenizer")
+    ewt = read_conllu(data_dir / "ud" / "UD_English-EWT" / "en_ewt-ud-dev.conllu", "en")
+    files = sorted((data_dir / "ud").glob("UD_*-PUD/*_pud-ud-test.conllu"))
+    if not files:
+        raise FileNotFoundError(f"no PUD test files under {data_dir / 'ud'}")
+    if cfg["eval_files"]:
+        files = files[: cfg["eval_files"]]
+    pud = {f.name.split("_")[0]: read_conllu(f, f.name.split("_")[0]) for f in files}
+    return tok, ewt, pud
+
+
+def mbert_like(tok, cfg: dict, seed: int = 0):
+    """XltModel (POS head) on a randomly initialised BERT with the given architecture."""
+    from transformers import BertConfig, BertModel
+
+    from xlt_utils.data.records import label_set
+    from xlt_utils.models import XltModel
+
+    labels = label_set("pos")
+    config = BertConfig(vocab_size=len(tok), pad_token_id=tok.pad_token_id, num_labels=len(labels),
+                        id2label=dict(enumerate(labels)), label2id={lab: i for i, lab in enumerate(labels)},
+                        **cfg["model"])
+    torch.manual_seed(seed)
+    model = XltModel(BertModel(config, add_pooling_layer=False), "pos", len(labels))
+    return model, config
+
+
+def hf_copy(model, config):
+    """A BertForTokenClassification holding exactly the weights of our XltModel."""
+    from transformers import BertForTokenClassification
+
+    hf = BertForTokenClassification(config)
+    hf.bert.load_state_dict(model.encoder.state_dict())
+    hf.classifier.load_state_dict(model.head.state_dict())
+    return hf
+
+
+def non_embedding_params(model) -> int:
+    emb = {id(p) for p in model.encoder.embeddings.parameters()}
+    return sum(p.numel() for p in model.parameters() if id(p) not in emb)
+
+
+# ------------------------------------------------------------------------------------------------
+# bf16 matmul peak
+# ------------------------------------------------------------------------------------------------
+
+
+def matmul_gflops(size: int, dtype: torch.dtype, seconds: float) -> float:
+    """Sustained GFLOP/s of back-to-back size x size matmuls for about `seconds` (after one warm-up)."""
+    g = torch.Generator().manual_seed(0)
+    a = torch.randn(size, size, generator=g).to(dtype)
+    b = torch.randn(size, size, generator=g).to(dtype)
+    c = torch.empty(size, size, dtype=dtype)
+    torch.matmul(a, b, out=c)
+    n, start = 0, time.perf_counter()
+    while True:
+        torch.matmul(a, b, out=c)
+        n += 1
+        elapsed = time.perf_counter() - start
+        if elapsed >= seconds and n >= 2:
+            return 2 * size**3 * n / elapsed / 1e9
+
+
+def measure_peak(cfg: dict) -> dict:
+    p = cfg["peak"]
+    return {"size": p["size"],
+            "bf16_gflops": matmul_gflops(p["size"], torch.bfloat16, p["seconds"]),
+            "fp32_gflops": matmul_gflops(p["size"], torch.float32, p["fp32_seconds"])}
+
+
+# ------------------------------------------------------------------------------------------------
+# 1. Fine-tuning
+# ------------------------------------------------------------------------------------------------
+
+
+def xtreme_features(tok, sentences, labels: dict, max_len: int):
+    """XTREME run_tag's features: [CLS] subwords [SEP] padded to max_len, label on the first subword."""
+    enc = tok([s.words for s in sentences], is_split_into_words=True, add_special_tokens=False)
+    n = len(sentences)
+    ids = torch.full((n, max_len), tok.pad_token_id, dtype=torch.long)
+    mask = torch.zeros((n, max_len), dtype=torch.long)
+    lab = torch.full((n, max_len), -100, dtype=torch.long)
+    for b, s in enumerate(sentences):
+        toks, labs, seen = [], [], set()
+        for tid, w in zip(enc["input_ids"][b], enc.word_ids(b), strict=True):
+            toks.append(tid)
+            labs.append(-100 if w in seen else labels[s.upos[w]])
+            seen.add(w)
+        for w in range(len(s.words)):  # a word with no subword becomes [UNK] (as in run_tag)
+            if w not in seen:
+                raise ValueError("empty word: not expected in the benchmark sentences")
+        toks, labs = toks[: max_len - 2], labs[: max_len - 2]
+        row = [tok.cls_token_id, *toks, tok.sep_token_id]
+        ids[b, : len(row)] = torch.tensor(row)
+        mask[b, : len(row)] = 1
+        lab[b, 1 : len(labs) + 1] = torch.tensor(labs)
+    return ids, mask, torch.zeros_like(ids), lab
+
+
+class Ours:
+    """The xlt_utils fine-tuning step (as in xlt_utils.training.fine_tune), one batch at a time."""
+
+    name = "ours"
+
+    def __init__(self, model, tok, sentences, batch_size: int, seed: int = 1):
+        from xlt_utils.training import TrainConfig, length_grouped_batches, make_examples, make_optimizer
+
+        self.cfg = TrainConfig(batch_size=batch_size, seed=seed)
+        self.model, self.tok = model, tok
+        self.examples = make_examples(tok, sentences, "pos", self.cfg.max_length)
+        lengths = [len(e["input_ids"]) for e in self.examples]
+        self.batches = length_grouped_batches(lengths, batch_size, torch.Generator().manual_seed(seed * 1000))
+        head = {id(p) for p in model.head.parameters()}
+        self.groups = [g for g in (
+            {"params": [p for p in model.parameters() if p.requires_grad and id(p) not in head], "lr": self.cfg.lr},
+            {"params": [p for p in model.head.parameters() if p.requires_grad], "lr": self.cfg.lr},
+        ) if g["params"]]
+        self.opt = make_optimizer(self.groups, self.cfg.lr, self.cfg.weight_decay)
+        total = len(self.batches) * self.cfg.epochs
+        warm = max(1, int(self.cfg.warmup * total))
+        self.sched = torch.optim.lr_scheduler.LambdaLR(
+            self.opt, lambda s: min((s + 1) / warm, max(0.0, (total - s) / (total - warm))))
+        self.params = [p for g in self.groups for p in g["params"]]
+        self.k = 0
+
+    def step(self) -> dict:
+        from xlt_utils.training import autocast, collate, task_loss
+
+        idx = self.batches[self.k % len(self.batches)]
+        self.k += 1
+        t0 = time.perf_counter()
+        batch = collate([self.examples[i] for i in idx], self.tok.pad_token_id)
+        t1 = time.perf_counter()
+        with autocast(self.cfg.bf16, "cpu"):
+            loss = task_loss(self.model, batch)
+        loss.backward()
+        t2 = time.perf_counter()
+        torch.nn.utils.clip_grad_norm_(self.params, self.cfg.max_grad_norm)
+        self.opt.step(), self.sched.step(), self.opt.zero_grad(set_to_none=True)
+        loss = loss.item()
+        t3 = time.perf_counter()
+        return {"useful": int(batch["attention_mask"].sum()), "processed": batch["input_ids"].numel(),
+                "data_s": t1 - t0, "fwd_bwd_s": t2 - t1, "optim_s": t3 - t2, "loss": loss}
+
+
+class XtremeBaseline:
+    """XTREME `run_tag` (udpos): pad to 128, random batches, fp32, plain AdamW, linear schedule."""
+
+    name = "baseline"
+
+    def __init__(self, hf_model, tok, sentences, batch_size: int, max_len: int, seed: int = 1):
+        from xlt_utils.data.records import label_set
+
+        labels = {lab: i for i, lab in enumerate(label_set("pos"))}
+        self.model, self.bs = hf_model, batch_size
+        self.tensors = xtreme_features(tok, sentences, labels, max_len)
+        no_decay = ("bias", "LayerNorm.weight")
+        groups = [
+            {"params": [p for n, p in hf_model.named_parameters() if not any(nd in n for nd in no_decay)],
+             "weight_decay": 0.0},
+            {"params": [p for n, p in hf_model.named_parameters() if any(nd in n for nd in no_decay)],
+             "weight_decay": 0.0},
+        ]
+        # Plain AdamW: the single-tensor for-loop (no foreach, no fused), as the run_tag era had it.
+        self.opt = torch.optim.AdamW(groups, lr=2e-5, eps=1e-8, foreach=False, fused=False)
+        n = len(sentences)
+        total = 3 * (-(-n // batch_size))  # 3 epochs; warm-up 0 steps (run_tag defaults)
+        self.sched = torch.optim.lr_scheduler.LambdaLR(self.opt, lambda s: max(0.0, (total - s) / total))
+        self.perm = torch.randperm(n, generator=torch.Generator().manual_seed(seed))  # RandomSampler
+        self.k = 0
+
+    def step(self) -> dict:
+        n = len(self.perm)
+        start = (self.k * self.bs) % n
+        idx = self.perm[start : start + self.bs]
+        self.k += 1
+        t0 = time.perf_counter()
+        ids, mask, types, labels = (t[idx] for t in self.tensors)  # = default_collate of TensorDataset rows
+        t1 = time.perf_counter()
+        out = self.model(input_ids=ids, attention_mask=mask, token_type_ids=types, labels=labels)
+        out.loss.backward()
+        t2 = time.perf_counter()
+        torch.nn.utils.clip_grad_norm_(self.model.parameters(), 1.0)
+        self.opt.step(), self.sched.step(), self.model.zero_grad()
+        loss = out.loss.item()
+        t3 = time.perf_counter()
+        return {"useful": int(mask.sum()), "processed": ids.numel(),
+                "data_s": t1 - t0, "fwd_bwd_s": t2 - t1, "optim_s": t3 - t2, "loss": loss}
+
+
+def summarise(steps: list[dict]) -> dict:
+    seconds = [s["data_s"] + s["fwd_bwd_s"] + s["optim_s"] for s in steps]
+    total = sum(seconds)
+    useful = sum(s["useful"] for s in steps)
+    processed = sum(s["processed"] for s in steps)
+    return {
+        "timed_steps": len(steps),
+        "seconds": total,
+        "useful_tokens": useful,
+        "processed_tokens": processed,
+        "useful_share_of_processed": useful / processed,
+        "useful_tokens_per_s": useful / total,
+        "median_step_s": statistics.median(seconds),
+        "mean_useful_tokens_per_step": useful / len(steps),
+        "time_split": {k: sum(s[k] for s in steps) / total for k in ("data_s", "fwd_bwd_s", "optim_s")},
+        "losses": [round(s["loss"], 4) for s in steps],
+    }
+
+
+def bench_finetune(model, config, tok, ewt, cfg: dict, peak: dict) -> dict:
+    """Ours vs XTREME run_tag on the same sentences and the same initial weights, interleaved."""
+    from xlt_utils.training import make_examples
+
+    max_len = cfg["xtreme_max_len"]
+    enc_lengths = [len(e["input_ids"]) for e in make_examples(tok, ewt, "pos", max_length=10**6)]
+    sentences = [s for s, n in zip(ewt, enc_lengths, strict=True) if n <= max_len]
+    dropped = len(ewt) - len(sentences)
+    if cfg["train_sentences"]:
+        sentences = sentences[: cfg["train_sentences"]]
+    hf = hf_copy(model, config)  # same initial weights
+    model.train(), hf.train()
+    ours = Ours(model, tok, sentences, cfg["batch_size"])
+    base = XtremeBaseline(hf, tok, sentences, cfg["batch_size"], max_len)
+
+    log(f"fine-tuning warm-up: {cfg['ours_warmup']} ours + {cfg['base_warmup']} baseline steps")
+    for _ in range(cfg["ours_warmup"]):
+        ours.step()
+    for _ in range(cfg["base_warmup"]):
+        base.step()
+    timed = {"ours": [], "baseline": []}
+    nb, no = cfg["base_steps"], cfg["ours_steps"]
+    for r in range(nb):  # interleave: one baseline step, then this round's share of our steps
+        timed["baseline"].append(base.step())
+        for _ in range(no * (r + 1) // nb - no * r // nb):
+            timed["ours"].append(ours.step())
+        log(f"fine-tuning round {r + 1}/{nb}: baseline {timed['baseline'][-1]['fwd_bwd_s']:.1f} s fwd+bwd, "
+            f"ours {len(timed['ours'])} steps")
+    res_o, res_b = summarise(timed["ours"]), summarise(timed["baseline"])
+    nonemb = non_embedding_params(model)
+    for res in (res_o, res_b):
+        res["model_flops_per_s"] = 6 * nonemb * res["useful_tokens_per_s"]
+        res["share_of_bf16_peak"] = res["model_flops_per_s"] / (peak["bf16_gflops"] * 1e9)
+        res["share_of_fp32_peak"] = res["model_flops_per_s"] / (peak["fp32_gflops"] * 1e9)
+    fb = res_o["seconds"] * res_o["time_split"]["fwd_bwd_s"]
+    res_o["share_of_bf16_peak_fwd_bwd_only"] = 6 * nonemb * res_o["useful_tokens"] / fb / (peak["bf16_gflops"] * 1e9)
+    del ours, base, hf
+    model.zero_grad(set_to_none=True)
+    gc.collect()
+    return {
+        "sentences": len(sentences), "dropped_longer_than_max_len": dropped, "max_len": max_len,
+        "batch_size": cfg["batch_size"], "parameters": sum(p.numel() for p in model.parameters()),
+        "non_embedding_parameters": nonemb, "ours": res_o, "baseline": res_b,
+        "ratio": res_o["useful_tokens_per_s"] / res_b["useful_tokens_per_s"],
+        "ours_share_of_bf16_peak": res_o["share_of_bf16_peak"],
+    }
+
+
+# ------------------------------------------------------------------------------------------------
+# 2. Zero-shot evaluation
+# ------------------------------------------------------------------------------------------------
+
+
+def pud_subsample(pud: dict, per_file: int | None, seed: int = 0) -> dict:
+    """The same sent_ids from every PUD file (files are aligned by sent_id, not by position)."""
+    common = sorted(set.intersection(*[{s.sent_id for s in sents} for sents in pud.values()]))
+    keep = set(common if not per_file else random.Random(seed).sample(common, min(per_file, len(common))))
+    return {lang: [s for s in sents if s.sent_id in keep] for lang, sents in pud.items()}
+
+
+def bench_eval(model, config, tok, pud: dict, cfg: dict) -> dict:
+    from transformers import pipeline
+
+    from xlt_utils.evaluation import predict
+
+    data = pud_subsample(pud, cfg["eval_per_file"])
+    n_sent = sum(len(v) for v in data.values())
+    hf = hf_copy(model, config).eval()  # same weights as ours; eval mode, as from_pretrained gives
+    pipe = pipeline("token-classification", model=hf, tokenizer=tok)
+    warm = next(iter(data.values()))[: cfg["eval_warmup_sentences"]]
+    predict(model, tok, warm)
+    pipe([s.text for s in warm])
+
+    log(f"evaluation: ours on {len(data)} files x {cfg['eval_per_file'] or 'all'} sentences")
+    t0 = time.perf_counter()
+    n_words = 0
+    for sents in data.values():  # what zero_shot_eval does per language
+        preds = predict(model, tok, sents)
+        n_words += sum(len(p) for p in preds)
+    ours_s = time.perf_counter() - t0
+    log("evaluation: transformers pipeline")
+    t0 = time.perf_counter()
+    n_ents = 0
+    for sents in data.values():
+        out = pipe([s.text for s in sents])
+        n_ents += sum(len(o) for o in out)
+    pipe_s = time.perf_counter() - t0
+    del pipe, hf
+    gc.collect()
+    return {
+        "files": len(data), "sentences_per_file": cfg["eval_per_file"] or "all", "sentences": n_sent,
+        "ours": {"seconds": ours_s, "sentences_per_s": n_sent / ours_s, "labelled_words": n_words},
+        "pipeline": {"seconds": pipe_s, "sentences_per_s": n_sent / pipe_s, "labelled_subwords": n_ents},
+        "ratio": pipe_s / ours_s,
+    }
+
+
+# ------------------------------------------------------------------------------------------------
+# 3. CKA
+# ------------------------------------------------------------------------------------------------
+
+
+def _np_gram(x: np.ndarray, kernel: str, sigma_frac: float) -> np.ndarray:
+    """Linear or RBF Gram matrix; RBF bandwidth: sigma_frac^2 x median squared distance (all pairs)."""
+    g = x @ x.T
+    if kernel == "linear":
+        return g
+    sq_norms = np.diag(g)
+    sq = sq_norms[:, None] + sq_norms[None, :] - 2.0 * g
+    return np.exp(-sq / (2.0 * sigma_frac**2 * np.median(sq)))
+
+
+def _np_centre(k: np.ndarray) -> np.ndarray:
+    """H K H with the explicit centring matrix H = I - 11^T / n."""
+    n = k.shape[0]
+    h = np.eye(n) - np.ones((n, n)) / n
+    return h @ k @ h
+
+
+def _np_hsic(x, y, kernel, sigma_frac):
+    return np.sum(_np_centre(_np_gram(x, kernel, sigma_frac)) * _np_centre(_np_gram(y, kernel, sigma_frac)))
+
+
+def np_cka_original(x, y, kernel: str, sigma_frac: float = 0.8) -> float:
+    """CKA as the paper's code computed it: three HSIC calls, each forming both kernels and H."""
+    return _np_hsic(x, y, kernel, sigma_frac) / np.sqrt(
+        _np_hsic(x, x, kernel, sigma_frac) * _np_hsic(y, y, kernel, sigma_frac))
+
+
+def np_cka_once(x, y, kernel: str, sigma_frac: float = 0.8) -> float:
+    """The same algorithm with each kernel formed and centred (still by H K H) only once."""
+    k = _np_centre(_np_gram(x, kernel, sigma_frac))
+    m = _np_centre(_np_gram(y, kernel, sigma_frac))
+    return np.sum(k * m) / np.sqrt(np.sum(k * k) * np.sum(m * m))
+
+
+def cka_inputs(layers: int, n: int, dim: int, seed: int = 0):
+    """Random [L, n, d] float64 states; layer l of b is a noisier copy of layer l of a."""
+    rng = np.random.default_rng(seed)
+    a = rng.standard_normal((layers, n, dim))
+    mix = np.linspace(0.9, 0.3, layers)[:, None, None]
+    b = mix * a + np.sqrt(1 - mix**2) * rng.standard_normal((layers, n, dim))
+    return a, b
+
+
+def bench_cka(cfg: dict) -> dict:
+    from xlt_utils.similarity import cka_per_layer
+
+    c = cfg["cka"]
+    a, b = cka_inputs(c["layers"], c["n"], c["dim"])
+    ta, tb = torch.from_numpy(a), torch.from_numpy(b)
+    small = slice(0, min(2, c["layers"])), slice(0, min(40, c["n"]))
+    out = {"layers": c["layers"], "n": c["n"], "dim": c["dim"], "dtype": "float64"}
+    for kernel in ("rbf", "linear"):
+        log(f"CKA {kernel}")
+        cka_per_layer(ta[small], tb[small], kernel=kernel)  # warm-up
+        np_cka_once(a[0, :40], b[0, :40], kernel)
+        times = []
+        for _ in range(c["ours_repeats"]):
+            t0 = time.perf_counter()
+            ours = cka_per_layer(ta, tb, kernel=kernel)
+            times.append(time.perf_counter() - t0)
+        ours_s = statistics.median(times)
+        t0 = time.perf_counter()
+        orig = np.array([np_cka_original(a[layer], b[layer], kernel) for layer in range(c["layers"])])
+        orig_s = time.perf_counter() - t0
+        t0 = time.perf_counter()
+        once = np.array([np_cka_once(a[layer], b[layer], kernel) for layer in range(c["layers"])])
+        once_s = time.perf_counter() - t0
+        out[kernel] = {
+            "ours_s": ours_s, "ours_repeats": times, "numpy_original_s": orig_s, "numpy_once_s": once_s,
+            "ratio": orig_s / ours_s, "ratio_vs_numpy_once": once_s / ours_s,
+            "max_abs_diff": float(max(np.abs(ours - orig).max(), np.abs(ours - once).max())),
+            "values_ours": ours.tolist(), "values_numpy": orig.tolist(),
+        }
+    return out
+
+
+# ------------------------------------------------------------------------------------------------
+# 4. Toy suite
+# ------------------------------------------------------------------------------------------------
+
+
+def toy_suite(path: Path, run: bool) -> dict:
+    if run:
+        log("toy suite: running benchmarks/toy_suite.py (about 5 minutes)")
+        path.parent.mkdir(parents=True, exist_ok=True)
+        subprocess.run([sys.executable, str(ROOT / "benchmarks" / "toy_suite.py"), "--out", str(path)], check=True)
+    if not path.is_file():
+        return {"status": "not available", "path": str(path),
+                "hint": "run `python benchmarks/toy_suite.py` or pass --with-suite"}
+    data = json.loads(path.read_text())
+    return {"status": "measured now" if run else "read from file", "path": str(path),
+            "file_modified": time.strftime("%Y-%m-%d %H:%M", time.localtime(path.stat().st_mtime)), **data}
+
+
+# ------------------------------------------------------------------------------------------------
+# Report
+# ------------------------------------------------------------------------------------------------
+
+
+def verdicts(res: dict) -> list[dict]:
+    rows = [("finetune_ratio", res["finetune"]["ratio"]),
+            ("finetune_peak_share", res["finetune"]["ours_share_of_bf16_peak"]),
+            ("eval_ratio", res["eval"]["ratio"]),
+            ("cka_rbf_ratio", res["cka"]["rbf"]["ratio"]),
+            ("cka_max_abs_diff", max(res["cka"][k]["max_abs_diff"] for k in ("rbf", "linear")))]
+    out = []
+    for name, value in rows:
+        t = TARGETS[name]
+        upper = name == "cka_max_abs_diff"
+        met = value < t["target"] if upper else value >= t["target"]
+        row = {"name": name, "value": value, **t, "met": bool(met)}
+        if "goal" in t:
+            row["goal_met"] = bool(value >= t["goal"])
+        out.append(row)
+    return out
+
+
+def table(res: dict) -> str:
+    ft, ev, ck, pk = res["finetune"], res["eval"], res["cka"], res["peak"]
+    o, b = ft["ours"], ft["baseline"]
+    met = {v["name"]: v for v in res["verdicts"]}
+
+    def mark(name):
+        v = met[name]
+        s = "MET" if v["met"] else "MISSED"
+        if "goal_met" in v:
+            s += " (goal met)" if v["goal_met"] else " (goal missed)"
+        return s
+
+    lines = [
+        f"{'':34s} {'ours':>12s} {'reference':>12s} {'ratio':>8s}  target",
+        f"{'fine-tuning, useful tokens/s':34s} {o['useful_tokens_per_s']:12.1f} {b['useful_tokens_per_s']:12.1f} "
+        f"{ft['ratio']:7.1f}x  >= 8x, goal 10x: {mark('finetune_ratio')}",
+        f"{'  share of bf16 matmul peak':34s} {o['share_of_bf16_peak']:11.1%} {b['share_of_bf16_peak']:11.1%} "
+        f"{'':8s}  >= 40%, goal 45%: {mark('finetune_peak_share')}",
+        f"{'  (fwd+bwd only, ours)':34s} {o['share_of_bf16_peak_fwd_bwd_only']:11.1%}",
+        f"{'  useful / processed tokens':34s} {o['useful_share_of_processed']:11.1%} "
+        f"{b['useful_share_of_processed']:11.1%}",
+        f"{'  median step, s':34s} {o['median_step_s']:12.2f} {b['median_step_s']:12.2f}",
+        f"{'  time split data/fwd+bwd/optim':34s} "
+        + " ".join(f"{'/'.join(f'{100 * r['time_split'][k]:.0f}' for k in ('data_s', 'fwd_bwd_s', 'optim_s')):>12s}"
+                   for r in (o, b)),
+        f"{'zero-shot eval, sentences/s':34s} {ev['ours']['sentences_per_s']:12.1f} "
+        f"{ev['pipeline']['sentences_per_s']:12.1f} {ev['ratio']:7.1f}x  >= 10x: {mark('eval_ratio')}",
+    ]
+    for kernel in ("rbf", "linear"):
+        k = ck[kernel]
+        target = f">= 20x: {mark('cka_rbf_ratio')}" if kernel == "rbf" else "(reference only)"
+        lines += [
+            f"{f'CKA {kernel}, seconds':34s} {k['ours_s']:12.3f} {k['numpy_original_s']:12.3f} "
+            f"{k['ratio']:7.1f}x  {target}",
+            f"{'  vs numpy, each kernel once':34s} {'':12s} {k['numpy_once_s']:12.3f} {k['ratio_vs_numpy_once']:7.1f}x",
+        ]
+    diff = met["cka_max_abs_diff"]["value"]
+    lines.append(f"{'CKA max |ours - numpy|':34s} {diff:12.1e} {'':12s} {'':8s}  < 1e-6: {mark('cka_max_abs_diff')}")
+    lines.append(f"{'bf16 / fp32 matmul peak, GFLOP/s':34s} {pk['bf16_gflops']:12.1f} {pk['fp32_gflops']:12.1f}"
+                 f"   ({pk['size']}x{pk['size']}, max of start and end)")
+    ts = res["toy_suite"]
+    if "total_seconds" in ts:
+        lines.append(f"{'toy suite wall time / peak RSS':34s} {ts['total_seconds']:10.1f} s {ts['peak_rss_mb']:9d} MB"
+                     f"   ({ts['status']}, {ts.get('cache', '?')} cache)")
+    else:
+        lines.append(f"{'toy suite':34s} {ts['status']}: {ts['hint']}")
+    m = res["meta"]
+    lines.append(f"mode={m['mode']}  {m['cpu']}, {m['torch_threads']} torch threads, "
+                 f"load before {m['loadavg_before']}, after {m['loadavg_after']}, total {m['total_seconds']:.0f} s")
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> dict:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--smoke", action="store_true", help="tiny model and data: every code path in < 1 min (CI)")
+    ap.add_argument("--with-suite", action="store_true", help="also run benchmarks/toy_suite.py (~5 min)")
+    ap.add_argument("--out", type=Path, default=None,
+                    help="JSON results (default benchmarks/results/speed.json, or speed_smoke.json with --smoke)")
+    ap.add_argument("--data", type=Path, default=DEFAULT_DATA, help="the shared data folder (default ../shared/data)")
+    ap.add_argument("--suite-json", type=Path, default=RESULTS / "toy_suite.json",
+                    help="where the toy suite's results are read (and written with --with-suite)")
+    args = ap.parse_args(argv)
+    cfg = SMOKE if args.smoke else FULL
+    out_path = args.out or RESULTS / ("speed_smoke.json" if args.smoke else "speed.json")
+
+    import transformers
+
+    transformers.logging.set_verbosity_error()
+    started = time.perf_counter()
+    meta = {"mode": "smoke" if args.smoke else "full", "date": time.strftime("%Y-%m-%d %H:%M:%S"),
+            "cpu": cpu_name(), "cpu_count": os.cpu_count(), "torch_threads": torch.get_num_threads(),
+            "torch": torch.__version__, "transformers": transformers.__version__, "numpy": np.__version__,
+            "python": platform.python_version(), "loadavg_before": loadavg(), "config": cfg}
+    from xlt_utils.training import bf16_supported
+
+    meta["bf16_autocast"] = bf16_supported("cpu")
+
+    log("loading data and mBERT's tokenizer")
+    tok, ewt, pud = load_data(args.data, cfg)
+    log("measuring the matmul peak")
+    peak_start = measure_peak(cfg)
+    model, config = mbert_like(tok, cfg)
+    finetune = bench_finetune(model, config, tok, ewt, cfg, peak_start)
+    peak_end = measure_peak(cfg)
+    peak = {"size": cfg["peak"]["size"],
+            "bf16_gflops": max(peak_start["bf16_gflops"], peak_end["bf16_gflops"]),
+            "fp32_gflops": max(peak_start["fp32_gflops"], peak_end["fp32_gflops"]),
+            "start": peak_start, "end": peak_end}
+    for r in (finetune["ours"], finetune["baseline"]):  # shares against the better of the two peaks
+        scale = peak_start["bf16_gflops"] / peak["bf16_gflops"]
+        r["share_of_bf16_peak"] *= scale
+        r["share_of_fp32_peak"] *= peak_start["fp32_gflops"] / peak["fp32_gflops"]
+    finetune["ours"]["share_of_bf16_peak_fwd_bwd_only"] *= peak_start["bf16_gflops"] / peak["bf16_gflops"]
+    finetune["ours_share_of_bf16_peak"] = finetune["ours"]["share_of_bf16_peak"]
+    evaluation = bench_eval(model, config, tok, pud, cfg)
+    del model
+    gc.collect()
+    cka_res = bench_cka(cfg)
+    suite = toy_suite(args.suite_json, args.with_suite)
+    meta["loadavg_after"] = loadavg()
+    meta["total_seconds"] = time.perf_counter() - started
+    res = {"meta": meta, "peak": peak, "finetune": finetune, "eval": evaluation, "cka": cka_res,
+           "toy_suite": suite}
+    res["verdicts"] = verdicts(res)
+    text = table(res)
+    print(text)
+    res["table"] = text.splitlines()
+    out_path.parent.mkdir(parents=True, exist_ok=True)
+    out_path.write_text(json.dumps(res, indent=1))
+    print(f"results written to {out_path}")
+    return res
+
+
+if __name__ == "__main__":
+    main()
