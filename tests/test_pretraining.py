@@ -6,12 +6,16 @@ import json
 
 import pytest
 
+from xlt_utils.data.synthetic import pretraining_files
+from xlt_utils.models import load_tokenizer
 from xlt_utils.pretraining import (
     ASSET_DIR,
     PretrainRecipe,
     pretrain,
     sha256_file,
+    shipped_tokenizer,
     toy_model_dir,
+    train_tokenizer,
     verify,
 )
 
@@ -40,5 +44,15 @@ def test_a_tampered_checkpoint_is_not_used(tmp_path):
 
 @pytest.mark.slow
 def test_the_recipe_reproduces_the_committed_weights_bit_for_bit(tmp_path):
-    out = pretrain(PretrainRecipe(), tmp_path / "again", progress=False)
+    tokenizer = shipped_tokenizer()
+    assert tokenizer is not None, "the shipped tokenizer does not match its recorded hash"
+    out = pretrain(PretrainRecipe(), tmp_path / "again", progress=False, tokenizer=tokenizer)
     assert sha256_file(out / "model.safetensors") == json.loads((ASSET_DIR / "recipe.json").read_text())["sha256"]
+
+
+def test_a_fresh_tokenizer_differs_from_the_shipped_one_only_in_tie_breaking():
+    """The WordPiece trainer breaks frequency ties in hash-map order (per process): measure how much."""
+    shipped = set(load_tokenizer(ASSET_DIR).get_vocab())
+    fresh = set(train_tokenizer(list(pretraining_files(PretrainRecipe().corpus).values()), 3000).get_vocab())
+    assert len(fresh) == len(shipped) == 3000
+    assert len(fresh & shipped) / len(shipped) > 0.9

@@ -1,4 +1,6 @@
-"""Notebook hygiene: strip execution noise (papermill timings, execution counts) from stored notebooks.
+"""Notebook hygiene: strip execution noise (papermill timings and records) from stored notebooks.
+
+Execution counts are kept, numbered 1..N in order: nbval treats a cell without one as never run.
 
 Usage: python -m xlt_utils.nbtools clean notebooks/*.ipynb
 """
@@ -15,18 +17,20 @@ KEPT_NB_KEYS = ("kernelspec", "language_info")
 
 
 def clean_notebook(nb: nbformat.NotebookNode) -> nbformat.NotebookNode:
-    """Remove per-run metadata: execution counts, timings, papermill records, widget state."""
+    """Remove per-run metadata (timings, papermill records, widget state); number cells 1..N."""
     nb.metadata = nbformat.NotebookNode({k: nb.metadata[k] for k in KEPT_NB_KEYS if k in nb.metadata})
     if "language_info" in nb.metadata:
         nb.metadata.language_info.pop("version", None)
+    count = 0
     for cell in nb.cells:
         for key in NOISY_CELL_KEYS:
             cell.metadata.pop(key, None)
-        if cell.cell_type == "code":
-            cell.execution_count = None
+        if cell.cell_type == "code":  # numbered in order, as a fresh top-to-bottom run numbers them
+            count += 1
+            cell.execution_count = count if cell.get("outputs") or cell.source.strip() else None
             for out in cell.get("outputs", []):
                 if "execution_count" in out:
-                    out["execution_count"] = None
+                    out["execution_count"] = count
         cell.pop("id", None)
     nb.nbformat, nb.nbformat_minor = 4, 4
     return nb

@@ -77,14 +77,20 @@ def mask_tokens(ids: torch.Tensor, special: torch.Tensor, tok, prob: float, gen:
     return ids, labels
 
 
-def pretrain(recipe: PretrainRecipe, out_dir: Path, progress: bool = True) -> Path:
-    """Train the tokenizer and the masked LM from the recipe, and save both (safetensors)."""
+def pretrain(recipe: PretrainRecipe, out_dir: Path, progress: bool = True, tokenizer=None) -> Path:
+    """Train the masked LM from the recipe (and the tokenizer, unless one is given); save both.
+
+    The `tokenizers` WordPiece trainer breaks frequency ties in hash-map order, which changes from
+    process to process: two trainings agree on about 95% of the vocabulary, not all of it. The
+    shipped checkpoint therefore records its tokenizer's hash, and re-running the recipe with that
+    tokenizer reproduces the weights bit for bit.
+    """
     from tqdm.auto import tqdm
 
     torch.set_num_threads(recipe.threads)
     set_seed(recipe.seed)
     files = pretraining_files(recipe.corpus)
-    tok = train_tokenizer(list(files.values()), recipe.vocab_size)
+    tok = tokenizer or train_tokenizer(list(files.values()), recipe.vocab_size)
     lines = [ln for f in files.values() for ln in f.read_text(encoding="utf-8").splitlines() if ln.strip()]
     enc = [e for e in tok(lines, add_special_tokens=True, truncation=True, max_length=128)["input_ids"]]
     model = BertForMaskedLM(tiny_bert_config(len(tok)))
@@ -121,7 +127,8 @@ def pretrain(recipe: PretrainRecipe, out_dir: Path, progress: bool = True) -> Pa
     model.save_pretrained(out_dir)  # safetensors; BertModel.from_pretrained reads the encoder from it
     tok.save_pretrained(out_dir)
     record = {"recipe": recipe.to_dict(), "final_loss": round(sum(losses[-100:]) / 100, 4),
-              "sha256": sha256_file(out_dir / "model.safetensors")}
+              "sha256": sha256_file(out_dir / "model.safetensors"),
+              "tokenizer_sha256": sha256_file(out_dir / "tokenizer.json")}
     (out_dir / "recipe.json").write_text(json.dumps(record, indent=1))
     return out_dir
 
@@ -136,6 +143,18 @@ def verify(model_dir: Path, recipe: PretrainRecipe = PretrainRecipe()) -> bool:
         record["sha256"] == sha256_file(model_dir / "model.safetensors")
 
 
+def shipped_tokenizer(recipe: PretrainRecipe = PretrainRecipe()):
+    """The tokenizer shipped with the checkpoint, if it belongs to this recipe and is intact."""
+    meta = ASSET_DIR / "recipe.json"
+    if not meta.is_file():
+        return None
+    record = json.loads(meta.read_text())
+    if record["recipe"] != json.loads(json.dumps(recipe.to_dict())) or \
+            record.get("tokenizer_sha256") != sha256_file(ASSET_DIR / "tokenizer.json"):
+        return None
+    return load_tokenizer(ASSET_DIR)
+
+
 def toy_model_dir(recipe: PretrainRecipe = PretrainRecipe(), progress: bool = True) -> Path:
     """Load-if-present-else-train: the committed checkpoint, else the cache, else pretrain now."""
     if verify(ASSET_DIR, recipe):
@@ -146,7 +165,7 @@ def toy_model_dir(recipe: PretrainRecipe = PretrainRecipe(), progress: bool = Tr
         return target
     tmp = target.with_name(target.name + f".tmp{os.getpid()}")
     shutil.rmtree(tmp, ignore_errors=True)
-    pretrain(recipe, tmp, progress=progress)
+    pretrain(recipe, tmp, progress=progress, tokenizer=shipped_tokenizer(recipe))
     shutil.rmtree(target, ignore_errors=True)
     os.replace(tmp, target)
     return target

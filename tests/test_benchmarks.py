@@ -1,0 +1,115 @@
+"""benchmarks/speed.py --smoke: every section is produced with positive numbers (no timing assertions:
+speed targets are measured and reported by the benchmark itself, never asserted in unit tests)."""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def _positive(x) -> bool:
+    return isinstance(x, (int, float)) and not isinstance(x, bool) and math.isfinite(x) and x > 0
+
+
+@pytest.fixture(scope="module")
+def smoke(shared_data, tmp_path_factory):
+    tmp = tmp_path_factory.mktemp("speed")
+    suite = tmp / "toy_suite.json"  # a stand-in for benchmarks/results/toy_suite.json
+    suite.write_text(json.dumps({"notebooks": [{"notebook": "00_overview.ipynb", "seconds": 12.5,
+                                                "peak_rss_mb": 900}],
+                                 "total_seconds": 12.5, "peak_rss_mb": 900, "cpus": 2, "cache": "cold"}))
+    out = tmp / "speed_smoke.json"
+    env = {**os.environ, "HF_HUB_OFFLINE": "1", "TOKENIZERS_PARALLELISM": "false"}
+    proc = subprocess.run(
+        [sys.executable, str(ROOT / "benchmarks" / "speed.py"), "--smoke", "--data", str(shared_data),
+         "--out", str(out), "--suite-json", str(suite)],
+        cwd=ROOT, env=env, capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    return json.loads(out.read_text()), proc.stdout
+
+
+def test_smoke_writes_every_section(smoke):
+    res, stdout = smoke
+    assert {"meta", "peak", "finetune", "eval", "cka", "toy_suite", "verdicts", "table"} <= set(res)
+    assert res["meta"]["mode"] == "smoke"
+    assert "fine-tuning, useful tokens/s" in stdout and "CKA rbf" in stdout
+
+
+def test_smoke_numbers_are_positive(smoke):
+    res, _ = smoke
+    assert _positive(res["peak"]["bf16_gflops"]) and _positive(res["peak"]["fp32_gflops"])
+    ft = res["finetune"]
+    assert _positive(ft["ratio"]) and _positive(ft["ours_share_of_bf16_peak"])
+    for recipe in ("ours", "baseline"):
+        r = ft[recipe]
+        for key in ("useful_tokens_per_s", "seconds", "useful_tokens", "processed_tokens", "share_of_bf16_peak"):
+            assert _positive(r[key]), (recipe, key, r[key])
+        assert r["timed_steps"] >= 1 and r["useful_tokens"] <= r["processed_tokens"]
+        assert all(math.isfinite(loss) for loss in r["losses"])
+    # The baseline pads every sentence to 128 subwords; ours pads only to the batch's longest one.
+    assert ft["baseline"]["processed_tokens"] == ft["baseline"]["timed_steps"] * ft["batch_size"] * 128
+    assert ft["ours"]["useful_share_of_processed"] > ft["baseline"]["useful_share_of_processed"]
+    ev = res["eval"]
+    assert ev["sentences"] > 0 and _positive(ev["ratio"])
+    for recipe in ("ours", "pipeline"):
+        assert _positive(ev[recipe]["sentences_per_s"]) and _positive(ev[recipe]["seconds"])
+    ck = res["cka"]
+    for kernel in ("rbf", "linear"):
+        for key in ("ours_s", "numpy_original_s", "numpy_once_s", "ratio"):
+            assert _positive(ck[kernel][key]), (kernel, key)
+
+
+def test_smoke_cka_values_agree_with_numpy(smoke):
+    res, _ = smoke
+    ck = res["cka"]
+    for kernel in ("rbf", "linear"):
+        ours, ref = ck[kernel]["values_ours"], ck[kernel]["values_numpy"]
+        assert len(ours) == len(ref) == ck["layers"]
+        assert max(abs(a - b) for a, b in zip(ours, ref, strict=True)) < 1e-6
+        assert all(0 < v <= 1 + 1e-9 for v in ours)
+    assert next(v for v in res["verdicts"] if v["name"] == "cka_max_abs_diff")["met"]
+
+
+def test_smoke_reads_the_toy_suite_results(smoke):
+    res, _ = smoke
+    ts = res["toy_suite"]
+    assert ts["status"] == "read from file"
+    assert _positive(ts["total_seconds"]) and _positive(ts["peak_rss_mb"])
+
+
+def _speed_module():
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("xlt_speed_benchmark", ROOT / "benchmarks" / "speed.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_missing_toy_suite_results_are_reported_not_invented(tmp_path):
+    ts = _speed_module().toy_suite(tmp_path / "absent.json", run=False)
+    assert ts["status"] == "not available" and "total_seconds" not in ts
+
+
+def test_numpy_reference_matches_the_library_on_correlated_states():
+    import numpy as np
+
+    from xlt_utils.similarity import cka_per_layer
+
+    speed = _speed_module()
+    a, b = speed.cka_inputs(layers=2, n=30, dim=16, seed=3)
+    for kernel in ("rbf", "linear"):
+        ours = cka_per_layer(a, b, kernel=kernel)
+        orig = [speed.np_cka_original(a[k], b[k], kernel) for k in range(2)]
+        once = [speed.np_cka_once(a[k], b[k], kernel) for k in range(2)]
+        np.testing.assert_allclose(ours, orig, atol=1e-10)
+        np.testing.assert_allclose(once, orig, atol=1e-10)
+        assert ours[0] > ours[1]  # layer 0 of b is the less noisy copy
