@@ -37,8 +37,9 @@ FORMS = "valid ablations: reference, random_init, reinit:<layers>, freeze:<layer
 
 
 def _stable(record: dict) -> dict:
-    """A record without what legitimately differs between two computations of it (timings)."""
-    return {k: v for k, v in record.items() if k != "timings"}
+    """A record without what legitimately differs between two computations of it: timings, where and
+    how it ran (threads), and the git revision (a commit made while the tests run changes it)."""
+    return {k: v for k, v in record.items() if k not in ("timings", "git", "runtime")}
 
 
 def _layout(root: Path) -> dict[str, list[str]]:
@@ -170,12 +171,12 @@ def test_a_failing_config_does_not_stop_the_grid(reference_grid, tmp_path):
 def test_a_config_locked_by_another_sweep_waits_and_is_not_trained_twice(reference_grid, tmp_path):
     import threading
 
-    from xlt_utils.sweep import _config_lock
+    from xlt_utils.experiments import locked
 
     ref_root, configs, first = reference_grid
     folder = tmp_path / configs[0].key()
     got = []
-    with _config_lock(folder):  # another sweep is training this config
+    with locked(folder):  # another sweep is training this config
         worker = threading.Thread(target=lambda: got.extend(run_grid(configs[:1], results=tmp_path, progress=False)))
         worker.start()
         worker.join(timeout=1.0)
@@ -245,7 +246,9 @@ def test_sigkill_mid_grid_then_restart_completes_every_config(reference_grid, tm
 
 # ----------------------------------------------------------------------------------------- Ray
 
-def _ray():
+@pytest.fixture(scope="module")
+def ray_module():
+    """Ray, or a skip (a failure under XLT_REQUIRE_RAY=1) before any fixture runs a grid."""
     try:
         import ray
     except ImportError:
@@ -257,8 +260,8 @@ def _ray():
 
 
 @pytest.mark.slow
-def test_ray_backend_gives_the_local_records_in_the_same_cache(reference_grid, tmp_path, capsys):
-    ray = _ray()
+def test_ray_backend_gives_the_local_records_in_the_same_cache(ray_module, reference_grid, tmp_path, capsys):
+    ray = ray_module
     ref_root, configs, reference = reference_grid
     configs, reference = configs[:3], reference[:3]
     root = tmp_path / "ray-results"

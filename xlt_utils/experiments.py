@@ -3,6 +3,7 @@ and cache the result record (and optionally the model) under a hash of the confi
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import os
@@ -21,7 +22,7 @@ from .data.synthetic import cache_dir, load_toy
 from .evaluation import zero_shot_eval
 from .models import XltModel, load_encoder
 from .profiles import Profile, check_languages, check_task, get_profile
-from .training import TrainConfig, fine_tune, set_seed
+from .training import TrainConfig, bf16_supported, fine_tune, set_seed
 
 
 @dataclass(frozen=True)
@@ -121,15 +122,48 @@ def build_model(cfg: ExperimentConfig) -> tuple[XltModel, object]:
     return model, tok
 
 
+@contextlib.contextmanager
+def locked(folder: Path):
+    """An exclusive lock on a config's folder, so that two processes (a restarted grid and the
+    orphans of a killed one, say) never train one config at once; the OS releases it on SIGKILL."""
+    folder.mkdir(parents=True, exist_ok=True)
+    try:
+        import fcntl
+    except ImportError:  # not on Windows: no lock
+        yield
+        return
+    with open(folder / ".lock", "a") as fh:
+        fcntl.flock(fh, fcntl.LOCK_EX)
+        yield
+
+
+def device() -> torch.device:
+    """The GPU when there is one, else the CPU."""
+    return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+
+
 def run_experiment(cfg: ExperimentConfig, keep_model: bool = False, progress: bool = True) -> dict:
     """Fine-tune and evaluate one config, or return its cached record (atomic writes; resumes)."""
     out = results_dir() / cfg.key()
     record_path = out / "record.json"
-    if record_path.is_file() and (not keep_model or (out / "model.pt").is_file()):
+
+    def cached() -> bool:
+        return record_path.is_file() and (not keep_model or (out / "model.pt").is_file())
+
+    if cached():
         return json.loads(record_path.read_text())
-    out.mkdir(parents=True, exist_ok=True)
+    with locked(out):
+        if cached():  # finished by another process meanwhile
+            return json.loads(record_path.read_text())
+        for stale in out.glob("*.tmp*"):  # left by a writer that was killed
+            stale.unlink(missing_ok=True)
+        return _run(cfg, out, record_path, keep_model, progress)
+
+
+def _run(cfg: ExperimentConfig, out: Path, record_path: Path, keep_model: bool, progress: bool) -> dict:
     t0 = time.perf_counter()
     model, tok = build_model(cfg)
+    model.to(device())
     train = load_split(cfg.profile, cfg.source, cfg.task, "train", cfg.n_train)
     history = fine_tune(model, tok, train, cfg.train, run_dir=out, progress=progress)
     t1 = time.perf_counter()
@@ -144,7 +178,9 @@ def run_experiment(cfg: ExperimentConfig, keep_model: bool = False, progress: bo
     record = {"key": cfg.key(), "config": cfg.to_dict(), "label": cfg.label,
               "metrics": table.to_dict(orient="records"), "train_loss": history,
               "timings": {"train_s": round(t1 - t0, 2), "eval_s": round(t2 - t1, 2)},
-              "versions": _versions(), "git": _git_revision()}
+              "versions": _versions(), "git": _git_revision(),
+              "runtime": {"device": device().type, "threads": torch.get_num_threads(),
+                          "bf16": bf16_supported(device().type) if cfg.train.bf16 == "auto" else bool(cfg.train.bf16)}}
     _write_json_atomic(record, record_path)
     (out / "checkpoint.pt").unlink(missing_ok=True)  # the run is complete: the resume point is no longer needed
     return record
@@ -155,8 +191,8 @@ def load_finetuned(cfg: ExperimentConfig) -> tuple[XltModel, object]:
     run_experiment(cfg, keep_model=True)
     encoder, tok = load_encoder(get_profile(cfg.profile))
     model = XltModel(encoder, cfg.task, len(label_set(cfg.task)))
-    model.load_state_dict(torch.load(results_dir() / cfg.key() / "model.pt", weights_only=True))
-    return model.eval(), tok
+    model.load_state_dict(torch.load(results_dir() / cfg.key() / "model.pt", weights_only=True, map_location="cpu"))
+    return model.to(device()).eval(), tok
 
 
 def records_table(records: list[dict]) -> pd.DataFrame:

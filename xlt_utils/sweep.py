@@ -216,34 +216,6 @@ def _environ(values: dict[str, str]) -> Iterator[None]:
                 os.environ[k] = v
 
 
-@contextlib.contextmanager
-def _config_lock(folder: Path) -> Iterator[None]:
-    """An exclusive lock on one config's folder, so that two sweeps (say a restarted driver and the
-    orphaned tasks of the first one) never train the same config at once. The OS releases it when
-    its holder dies, SIGKILL included. (Its own file, so that a lock `run_experiment` may take on
-    ``.lock`` one day nests inside it instead of deadlocking.)"""
-    folder.mkdir(parents=True, exist_ok=True)
-    try:
-        import fcntl
-    except ImportError:  # not POSIX: no lock
-        yield
-        return
-    with open(folder / ".sweep.lock", "a") as fh:
-        fcntl.flock(fh, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(fh, fcntl.LOCK_UN)
-
-
-def _tidy(folder: Path) -> None:
-    """Once a record exists: drop what a killed writer may have left (stale ``*.tmp*`` files, the
-    resume checkpoint). Called under the config's lock."""
-    if (folder / "record.json").is_file():
-        for stale in [*folder.glob("*.tmp*"), folder / "checkpoint.pt"]:
-            stale.unlink(missing_ok=True)
-
-
 def run_config(cfg: ExperimentConfig | dict, root: str | Path | None = None, progress: bool = False,
                threads: int | None = None) -> dict:
     """Run (or read from the cache) one config under its lock, with `root` as the results directory:
@@ -255,11 +227,7 @@ def run_config(cfg: ExperimentConfig | dict, root: str | Path | None = None, pro
 
         torch.set_num_threads(threads)
     with _environ({"XLT_RESULTS_DIR": str(root)} if root is not None else {}):
-        folder = results_dir() / cfg.key()
-        with _config_lock(folder):
-            record = run_experiment(cfg, progress=progress)
-            _tidy(folder)
-    return record
+        return run_experiment(cfg, progress=progress)  # under the config's lock
 
 
 def _quiet_libraries() -> None:
