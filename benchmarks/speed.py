@@ -96,6 +96,24 @@ def loadavg() -> list[float] | None:
         return None
 
 
+def cpu_snapshot() -> tuple[float, float, float]:
+    """(busy CPU seconds of the whole machine, CPU seconds of this process, wall time)."""
+    try:
+        fields = [int(x) for x in Path("/proc/stat").read_text().splitlines()[0].split()[1:]]
+        busy = sum(fields[:8]) - fields[3] - fields[4]  # all but idle and iowait
+        own = sum(int(x) for x in Path("/proc/self/stat").read_text().rsplit(")", 1)[1].split()[11:13])
+        tick = os.sysconf("SC_CLK_TCK")
+        return busy / tick, own / tick, time.perf_counter()
+    except (OSError, ValueError, IndexError):
+        return float("nan"), float("nan"), time.perf_counter()
+
+
+def other_cores(before: tuple[float, float, float]) -> float:
+    """Average number of cores that other processes kept busy since `before` (contention check)."""
+    after = cpu_snapshot()
+    return max(0.0, ((after[0] - before[0]) - (after[1] - before[1])) / (after[2] - before[2]))
+
+
 def cpu_name() -> str:
     try:
         for line in Path("/proc/cpuinfo").read_text().splitlines():
@@ -604,6 +622,8 @@ def table(res: dict) -> str:
     m = res["meta"]
     lines.append(f"mode={m['mode']}  {m['cpu']}, {m['torch_threads']} torch threads, "
                  f"load before {m['loadavg_before']}, after {m['loadavg_after']}, total {m['total_seconds']:.0f} s")
+    lines.append("cores kept busy by other processes: "
+                 + ", ".join(f"{k} {v:.2f}" for k, v in m["other_processes_cores"].items()))
     return "\n".join(lines)
 
 
@@ -634,20 +654,35 @@ def main(argv: list[str] | None = None) -> dict:
 
     log("loading data and mBERT's tokenizer")
     tok, ewt, pud = load_data(args.data, cfg)
+    contention = {}
     log("measuring the matmul peak")
+    snap = cpu_snapshot()
     peak_start = measure_peak(cfg)
     model, config = mbert_like(tok, cfg)
+    contention["peak_start"] = other_cores(snap)
+    snap = cpu_snapshot()
     finetune = bench_finetune(model, config, tok, ewt, cfg)
+    contention["finetune"] = other_cores(snap)
+    snap = cpu_snapshot()
     peak_end = measure_peak(cfg)
+    contention["peak_end"] = other_cores(snap)
     peak = {"size": cfg["peak"]["size"],
             "bf16_gflops": max(peak_start["bf16_gflops"], peak_end["bf16_gflops"]),
             "fp32_gflops": max(peak_start["fp32_gflops"], peak_end["fp32_gflops"]),
             "start": peak_start, "end": peak_end}
     add_peak_shares(finetune, peak)
+    snap = cpu_snapshot()
     evaluation = bench_eval(model, config, tok, pud, cfg)
+    contention["eval"] = other_cores(snap)
     del model
     gc.collect()
+    snap = cpu_snapshot()
     cka_res = bench_cka(cfg)
+    contention["cka"] = other_cores(snap)
+    meta["other_processes_cores"] = contention
+    busy = {k: round(v, 2) for k, v in contention.items() if v > 0.2}
+    if busy:
+        log(f"WARNING: other processes kept CPU cores busy during {busy}: timings are contaminated")
     suite = toy_suite(args.suite_json, args.with_suite)
     meta["loadavg_after"] = loadavg()
     meta["total_seconds"] = time.perf_counter() - started

@@ -41,14 +41,27 @@ def _from_hub(cls, name: str, **kw):
 
 
 def load_encoder(profile: Profile) -> tuple[BertModel, PreTrainedTokenizerFast]:
-    """The pretrained encoder and tokenizer of a profile (the toy BERT, or mBERT from the hub)."""
-    if profile.model == "toy":
-        from .pretraining import toy_model_dir
+    """The pretrained encoder and tokenizer of a profile (the toy BERT, or mBERT from the hub).
 
-        path = toy_model_dir()
-        return BertModel.from_pretrained(path, add_pooling_layer=False), load_tokenizer(path)
-    tok = load_tokenizer(profile.model)
-    return _from_hub(AutoModel, profile.model, add_pooling_layer=False), tok
+    The masked-LM head stored with the weights is dropped without a load report or progress bar.
+    """
+    from transformers.utils import logging as hf_logging
+
+    level, bars = hf_logging.get_verbosity(), hf_logging.is_progress_bar_enabled()
+    hf_logging.set_verbosity_error()
+    hf_logging.disable_progress_bar()
+    try:
+        if profile.model == "toy":
+            from .pretraining import toy_model_dir
+
+            path = toy_model_dir()
+            return BertModel.from_pretrained(path, add_pooling_layer=False), load_tokenizer(path)
+        tok = load_tokenizer(profile.model)
+        return _from_hub(AutoModel, profile.model, add_pooling_layer=False), tok
+    finally:
+        hf_logging.set_verbosity(level)
+        if bars:
+            hf_logging.enable_progress_bar()
 
 
 def tiny_bert_config(vocab_size: int, **kw) -> BertConfig:
