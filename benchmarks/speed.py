@@ -476,7 +476,7 @@ def _np_hsic(x, y, kernel, sigma_frac):
 
 
 def np_cka_original(x, y, kernel: str, sigma_frac: float = 0.8) -> float:
-    """CKA as the paper's code computed it: three HSIC calls, each forming both kernels and H."""
+    """CKA structured like the paper's kernel_CKA: three HSIC calls, each forming both kernels and H."""
     return _np_hsic(x, y, kernel, sigma_frac) / np.sqrt(
         _np_hsic(x, x, kernel, sigma_frac) * _np_hsic(y, y, kernel, sigma_frac))
 
