@@ -108,6 +108,15 @@ _GOOD = [
 ]
 
 
+def _with_bad_line(tmp_path, lineno: int, bad: str):
+    """A copy of the good file with line `lineno` replaced by `bad`."""
+    lines = list(_GOOD)
+    lines[lineno - 1] = bad
+    path = tmp_path / "bad.conllu"
+    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    return path
+
+
 @pytest.mark.parametrize(
     "lineno, bad, message",
     [
@@ -121,10 +130,7 @@ _GOOD = [
     ],
 )
 def test_malformed_lines_name_file_and_line(tmp_path, lineno, bad, message):
-    lines = list(_GOOD)
-    lines[lineno - 1] = bad
-    path = tmp_path / "bad.conllu"
-    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    path = _with_bad_line(tmp_path, lineno, bad)
     with pytest.raises(ConlluFormatError) as e:
         read_conllu(path, "en")
     assert f"{path}, line {lineno}:" in str(e.value)
@@ -140,10 +146,7 @@ def test_malformed_lines_name_file_and_line(tmp_path, lineno, bad, message):
     ],
 )
 def test_sentence_level_errors_name_file_and_sentence_line(tmp_path, lineno, bad, message):
-    lines = list(_GOOD)
-    lines[lineno - 1] = bad
-    path = tmp_path / "bad.conllu"
-    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    path = _with_bad_line(tmp_path, lineno, bad)
     with pytest.raises(ConlluFormatError) as e:
         read_conllu(path, "en")
     start = 1 if lineno < 6 else 6  # the line where the offending sentence starts

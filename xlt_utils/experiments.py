@@ -17,12 +17,13 @@ import pandas as pd
 import torch
 
 from .ablation import apply_ablation
+from .data.download import write_atomic
 from .data.records import Sentence, label_set
 from .data.synthetic import cache_dir, load_toy
 from .evaluation import zero_shot_eval
 from .models import XltModel, load_encoder
 from .profiles import Profile, check_languages, check_task, get_profile
-from .training import TrainConfig, bf16_supported, fine_tune, set_seed
+from .training import TrainConfig, atomic_save, bf16_supported, fine_tune, set_seed
 
 
 @dataclass(frozen=True)
@@ -107,12 +108,6 @@ def _versions() -> dict:
             "transformers": transformers.__version__, "xlt_utils": __version__}
 
 
-def _write_json_atomic(obj, path: Path) -> None:
-    tmp = path.with_name(f"{path.name}.tmp{os.getpid()}")
-    tmp.write_text(json.dumps(obj, indent=1))
-    os.replace(tmp, path)
-
-
 def build_model(cfg: ExperimentConfig) -> tuple[XltModel, object]:
     """The pretrained encoder of the profile with a fresh head, after the config's ablation."""
     set_seed(cfg.seed)
@@ -172,16 +167,14 @@ def _run(cfg: ExperimentConfig, out: Path, record_path: Path, keep_model: bool, 
     table = zero_shot_eval(model, tok, data, cfg.task, bf16=cfg.train.bf16)
     t2 = time.perf_counter()
     if keep_model:
-        tmp = out / "model.pt.tmp"
-        torch.save(model.state_dict(), tmp)
-        os.replace(tmp, out / "model.pt")
+        atomic_save(model.state_dict(), out / "model.pt")
     record = {"key": cfg.key(), "config": cfg.to_dict(), "label": cfg.label,
               "metrics": table.to_dict(orient="records"), "train_loss": history,
               "timings": {"train_s": round(t1 - t0, 2), "eval_s": round(t2 - t1, 2)},
               "versions": _versions(), "git": _git_revision(),
               "runtime": {"device": device().type, "threads": torch.get_num_threads(),
                           "bf16": bf16_supported(device().type) if cfg.train.bf16 == "auto" else bool(cfg.train.bf16)}}
-    _write_json_atomic(record, record_path)
+    write_atomic(record_path, json.dumps(record, indent=1))
     (out / "checkpoint.pt").unlink(missing_ok=True)  # the run is complete: the resume point is no longer needed
     return record
 

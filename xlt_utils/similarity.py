@@ -181,6 +181,16 @@ def cka(X, Y, kernel: str = "linear", debiased: bool = False, sigma_frac: float 
     return float(_cka_batched(x[None], y[None], kernel, debiased, sigma_frac, pairwise=False)[0])
 
 
+def _layer_pair(states_a, states_b, same_layers: bool) -> tuple[torch.Tensor, torch.Tensor]:
+    """Both inputs as [L, n, d] tensors on `states_a`'s device (with equal L if asked)."""
+    a = _as_states(states_a)
+    b = _as_states(states_b, device=a.device)
+    if a.ndim != 3 or b.ndim != 3 or (same_layers and a.shape[0] != b.shape[0]):
+        same = " with the same L" if same_layers else ""
+        raise ValueError(f"expected two [L, n, d] tensors{same}, got {tuple(a.shape)} and {tuple(b.shape)}")
+    return a, b
+
+
 def cka_per_layer(
     states_a,
     states_b,
@@ -194,12 +204,7 @@ def cka_per_layer(
     row i of both being the same example (e.g. a sentence and its translation). All layers are
     done at once with batched matmuls in float64 on the device of `states_a`.
     """
-    a = _as_states(states_a)
-    b = _as_states(states_b, device=a.device)
-    if a.ndim != 3 or b.ndim != 3 or a.shape[0] != b.shape[0]:
-        raise ValueError(
-            f"expected two [L, n, d] tensors with the same L, got {tuple(a.shape)} and {tuple(b.shape)}"
-        )
+    a, b = _layer_pair(states_a, states_b, same_layers=True)
     out = _cka_batched(a, b, kernel, debiased, sigma_frac, pairwise=False)
     return out.cpu().numpy()
 
@@ -215,12 +220,7 @@ def cka_matrix(
 
     Returns a float64 array [La, Lb] (entry [i, j]: layer i of a vs layer j of b), for a heatmap.
     """
-    a = _as_states(states_a)
-    b = _as_states(states_b, device=a.device)
-    if a.ndim != 3 or b.ndim != 3:
-        raise ValueError(
-            f"expected two [L, n, d] tensors, got {tuple(a.shape)} and {tuple(b.shape)}"
-        )
+    a, b = _layer_pair(states_a, states_b, same_layers=False)
     out = _cka_batched(a, b, kernel, debiased, sigma_frac, pairwise=True)
     return out.cpu().numpy()
 

@@ -145,7 +145,8 @@ class TrainConfig:
         return asdict(self)
 
 
-def _atomic_save(obj, path: Path) -> None:
+def atomic_save(obj, path: Path) -> None:
+    """torch.save through a temporary file and a rename: a killed writer leaves no partial file."""
     tmp = path.with_name(path.name + ".tmp")
     torch.save(obj, tmp)
     os.replace(tmp, path)
@@ -198,7 +199,7 @@ def fine_tune(model, tokenizer, train: Iterable[Sentence], cfg: TrainConfig, run
         history.append(total_loss / len(batches))
         if ckpt is not None:
             ckpt.parent.mkdir(parents=True, exist_ok=True)
-            _atomic_save({"model": model.state_dict(), "optimizer": opt.state_dict(), "scheduler": sched.state_dict(),
+            atomic_save({"model": model.state_dict(), "optimizer": opt.state_dict(), "scheduler": sched.state_dict(),
                           "epoch": epoch + 1, "history": history, "rng": torch.get_rng_state()}, ckpt)
     model.eval()
     return history

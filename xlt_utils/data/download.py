@@ -150,7 +150,7 @@ def fetch(
             continue
         os.replace(tmp, target)
         if expected is None:
-            _write_atomic(_sidecar(target), digest + "\n")
+            write_atomic(_sidecar(target), digest + "\n")
             warnings.warn(
                 f"{rel}: downloaded from {url}; its sha256 is not pinned in {MANIFEST_PATH.name}. "
                 f"Recorded {digest} in the cache; pin it in the manifest to verify future downloads.",
@@ -237,7 +237,7 @@ def _cached_ok(target: Path, expected: str | None) -> bool:
     if expected is None and side.exists():
         expected = side.read_text().strip() or None
     if expected is None:  # cached before its hash was recorded: record it now
-        _write_atomic(side, got + "\n")
+        write_atomic(side, got + "\n")
         return True
     if got == expected:
         return True
@@ -249,7 +249,8 @@ def _cached_ok(target: Path, expected: str | None) -> bool:
     return False
 
 
-def _write_atomic(path: Path, text: str) -> None:
+def write_atomic(path: Path, text: str) -> None:
+    """Write text so that `path` is either absent, old, or complete: never partial."""
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".part")
     try:
         with os.fdopen(fd, "w", encoding="utf-8") as f:
