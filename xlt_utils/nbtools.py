@@ -13,11 +13,12 @@ from pathlib import Path
 import nbformat
 
 NOISY_CELL_KEYS = ("execution", "papermill")
-KEPT_NB_KEYS = ("kernelspec", "language_info")
+# "widgets" holds the embedded ipywidgets state that lets the book render widgets without a kernel.
+KEPT_NB_KEYS = ("kernelspec", "language_info", "widgets")
 
 
 def clean_notebook(nb: nbformat.NotebookNode) -> nbformat.NotebookNode:
-    """Remove per-run metadata (timings, papermill records, widget state); number cells 1..N."""
+    """Remove per-run metadata (timings, papermill records); keep widget state; number cells 1..N."""
     nb.metadata = nbformat.NotebookNode({k: nb.metadata[k] for k in KEPT_NB_KEYS if k in nb.metadata})
     if "language_info" in nb.metadata:
         nb.metadata.language_info.pop("version", None)

@@ -153,6 +153,20 @@ def expand_ablations(specs: Iterable[str] | str, n_layers: int | None = None) ->
 
 # ----------------------------------------------------------------------------------------- the grid
 
+#: The paper's ablation grid (Muller et al., 2021, section 4): the reference, every pair of layers
+#: re-initialised, the lower and the upper half frozen, and a randomly initialised encoder.
+PAPER_ABLATIONS = ("reference", "reinit-pairs", "freeze-halves", "random_init")
+
+
+def paper_grid(profile: str | Profile = "toy", tasks: Sequence[str] | None = None,
+               seeds: Sequence[int] | None = None, **kwargs) -> list[ExperimentConfig]:
+    """The configs of `PAPER_ABLATIONS` x tasks x seeds (the profile's tasks and seeds by default).
+
+    In the toy profile (6 layers, 3 tasks, 3 seeds) that is (1 + 15 + 2 + 1) x 3 x 3 = 171 runs.
+    """
+    return expand_grid(profile, tasks=tasks, ablations=PAPER_ABLATIONS, seeds=seeds, **kwargs)
+
+
 def expand_grid(profile: str | Profile = "toy", tasks: Sequence[str] | None = None,
                 ablations: Sequence[str] | str = ("reference",), seeds: Sequence[int] | None = None,
                 targets: Sequence[str] | None = None, n_train=_PROFILE_DEFAULT, n_eval=_PROFILE_DEFAULT,
