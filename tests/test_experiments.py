@@ -72,3 +72,51 @@ def test_records_table_is_tidy():
                           {"language": "fr", "task": "pos", "metric": "accuracy", "value": 50.0, "n": 10}]}
     t = records_table([record])
     assert t.role.tolist() == ["source", "target"] and t.value.tolist() == [90.0, 50.0]
+
+
+def _tiny(seed: int = 1):
+    cfg = experiment("toy", task="pos", seed=seed, targets=["fr"], epochs=1)
+    return cfg.__class__(**{**cfg.__dict__, "n_train": 64, "n_eval": 16})
+
+
+def test_shipped_records_are_used_only_for_their_own_config(isolated_results, tmp_path, monkeypatch):
+    from xlt_utils import experiments
+
+    cfg = _tiny()
+    record = run_experiment(cfg, progress=False)
+    shipped = tmp_path / "shipped"
+    experiments.ship_records([record], shipped / "grid.json", description="test")
+    monkeypatch.setattr(experiments, "SHIPPED_RESULTS", shipped)
+    monkeypatch.setenv("XLT_RESULTS_DIR", str(tmp_path / "empty"))
+    assert experiments.shipped_record(cfg) == record
+    assert run_experiment(cfg, progress=False) == record
+    assert not (tmp_path / "empty" / cfg.key()).exists(), "a shipped record must not be retrained or copied"
+    assert experiments.shipped_record(_tiny(seed=2)) is None
+    monkeypatch.setenv("XLT_SHIPPED_RESULTS", "0")
+    assert experiments.shipped_record(cfg) is None
+    # a record whose stored config is not the config it is filed under never stands in for it
+    monkeypatch.delenv("XLT_SHIPPED_RESULTS")
+    forged = {**record, "config": {**record["config"], "seed": 7}}
+    experiments.ship_records([forged], shipped / "grid.json", description="test")
+    assert experiments.shipped_record(cfg) is None
+    (shipped / "grid.json").write_text(json.dumps({"records": {"0" * 16: record}}))
+    experiments._shipped.cache_clear()
+    with pytest.raises(ValueError, match="filed under 0000000000000000"):
+        experiments.shipped_record(cfg)
+    experiments._shipped.cache_clear()
+
+
+def test_the_toy_paper_grid_ships_complete_and_keyed_by_its_configs():
+    from xlt_utils.experiments import SHIPPED_RESULTS, shipped_record
+    from xlt_utils.sweep import config_from_dict, paper_grid
+
+    data = json.loads((SHIPPED_RESULTS / "toy-paper-grid.json").read_text())
+    for key, record in data["records"].items():
+        assert config_from_dict(record["config"]).key() == key == record["key"]
+    grid = paper_grid("toy")
+    assert len(grid) == 171 and {c.key() for c in grid} <= set(data["records"])
+    assert all(shipped_record(c) is not None for c in grid)
+    for record in data["records"].values():
+        langs = {m["language"] for m in record["metrics"]}
+        assert langs == {"en", "fr", "de", "ru", "tr", "ja", "ar"}
+        assert all(0 <= m["value"] <= 100 for m in record["metrics"])

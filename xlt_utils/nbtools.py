@@ -1,20 +1,54 @@
-"""Notebook hygiene: strip execution noise (papermill timings and records) from stored notebooks.
+"""Notebook hygiene and Colab readiness for the stored chapters.
 
-Execution counts are kept, numbered 1..N in order: nbval treats a cell without one as never run.
+``clean`` strips execution noise (papermill timings and records) from stored notebooks and keeps
+the embedded widget state. Execution counts are kept, numbered 1..N in order: nbval treats a cell
+without one as never run.
+
+``badges`` inserts or refreshes, in every chapter, (1) an "Open in Colab" badge in its own markdown
+cell right after the title, tagged ``remove-cell`` (the book has its own launch button, and the
+badge image is a third-party request), and (2) a first code cell that installs this package only
+when it runs on Colab, then imports ``setup_chapter``. Both are built from ``xlt_utils.REPOSITORY``
+and ``xlt_utils.BRANCH``, so a fork changes those and reruns the command. Running it twice changes
+nothing; the outputs of all other cells are kept.
 
 Usage: python -m xlt_utils.nbtools clean notebooks/*.ipynb
+       python -m xlt_utils.nbtools badges notebooks/*.ipynb
 """
 
 from __future__ import annotations
 
+import io
+import re
 import sys
 from pathlib import Path
 
 import nbformat
 
+from . import BRANCH, REPOSITORY, REPOSITORY_URL
+
 NOISY_CELL_KEYS = ("execution", "papermill")
 # "widgets" holds the embedded ipywidgets state that lets the book render widgets without a kernel.
 KEPT_NB_KEYS = ("kernelspec", "language_info", "widgets")
+
+PACKAGE = "xlt-utils"  # the distribution name in pyproject.toml
+NOTEBOOK_DIR = "notebooks"  # where the chapters live in the repository
+BADGE_IMAGE = "https://colab.research.google.com/assets/colab-badge.svg"
+BADGE_TAG = "remove-cell"
+SETUP_IMPORT = "from xlt_utils.setup import setup_chapter"
+COLAB_GUARD = 'if "google.colab" in sys.modules:'
+_BADGE_CELL = re.compile(r"\[!\[Open In Colab\]\([^)]*colab-badge\.svg\)\]\([^)]*\)")
+
+
+def _number_code_cells(nb: nbformat.NotebookNode) -> None:
+    """Number code cells 1..N in order, as a fresh top-to-bottom run numbers them."""
+    count = 0
+    for cell in nb.cells:
+        if cell.cell_type == "code":
+            count += 1
+            cell.execution_count = count if cell.get("outputs") or cell.source.strip() else None
+            for out in cell.get("outputs", []):
+                if "execution_count" in out:
+                    out["execution_count"] = count
 
 
 def clean_notebook(nb: nbformat.NotebookNode) -> nbformat.NotebookNode:
@@ -22,17 +56,11 @@ def clean_notebook(nb: nbformat.NotebookNode) -> nbformat.NotebookNode:
     nb.metadata = nbformat.NotebookNode({k: nb.metadata[k] for k in KEPT_NB_KEYS if k in nb.metadata})
     if "language_info" in nb.metadata:
         nb.metadata.language_info.pop("version", None)
-    count = 0
     for cell in nb.cells:
         for key in NOISY_CELL_KEYS:
             cell.metadata.pop(key, None)
-        if cell.cell_type == "code":  # numbered in order, as a fresh top-to-bottom run numbers them
-            count += 1
-            cell.execution_count = count if cell.get("outputs") or cell.source.strip() else None
-            for out in cell.get("outputs", []):
-                if "execution_count" in out:
-                    out["execution_count"] = count
         cell.pop("id", None)
+    _number_code_cells(nb)
     nb.nbformat, nb.nbformat_minor = 4, 4
     return nb
 
@@ -44,13 +72,86 @@ def is_clean(path: str | Path) -> bool:
     return nbformat.writes(clean_notebook(nbformat.reads(raw, as_version=4))) == raw
 
 
+def colab_url(notebook: str) -> str:
+    """The Colab address of a stored chapter, e.g. ``colab_url("00_overview.ipynb")``."""
+    return f"https://colab.research.google.com/github/{REPOSITORY}/blob/{BRANCH}/{NOTEBOOK_DIR}/{notebook}"
+
+
+def badge_markdown(notebook: str) -> str:
+    """The markdown of the "Open in Colab" badge of a chapter."""
+    return f"[![Open In Colab]({BADGE_IMAGE})]({colab_url(notebook)})"
+
+
+def install_spec() -> str:
+    """What pip installs on Colab: this package from the repository's branch."""
+    return f"{PACKAGE} @ git+{REPOSITORY_URL}@{BRANCH}"
+
+
+def install_cell_source() -> str:
+    """The first code cell of every chapter: install on Colab only (silent elsewhere), then import."""
+    return "\n".join([
+        "import sys",
+        "",
+        "# On Colab only: install this tutorial's package (it needs torch>=2.4, so Colab's torch is kept).",
+        COLAB_GUARD,
+        f'    %pip install -q "{install_spec()}"',
+        "",
+        SETUP_IMPORT,
+    ])
+
+
+def _new_cell(nb: nbformat.NotebookNode, cell: nbformat.NotebookNode) -> nbformat.NotebookNode:
+    if (nb.nbformat, nb.nbformat_minor) < (4, 5):  # cell ids exist from nbformat 4.5 on
+        cell.pop("id", None)
+    return cell
+
+
+def _is_badge_cell(cell: nbformat.NotebookNode) -> bool:
+    return cell.cell_type == "markdown" and bool(_BADGE_CELL.fullmatch(cell.source.strip()))
+
+
+def _is_install_cell(cell: nbformat.NotebookNode) -> bool:
+    src = cell.source.strip()
+    return cell.cell_type == "code" and ("google.colab" in src or src == SETUP_IMPORT)
+
+
+def add_badges(nb: nbformat.NotebookNode, notebook: str) -> nbformat.NotebookNode:
+    """Insert or refresh the badge cell (after the title) and the guarded-install first code cell."""
+    if not nb.cells or nb.cells[0].cell_type != "markdown" or not nb.cells[0].source.startswith("# "):
+        raise ValueError(f"{notebook}: the first cell must be the markdown title ('# ...')")
+    nb.cells = [c for c in nb.cells if not _is_badge_cell(c)]
+    badge = nbformat.v4.new_markdown_cell(badge_markdown(notebook), metadata={"tags": [BADGE_TAG]})
+    nb.cells.insert(1, _new_cell(nb, badge))
+
+    first = next((i for i, c in enumerate(nb.cells) if c.cell_type == "code"), len(nb.cells))
+    if first < len(nb.cells) and _is_install_cell(nb.cells[first]):
+        cell = nb.cells[first]
+        cell.source = install_cell_source()
+        cell.outputs = []
+        cell.metadata.setdefault("tags", [])
+    else:
+        cell = nbformat.v4.new_code_cell(install_cell_source(), metadata={"tags": []})
+        nb.cells.insert(first, _new_cell(nb, cell))
+    _number_code_cells(nb)
+    return nb
+
+
 def main(argv: list[str]) -> int:
-    if not argv or argv[0] != "clean":
+    if len(argv) < 1 or argv[0] not in ("clean", "badges"):
         print(__doc__)
         return 2
-    for p in argv[1:]:
-        nb = clean_notebook(nbformat.read(p, as_version=4))
-        nbformat.write(nb, p)
+    command, paths = argv[0], argv[1:]
+    for p in paths:
+        before = Path(p).read_text(encoding="utf-8")
+        nb = nbformat.read(p, as_version=4)
+        nb = clean_notebook(nb) if command == "clean" else add_badges(nb, Path(p).name)
+        buf = io.StringIO()
+        nbformat.write(nb, buf)
+        after = buf.getvalue()
+        if after != before:
+            Path(p).write_text(after, encoding="utf-8")
+            if command == "badges":
+                print(f"badges: updated {p}")
     return 0
 
 

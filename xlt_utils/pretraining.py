@@ -26,7 +26,7 @@ from transformers import BertForMaskedLM, PreTrainedTokenizerFast
 from .data.download import sha256_file
 from .data.synthetic import ToyCorpusSpec, cache_dir, pretraining_files
 from .models import SPECIAL_TOKENS, load_tokenizer, tiny_bert_config
-from .training import autocast, length_grouped_batches, make_optimizer, set_seed
+from .training import autocast, bf16_supported, length_grouped_batches, make_optimizer, set_seed
 
 ASSET_DIR = Path(__file__).parent / "assets" / "toy-mbert"
 
@@ -77,18 +77,25 @@ def mask_tokens(ids: torch.Tensor, special: torch.Tensor, tok, prob: float, gen:
     return ids, labels
 
 
-def pretrain(recipe: PretrainRecipe, out_dir: Path, progress: bool = True, tokenizer=None) -> Path:
+def pretrain(recipe: PretrainRecipe, out_dir: Path, progress: bool = True, tokenizer=None,
+             bf16: bool | None = None) -> Path:
     """Train the masked LM from the recipe (and the tokenizer, unless one is given); save both.
 
     The `tokenizers` WordPiece trainer breaks frequency ties in hash-map order, which changes from
     process to process: two trainings agree on about 95% of the vocabulary, not all of it. The
     shipped checkpoint therefore records its tokenizer's hash, and re-running the recipe with that
-    tokenizer reproduces the weights bit for bit.
+    tokenizer reproduces the weights bit for bit, on hardware with fast bf16 (the shipped weights
+    were trained under bf16 autocast on a CPU with AVX-512 BF16).
+
+    `bf16=None` uses bf16 autocast where the hardware runs it fast, else fp32: a CPU without native
+    bf16 emulates it hundreds of times slower. fp32 weights differ from the shipped ones (another
+    precision), and the record says which precision made them.
     """
     from tqdm.auto import tqdm
 
     torch.set_num_threads(recipe.threads)
     set_seed(recipe.seed)
+    use_bf16 = bf16_supported() if bf16 is None else bool(bf16)
     files = pretraining_files(recipe.corpus)
     tok = tokenizer or train_tokenizer(list(files.values()), recipe.vocab_size)
     lines = [ln for f in files.values() for ln in f.read_text(encoding="utf-8").splitlines() if ln.strip()]
@@ -112,7 +119,7 @@ def pretrain(recipe: PretrainRecipe, out_dir: Path, progress: bool = True, token
                 ids[r, :len(enc[i])] = torch.tensor(enc[i])
             attn = (ids != tok.pad_token_id).long()
             inp, labels = mask_tokens(ids, torch.isin(ids, special_ids), tok, recipe.mask_prob, gen)
-            with autocast(True):
+            with autocast(use_bf16):
                 loss = model(input_ids=inp, attention_mask=attn, labels=labels).loss
             loss.backward()
             torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
@@ -126,9 +133,9 @@ def pretrain(recipe: PretrainRecipe, out_dir: Path, progress: bool = True, token
     out_dir.mkdir(parents=True, exist_ok=True)
     model.save_pretrained(out_dir)  # safetensors; BertModel.from_pretrained reads the encoder from it
     tok.save_pretrained(out_dir)
-    record = {"recipe": recipe.to_dict(), "final_loss": round(sum(losses[-100:]) / 100, 4),
+    record = {"recipe": recipe.to_dict(), "final_loss": round(sum(losses[-100:]) / len(losses[-100:]), 4),
               "sha256": sha256_file(out_dir / "model.safetensors"),
-              "tokenizer_sha256": sha256_file(out_dir / "tokenizer.json")}
+              "tokenizer_sha256": sha256_file(out_dir / "tokenizer.json"), "bf16": use_bf16}
     (out_dir / "recipe.json").write_text(json.dumps(record, indent=1))
     return out_dir
 

@@ -16,11 +16,21 @@ def progress_enabled() -> bool:
 
 
 def describe_device() -> str:
-    """A one-line description of where the computation runs and what to expect there."""
+    """One line: where the computation runs and what each profile costs there.
+
+    It starts with "GPU: " or "CPU only: " (notebooks/nbval_sanitize.cfg masks the whole line, so
+    the stored outputs compare equal on any machine) and is the same on every run of one machine.
+    """
+    expect = "each chapter's Runtime line has the details"
     if torch.cuda.is_available():
-        return f"GPU: {torch.cuda.get_device_name(0)} (bf16: {bf16_supported('cuda')})"
-    return ("CPU only: fine for the toy profile (minutes); the quick profile takes about an hour "
-            f"and the full profile needs a GPU. bf16 autocast: {'on' if bf16_supported() else 'off'}")
+        bf16 = "on" if bf16_supported("cuda") else "off"
+        return (f"GPU: {torch.cuda.get_device_name(0)}, bf16 autocast {bf16}. Expect: toy profile in seconds "
+                "to minutes; quick profile in minutes (chapter 3's ablation grid: about an hour); full profile "
+                f"up to about an hour per chapter (chapter 3: a GPU day); {expect}.")
+    bf16 = "on" if bf16_supported() else "off"
+    return (f"CPU only: no GPU found, bf16 autocast {bf16}. Expect: toy profile fine, minutes per chapter; "
+            "quick profile about an hour per chapter (chapter 3: hours); full profile needs a GPU "
+            f"(on Colab: Runtime > Change runtime type > GPU); {expect}.")
 
 
 def setup_chapter(seed: int = 0, threads: int | None = 2) -> None:

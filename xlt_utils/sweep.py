@@ -27,7 +27,15 @@ import time
 from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
 
-from .experiments import ExperimentConfig, experiment, records_table, results_dir, run_experiment
+from .experiments import (
+    ExperimentConfig,
+    experiment,
+    records_table,
+    results_dir,
+    run_experiment,
+    ship_records,
+    shipped_record,
+)
 from .profiles import Profile, get_profile
 from .training import TrainConfig
 
@@ -212,7 +220,14 @@ def record_path(cfg: ExperimentConfig, root: Path | None = None) -> Path:
 
 
 def is_cached(cfg: ExperimentConfig, root: Path | None = None) -> bool:
-    return record_path(cfg, root).is_file()
+    """True when the config's record is in the cache at `root` or ships with the package."""
+    return record_path(cfg, root).is_file() or shipped_record(cfg) is not None
+
+
+def cached_record(cfg: ExperimentConfig, root: Path | None = None) -> dict | None:
+    """The config's record from the cache at `root`, else the shipped one, else None."""
+    path = record_path(cfg, root)
+    return json.loads(path.read_text()) if path.is_file() else shipped_record(cfg)
 
 
 @contextlib.contextmanager
@@ -339,8 +354,8 @@ def _run_ray(configs, root: Path, ray_address, resources, progress: bool, keep_g
         key = cfg.key()
         if key in records or key in todo:  # the same config twice: one run, its record returned twice
             continue
-        if is_cached(cfg, root):
-            records[key] = json.loads(record_path(cfg, root).read_text())
+        if (record := cached_record(cfg, root)) is not None:
+            records[key] = record
             _log(progress, f"{_describe(i, len(configs), cfg)} cached")
         else:
             todo[key] = (i, cfg)
@@ -460,6 +475,8 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--results-dir", help="the result cache (default: $XLT_RESULTS_DIR or the cache's results/)")
     run.add_argument("--threads", type=int, help="local backend: torch threads (default: torch's)")
     run.add_argument("--csv", help="also write the tidy table of every record to this CSV file")
+    run.add_argument("--export", metavar="JSON",
+                     help="also write the grid's records as a shipped-results file (see experiments.ship_records)")
     run.add_argument("--dry-run", action="store_true", help="list the configs (and which are cached); run nothing")
     run.add_argument("--quiet", action="store_true", help="no per-config progress lines")
     return ap
@@ -500,6 +517,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 1
     if args.csv:
         records_table(records).to_csv(args.csv, index=False)
+    if args.export:
+        ship_records(records, Path(args.export), description=f"python -m xlt_utils.sweep {' '.join(argv or sys.argv[1:])}")
     import pandas as pd
 
     with pd.option_context("display.width", 200, "display.max_rows", 500):
