@@ -120,3 +120,34 @@ def test_the_toy_paper_grid_ships_complete_and_keyed_by_its_configs():
         langs = {m["language"] for m in record["metrics"]}
         assert langs == {"en", "fr", "de", "ru", "tr", "ja", "ar"}
         assert all(0 <= m["value"] <= 100 for m in record["metrics"])
+
+
+def test_pair_matrix_places_each_pair_and_ignores_other_ablations():
+    from xlt_utils.analysis import pair_matrix
+
+    rows = []
+    for seed in (1, 2):
+        for ablation, d in (("reinit 1,2", -4.0), ("reinit 2,3", -1.0), ("freeze 0,1,2", -9.0), ("reinit 1,2,3", -7.0)):
+            rows.append({"task": "pos", "ablation": ablation, "role": "target", "seed": seed, "delta": d + seed})
+    m = pair_matrix(pd.DataFrame(rows), "pos", "target", n_layers=3)
+    assert m.shape == (3, 3) and m.loc[1, 2] == -2.5 and m.loc[2, 3] == 0.5
+    assert int(m.notna().sum().sum()) == 2, "only Reinit pairs fill the matrix"
+
+
+def test_verdict_c5_corrects_the_best_layer_for_the_number_of_layers():
+    from xlt_utils.analysis import claims_table, similarity_transfer_correlation, verdict_c5
+
+    langs = [f"l{i}" for i in range(8)]
+    scores = pd.Series(range(8), index=langs, dtype=float)
+    perfect = pd.DataFrame({0: scores * 0.1, 1: scores[::-1].to_numpy() * 0.1}, index=langs)
+    line = verdict_c5(similarity_transfer_correlation(perfect, scores))
+    assert line.startswith("C5 holds: the strongest correlation is at layer 0, Spearman +1.00 over 8 languages")
+    noisy = pd.DataFrame({layer: [0.3, 0.1, 0.2, 0.5, 0.4, 0.7, 0.8, 0.6][::1 if layer % 2 else -1]
+                          for layer in range(7)}, index=langs)
+    corr = similarity_transfer_correlation(noisy, scores)
+    best_p = corr["p"][corr["spearman"].idxmax()]
+    assert best_p < 0.05 and best_p * 7 > 0.05  # significant alone, not after the correction
+    assert verdict_c5(corr).startswith("C5 is not supported")
+    table = claims_table([{"task": "pos", "verdict": line}])
+    assert table.iloc[0].to_dict() == {"claim": "C5", "task": "pos", "verdict": "holds",
+                                       "numbers": line.split(": ", 1)[1]}

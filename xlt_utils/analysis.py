@@ -108,3 +108,85 @@ def similarity_transfer_correlation(similarity: pd.DataFrame, scores: pd.Series)
         r = spearmanr(similarity.loc[langs, layer], scores.loc[langs])
         rows.append({"layer": layer, "spearman": r.statistic, "p": r.pvalue, "languages": len(langs)})
     return pd.DataFrame(rows).set_index("layer")
+
+
+def per_seed_scores(records: list[dict], metric: dict[str, str] | None = None) -> pd.DataFrame:
+    """One row per (task, ablation, role, seed): the task's main metric, targets averaged per seed."""
+    from .experiments import records_table
+
+    metric = metric or MAIN_METRIC
+    table = records_table(records)
+    table = table[table.metric == table.task.map(metric)]
+    return table.groupby(["task", "ablation", "role", "seed"], sort=False)["value"].mean().reset_index()
+
+
+MAIN_METRIC = {"pos": "accuracy", "ner": "f1", "parse": "las"}
+
+
+def pair_matrix(deltas: pd.DataFrame, task: str, role: str, n_layers: int) -> pd.DataFrame:
+    """Mean Δ of every "reinit i,j" ablation as an L x L matrix (row i, column j, upper triangle)."""
+    m = pd.DataFrame(np.nan, index=range(1, n_layers + 1), columns=range(1, n_layers + 1))
+    d = deltas[(deltas.task == task) & (deltas.role == role)]
+    for label, value in d.groupby("ablation")["delta"].mean().items():
+        parts = label.split(" ", 1)
+        if parts[0] != "reinit" or "," not in parts[1] or "-" in parts[1]:
+            continue
+        layers = [int(x) for x in parts[1].split(",")]
+        if len(layers) == 2:
+            m.loc[layers[0], layers[1]] = value
+    m.index.name, m.columns.name = "first layer", "second layer"
+    return m
+
+
+def plot_pair_heatmaps(deltas: pd.DataFrame, n_layers: int, tasks: list[str] | None = None):
+    """For each task, the mean Δ of re-initialising each pair of layers: source, targets, and the
+    transfer-specific part (targets − source). Blue is a loss; the colour scale is shared per task."""
+    import matplotlib.pyplot as plt
+
+    tasks = tasks or list(dict.fromkeys(deltas.task))
+    fig, axes = plt.subplots(len(tasks), 3, figsize=(10, 3.0 * len(tasks)), squeeze=False)
+    for row, task in zip(axes, tasks, strict=True):
+        src = pair_matrix(deltas, task, "source", n_layers)
+        tgt = pair_matrix(deltas, task, "target", n_layers)
+        panels = (("source", src), ("targets", tgt), ("targets − source", tgt - src))
+        lim = max(1.0, float(np.nanmax(np.abs(np.stack([p.to_numpy() for _, p in panels])))))
+        for ax, (name, mat) in zip(row, panels, strict=True):
+            im = ax.imshow(mat.to_numpy(), cmap="RdBu", vmin=-lim, vmax=lim)
+            for (i, j), v in np.ndenumerate(mat.to_numpy()):
+                if not np.isnan(v):
+                    ax.text(j, i, f"{v:.1f}", ha="center", va="center", fontsize=7)
+            ax.set_xticks(range(n_layers), mat.columns)
+            ax.set_yticks(range(n_layers), mat.index)
+            ax.set_xlabel("second layer")
+            ax.set_ylabel("first layer")
+            ax.set_title(f"{task}: Δ {name}", fontsize=10)
+            ax.grid(False)
+        fig.colorbar(im, ax=row.tolist(), shrink=0.8, label="Δ (points)")
+    return fig
+
+
+def claims_table(rows: list[dict]) -> pd.DataFrame:
+    """The verdict lines of C1–C5 gathered into one table: claim, task, verdict, numbers."""
+    out = []
+    for r in rows:
+        text = r["verdict"]
+        claim, _, rest = text.partition(" ")
+        verdict, _, numbers = rest.partition(": ")
+        out.append({"claim": claim, "task": r.get("task", ""), "verdict": verdict, "numbers": numbers})
+    return pd.DataFrame(out)
+
+
+def verdict_c5(corr: pd.DataFrame, alpha: float = 0.05) -> str:
+    """C5: is cross-lingual similarity positively correlated with zero-shot scores across languages?
+
+    `corr` is `similarity_transfer_correlation`'s table (one row per layer). The strongest layer is
+    picked after looking at all of them, so its p-value is Bonferroni-corrected for the number of
+    layers: the claim holds when the correlation is positive and the corrected p is below `alpha`.
+    """
+    best = corr["spearman"].idxmax()
+    rho, p, n = corr.loc[best, "spearman"], corr.loc[best, "p"], int(corr.loc[best, "languages"])
+    p_adj = min(1.0, p * len(corr))
+    holds = rho > 0 and p_adj < alpha
+    return (f"C5 {'holds' if holds else 'is not supported'}: the strongest correlation is at layer {best}, "
+            f"Spearman {rho:+.2f} over {n} languages (p = {p:.3f}; {p_adj:.3f} corrected for {len(corr)} layers); "
+            f"layers with a positive correlation: {int((corr['spearman'] > 0).sum())} of {len(corr)}")

@@ -131,6 +131,7 @@ def shipped_record(cfg: ExperimentConfig, folder: Path | None = None) -> dict | 
 def ship_records(records: list[dict], path: Path, description: str) -> Path:
     """Write records as a shipped-results file ({"description", "records": {key: record}}), atomically."""
     data = {"description": description, "records": {r["key"]: r for r in records}}
+    Path(path).parent.mkdir(parents=True, exist_ok=True)
     write_atomic(Path(path), json.dumps(data, indent=None, separators=(",", ":"), sort_keys=True) + "\n")
     _shipped.cache_clear()
     return Path(path)

@@ -1,13 +1,22 @@
-"""Local Sphinx extension of the book: one workaround for the Sphinx 7 / sphinx-thebe pairing.
+"""Local Sphinx extension of the book: two workarounds for Jupyter Book 1.
 
-Sphinx < 8.2.3 adds an inline script (``app.add_js_file(None, body=...)``) twice when an extension
-registers it after the HTML builder is initialised (sphinx-doc/sphinx#13402). sphinx-thebe does so,
-and every page then declares ``const THEBE_JS_URL`` twice, which the browser reports as
-"SyntaxError: Identifier 'THEBE_JS_URL' has already been declared". Jupyter Book 1 pins Sphinx 7,
-so the duplicates are removed from each page's script list here.
+1. Sphinx < 8.2.3 adds an inline script (``app.add_js_file(None, body=...)``) twice when an
+   extension registers it after the HTML builder is initialised (sphinx-doc/sphinx#13402).
+   sphinx-thebe does so, and every page then declares ``const THEBE_JS_URL`` twice, which the browser
+   reports as "SyntaxError: Identifier 'THEBE_JS_URL' has already been declared". Jupyter Book 1 pins
+   Sphinx 7, so the duplicates are removed from each page's script list here.
+
+2. Jupyter Book adds every ``*.js`` file under ``book/_static`` to ``html_js_files``, that is to
+   every page. The vendored ipywidgets scripts (``_static/ipywidgets/``: the 1.9 MB embed bundle of
+   @jupyter-widgets/html-manager and its MathJax 3 shim) belong only on the pages whose notebook
+   stores widget state, where myst-nb adds them itself (``nb_ipywidgets_js`` in _config.yml). They
+   are taken out of ``html_js_files`` here, before the HTML builder reads it.
 """
 
 from __future__ import annotations
+
+#: Folder under _static whose scripts are loaded per page by myst-nb, never globally.
+PER_PAGE_JS_DIR = "ipywidgets/"
 
 
 def _script_key(js) -> tuple:
@@ -30,6 +39,18 @@ def drop_duplicate_scripts(app, pagename, templatename, context, doctree) -> Non
     context["script_files"] = unique  # a new list: the builder's own list is shared by all pages
 
 
+def keep_widget_scripts_per_page(app, config) -> None:
+    """Remove _static/ipywidgets/*.js from html_js_files (Jupyter Book lists every _static script)."""
+
+    def name(entry) -> str:
+        return str(entry[0] if isinstance(entry, (tuple, list)) else entry)
+
+    config.html_js_files = [e for e in config.html_js_files
+                            if not name(e).startswith(PER_PAGE_JS_DIR)]
+
+
 def setup(app):
+    # Before sphinx.builders.html's own config-inited handler (priority 800) and the builder.
+    app.connect("config-inited", keep_widget_scripts_per_page, priority=400)
     app.connect("html-page-context", drop_duplicate_scripts)
     return {"parallel_read_safe": True, "parallel_write_safe": True}
