@@ -4,7 +4,10 @@ The book is built once per session into a temporary folder, exactly as `make boo
 (stored notebook outputs, warnings are errors), served with http.server on 127.0.0.1 and opened
 with Playwright driving the system Chromium (/usr/bin/chromium: `playwright install` is not needed).
 On every page of the table of contents: no console or page errors, every image loaded, the
-notebook figures and tables present, no traceback text. Screenshots go to test-artifacts/.
+notebook figures and tables present, no traceback text. On a page whose notebook stores ipywidgets
+(explorers from xlt_utils.widgets), every widget renders from the embedded state with the vendored
+scripts (no kernel, no CDN), and choosing another option in each Dropdown changes the visible panel.
+Screenshots go to test-artifacts/.
 
 Without Chromium or the `playwright` package the browser tests skip; XLT_REQUIRE_BROWSER=1 (CI)
 turns the skip into a failure.
@@ -28,6 +31,8 @@ from urllib.parse import urljoin, urlparse
 import pytest
 import yaml
 
+from xlt_utils import BRANCH, REPOSITORY, REPOSITORY_URL
+
 ROOT = Path(__file__).resolve().parents[1]
 BOOK = ROOT / "book"
 ARTIFACTS = ROOT / "test-artifacts"
@@ -48,6 +53,32 @@ TRACEBACK = "Traceback (most recent call last)"
 # Screenshots (under test-artifacts/): the landing page, every chapter (full page) and, for a
 # chapter with figures, the viewport at its first figure.
 LANDING_SCREENSHOT = "book-landing.png"
+
+WIDGET_VIEW = "application/vnd.jupyter.widget-view+json"
+WIDGET_STATE = "application/vnd.jupyter.widget-state+json"
+# The html-manager bundle vendored in book/_static/ipywidgets/ (nb_ipywidgets_js in _config.yml).
+WIDGET_JS = "_static/ipywidgets/embed.js"
+WIDGET_RENDER_TIMEOUT_MS = 20_000
+# Signature of what a widget output shows: a digest of each visible image's bytes (blob: or data:
+# URLs, fetched in the page) and the visible text outside the Dropdowns.
+PANEL_SIGNATURE_JS = r"""async (root) => {
+    const visible = el => el.getClientRects().length > 0 && getComputedStyle(el).visibility !== 'hidden';
+    const parts = [];
+    for (const img of root.querySelectorAll('img')) {
+        if (!visible(img)) continue;
+        try {
+            const bytes = await (await fetch(img.currentSrc || img.src)).arrayBuffer();
+            const digest = new Uint8Array(await crypto.subtle.digest('SHA-256', bytes));
+            parts.push('img:' + Array.from(digest, b => b.toString(16).padStart(2, '0')).join(''));
+        } catch (e) {
+            parts.push('img-unreadable:' + (img.currentSrc || img.src).slice(0, 64));
+        }
+    }
+    for (const el of root.querySelectorAll('.widget-html, .widget-label')) {
+        if (visible(el)) parts.push('text:' + el.innerText.replace(/\s+/g, ' ').trim());
+    }
+    return parts.join('\n');
+}"""
 
 
 def _toc_docnames() -> list[str]:
@@ -84,6 +115,21 @@ def _expected_outputs(docname: str) -> tuple[int, bool]:
             html = data.get("text/html", "")
             table |= "<table" in ("".join(html) if isinstance(html, list) else html)
     return images, table
+
+
+def _widget_outputs(docname: str) -> tuple[int, bool]:
+    """(widget views among the page's outputs, whether the notebook stores the widget state)."""
+    path = BOOK / f"{docname}.ipynb"
+    if not path.exists():
+        return 0, False
+    nb = json.loads(path.read_text())
+    views = sum(WIDGET_VIEW in out.get("data", {})
+                for cell in nb["cells"] for out in cell.get("outputs", []))
+    state = nb.get("metadata", {}).get("widgets", {}).get(WIDGET_STATE, {}).get("state")
+    return views, bool(state)
+
+
+WIDGET_DOCS = [doc for doc in DOCNAMES if _widget_outputs(doc)[0]]
 
 
 def _jupyter_book() -> str:
@@ -216,6 +262,11 @@ def test_page_in_browser(docname, server, browser):
         page.on("requestfailed", on_failed)
         resp = page.goto(url, wait_until="load", timeout=30_000)
         assert resp is not None and resp.status == 200, f"{url}: {resp and resp.status}"
+        n_views, has_state = _widget_outputs(docname)
+        if n_views:
+            assert has_state, (f"{docname}: {n_views} widget output(s) but no widget state in the "
+                               "notebook metadata (execute with papermill; nbtools clean keeps it)")
+            _wait_for_widgets(page, docname, n_views)
 
         # Load every image (scrolled into view in case of lazy loading), then measure it.
         images = page.evaluate("""async () => {
@@ -227,7 +278,7 @@ def test_page_in_browser(docname, server, browser):
             window.scrollTo(0, 0);
             return imgs.map(img => ({
                 src: img.currentSrc || img.src,
-                output: img.closest('.cell_output') !== null,
+                output: img.closest('.cell_output') !== null && img.closest('.jupyter-widgets') === null,
                 complete: img.complete,
                 width: img.naturalWidth,
             }));
@@ -248,6 +299,8 @@ def test_page_in_browser(docname, server, browser):
             if figures.count():
                 figures.first.scroll_into_view_if_needed()
                 page.screenshot(path=str(ARTIFACTS / name.replace(".png", "-figure.png")))
+        if n_views:
+            widget_report = _exercise_widgets(page, docname, name)
     finally:
         context.close()
 
@@ -270,6 +323,129 @@ def test_page_in_browser(docname, server, browser):
 
     assert TRACEBACK not in text, f"{docname}: the page shows a Python traceback"
     assert n_tracebacks == 0, f"{docname}: the page shows {n_tracebacks} error output(s)"
+    if n_views:
+        for marker in ("IPY_MODEL_", '"model_id"', "version_major", WIDGET_VIEW):
+            assert marker not in text, f"{docname}: raw widget JSON ({marker}) is shown as text"
+        unchanged = [r for r in widget_report if not r["changed"]]
+        assert not unchanged, f"{docname}: choosing another option did not change the panel: {unchanged}"
+
+
+def _wait_for_widgets(page, docname: str, n_views: int) -> None:
+    """Wait until html-manager has replaced every widget-view script with a rendered widget."""
+    try:
+        page.wait_for_function(
+            "n => document.querySelectorAll('.widget-subarea > .jupyter-widgets').length >= n",
+            arg=n_views, timeout=WIDGET_RENDER_TIMEOUT_MS)
+    except Exception as exc:  # playwright's TimeoutError: report what is on the page instead
+        rendered = page.locator(".widget-subarea > .jupyter-widgets").count()
+        scripts = page.evaluate("() => Array.from(document.scripts).map(s => s.src).filter(Boolean)")
+        pytest.fail(f"{docname}: {rendered} of {n_views} widgets rendered within "
+                    f"{WIDGET_RENDER_TIMEOUT_MS / 1000:.0f} s ({exc.__class__.__name__}); "
+                    f"widget scripts on the page: {[s for s in scripts if 'ipywidgets' in s]}")
+    assert page.locator(f'script[src*="{WIDGET_JS}"]').count() == 1, (
+        f"{docname}: the vendored {WIDGET_JS} is not loaded")
+
+
+def _exercise_widgets(page, docname: str, screenshot_name: str) -> list[dict]:
+    """In every widget output, pick another option of each Dropdown; report whether the panel changed.
+
+    The first widget output is screenshotted (after its last change) to test-artifacts/.
+    """
+    report = []
+    outputs = page.locator(".cell_output:has(.widget-subarea > .jupyter-widgets)")
+    assert outputs.count() > 0, f"{docname}: no rendered widget output"
+    for i in range(outputs.count()):
+        out = outputs.nth(i)
+        out.scroll_into_view_if_needed()
+        dropdowns = out.locator(".widget-dropdown select")
+        assert out.locator(".jupyter-widgets").count() > 0
+        for k in range(dropdowns.count()):
+            select = dropdowns.nth(k)
+            n_options = select.locator("option").count()
+            if n_options < 2:
+                continue
+            before = out.evaluate(PANEL_SIGNATURE_JS)
+            current = select.evaluate("s => s.selectedIndex")
+            select.select_option(index=1 if current == 0 else 0)
+            changed, deadline = False, time.monotonic() + 5
+            while time.monotonic() < deadline and not changed:
+                page.wait_for_timeout(100)
+                changed = out.evaluate(PANEL_SIGNATURE_JS) != before
+            report.append({"output": i, "dropdown": k, "changed": changed})
+        if i == 0:
+            ARTIFACTS.mkdir(exist_ok=True)
+            out.screenshot(path=str(ARTIFACTS / screenshot_name.replace(".png", "-widget.png")))
+    assert report, f"{docname}: widget outputs without a Dropdown to try"
+    return report
+
+
+@pytest.mark.parametrize("docname", WIDGET_DOCS)
+def test_widgets_with_mathjax3(docname, server, browser):
+    """With MathJax 3 on the page (a stub in place of the CDN file), widgets render without errors.
+
+    html-manager typesets labels with the MathJax 2 API (MathJax.Hub); the book's shim
+    (_static/ipywidgets/mathjax3-typeset.js) forwards it to MathJax 3's typesetPromise.
+    """
+    stub = ("window.MathJax = {version: '3.2.2', typeset_calls: 0, "
+            "typesetPromise(els) { this.typeset_calls += (els || []).length; return Promise.resolve(); }};")
+    local = urlparse(server).netloc
+    mathjax_requested, page_errors = [], []
+
+    def route(r):
+        parsed = urlparse(r.request.url)
+        if parsed.netloc == local or r.request.url.startswith(("data:", "blob:")):
+            r.continue_()
+        elif parsed.hostname == "cdn.jsdelivr.net" and "mathjax" in parsed.path:
+            mathjax_requested.append(r.request.url)
+            r.fulfill(status=200, content_type="application/javascript", body=stub)
+        else:
+            r.abort()
+
+    context = browser.new_context(viewport={"width": 1280, "height": 900})
+    try:
+        context.route("**/*", route)
+        page = context.new_page()
+        page.on("pageerror", lambda exc: page_errors.append(str(exc)))
+        page.goto(urljoin(server, f"{docname}.html"), wait_until="load", timeout=30_000)
+        _wait_for_widgets(page, docname, _widget_outputs(docname)[0])
+        page.wait_for_load_state("networkidle", timeout=15_000)
+        hub = page.evaluate("() => !!(window.MathJax && window.MathJax.Hub)")
+    finally:
+        context.close()
+    assert not page_errors, f"{docname}: JavaScript errors with MathJax 3 present: {page_errors}"
+    if mathjax_requested:
+        assert hub, f"{docname}: the MathJax 3 shim did not install MathJax.Hub"
+
+
+def test_widget_scripts_only_on_widget_pages(book_html):
+    """The 1.9 MB widget bundle is loaded where a notebook stores widgets, and nowhere else."""
+    for doc in DOCNAMES:
+        page = (book_html / f"{doc}.html").read_text()
+        n_views, has_state = _widget_outputs(doc)
+        loads = WIDGET_JS in page
+        if n_views and has_state:
+            assert loads, f"{doc}: has widgets but does not load {WIDGET_JS}"
+            assert f'type="{WIDGET_STATE}"' in page, f"{doc}: the widget state is not embedded"
+            assert "cdnjs.cloudflare.com" not in page and "html-manager@" not in page, (
+                f"{doc}: myst-nb's default CDN widget scripts are still referenced")
+        else:
+            assert not loads, f"{doc}: loads {WIDGET_JS} without widgets"
+    assert (book_html / WIDGET_JS).is_file()
+
+
+def test_launch_buttons_open_the_notebooks_on_colab(book_html):
+    """Every chapter's Colab launch link opens notebooks/<chapter>.ipynb of REPOSITORY_URL."""
+    config = yaml.safe_load((BOOK / "_config.yml").read_text())
+    assert config["repository"]["url"] == REPOSITORY_URL
+    assert config["repository"]["branch"] == BRANCH
+    chapters = [doc for doc in DOCNAMES if (BOOK / f"{doc}.ipynb").exists()]
+    assert chapters
+    for doc in chapters:
+        page = (book_html / f"{doc}.html").read_text()
+        colab = (f"https://colab.research.google.com/github/{REPOSITORY}/blob/{BRANCH}/"
+                 f"notebooks/{Path(doc).name}.ipynb")
+        assert f'href="{colab}"' in page, f"{doc}: no Colab launch link to {colab}"
+        assert "/blob/" + BRANCH + "/book/" not in page, f"{doc}: a launch link goes through book/"
 
 
 def test_local_links_resolve(server):

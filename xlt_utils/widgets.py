@@ -10,7 +10,7 @@ browser. Executed notebooks store the widget state (`metadata.widgets`), so the 
     cka_explorer(curves)      # curves: one row per language, one column per layer (CKA values)
     reinit_explorer(deltas)   # deltas: tidy task / ablation / role / seed / delta rows
 
-The PNGs are small (modest size and dpi, reduced to a 256-colour palette) and deterministic: the
+The PNGs are small (modest size and dpi, reduced to a 64-colour palette) and deterministic: the
 same data gives the same bytes (no timestamps or software tag in the files), so re-executing a
 notebook does not churn its stored outputs.
 """
@@ -53,14 +53,15 @@ def _new_figure(figsize: tuple[float, float]):
     return fig
 
 
-def _png(fig, colours: int = 256) -> bytes:
-    """The figure as PNG bytes: deterministic (no metadata) and palette-reduced to stay small."""
+def _png(fig, colours: int = 64) -> bytes:
+    """The figure as PNG bytes: deterministic (no metadata) and reduced to a 64-colour palette."""
     from PIL import Image
 
     buf = io.BytesIO()
     fig.savefig(buf, format="png", dpi=DPI, metadata={"Software": None}, facecolor="white")
     rgb = Image.open(io.BytesIO(buf.getvalue())).convert("RGB")
-    small = rgb.quantize(colors=colours, method=Image.Quantize.MEDIANCUT, dither=Image.Dither.NONE)
+    enums = (getattr(Image, "Quantize", Image), getattr(Image, "Dither", Image))  # Pillow < 9.1: flat
+    small = rgb.quantize(colors=colours, method=enums[0].MEDIANCUT, dither=enums[1].NONE)
     out = io.BytesIO()
     small.save(out, format="PNG", optimize=True)
     return out.getvalue()
@@ -74,7 +75,7 @@ def _image(png: bytes, fig_width_in: float):
 
 
 def _linked(dropdown, stack) -> None:
-    """Tie the Dropdown to the Stack in the browser (works in the static book) and in the kernel."""
+    """Tie the Dropdown to the Stack in the browser: in Jupyter and in the static book alike."""
     import ipywidgets as widgets
 
     widgets.jslink((dropdown, "index"), (stack, "selected_index"))
@@ -141,20 +142,22 @@ def _cka_png(curves: pd.DataFrame, chosen, title: str, ylabel: str, ylim, figsiz
         for k, (lang, row) in enumerate(curves.iterrows()):
             ax.plot(layers, row.to_numpy(), marker="o", ms=3, lw=1.2, color=cmap[k], label=str(lang))
         ax.plot(layers, mean, color="black", lw=2.2, ls="--", label="mean")
-        ax.legend(fontsize=7, ncol=2 if len(curves) > 6 else 1, loc="best", frameon=False)
+        fig.legend(fontsize=7, ncol=2 if len(curves) > 12 else 1, loc="outside right upper",
+                   frameon=False)
         ax.set_title(f"{title}: all languages", fontsize=10)
     else:
-        for lang, row in curves.iterrows():
-            if lang != chosen:
-                ax.plot(layers, row.to_numpy(), color="0.82", lw=0.9, zorder=1)
-        ax.plot(layers, mean, color="0.45", lw=1.2, ls="--", label="mean of all", zorder=2)
+        values = curves.to_numpy()
+        if len(curves) > 1:  # the spread of all languages as one band: clearer and smaller than lines
+            ax.fill_between(layers, np.nanmin(values, axis=0), np.nanmax(values, axis=0), color="0.9",
+                            lw=0, label="range of all", zorder=1)
+        ax.plot(layers, mean, color="0.4", lw=1.2, ls="--", label="mean of all", zorder=2)
         row = curves.loc[chosen].to_numpy()
         ax.plot(layers, row, marker="o", ms=4, lw=2.2, color="tab:blue", label=str(chosen), zorder=3)
         peak = int(np.nanargmax(row))
-        ax.annotate(f"peak {row[peak]:.3f}", (layers[peak], row[peak]), textcoords="offset points",
-                    xytext=(0, 6), ha="center", fontsize=8, color="tab:blue")
+        ax.plot([layers[peak]], [row[peak]], marker="o", ms=9, mfc="none", mec="black", mew=1.2,
+                zorder=4)
         ax.legend(fontsize=8, loc="best", frameon=False)
-        ax.set_title(f"{title}: {chosen}", fontsize=10)
+        ax.set_title(f"{title}: {chosen} (peak {row[peak]:.3f} at layer {layers[peak]})", fontsize=10)
     ax.set_xticks(layers)
     ax.set_xlabel("layer")
     ax.set_ylabel(ylabel)
@@ -184,8 +187,9 @@ def cka_explorer(
     curves: one row per language (the index holds the language codes), one column per layer
     (0..L, integer labels), CKA values; NaN is allowed where a layer was not measured. The first
     option, "all languages", draws every curve and their mean; choosing a language draws its curve
-    over the others in grey, on the same y-axis (`ylim`, by default fitted to all values), with its
-    peak marked. Every panel is pre-rendered, so the widget works in the static book.
+    over the range of all languages (a grey band) and their mean, on the same y-axis (`ylim`, by
+    default fitted to all values), with its peak marked. Every panel is pre-rendered, so the widget
+    works in the static book.
     """
     import ipywidgets as widgets
 
@@ -197,6 +201,8 @@ def cka_explorer(
     labels = [ALL_LANGUAGES, *(str(lang) for lang in data.index)]
     if ALL_LANGUAGES in labels[1:]:
         raise ValueError(f"{ALL_LANGUAGES!r} is reserved and cannot be a language of curves")
+    if len(set(labels)) != len(labels):
+        raise ValueError(f"curves has languages with the same name as text: {labels[1:]}")
     panels = [_image(_cka_png(data, c, title, ylabel, limits, figsize), figsize[0]) for c in choices]
     dropdown = widgets.Dropdown(options=labels, index=0, description="language",
                                 style={"description_width": "initial"})
@@ -274,11 +280,8 @@ def _reinit_png(stats: pd.DataFrame, task: str, ablations: list[str], ylim, figs
         means = [stats["mean"].get((a, role), math.nan) for a in ablations]
         stds = [stats["std"].get((a, role), 0.0) for a in ablations]
         offset = (k - 0.5) * width
-        bars = ax.bar(x + offset, means, width, yerr=stds, capsize=3, color=ROLE_COLOURS[role],
-                      label=role, error_kw={"lw": 1})
-        if len(ablations) == 1:
-            ax.bar_label(bars, labels=[f"{m:+.1f}" if not math.isnan(m) else "" for m in means],
-                         padding=3, fontsize=8)
+        ax.bar(x + offset, means, width, yerr=stds, capsize=3, color=ROLE_COLOURS[role],
+               label=role, error_kw={"lw": 1})
     ax.axhline(0, color="black", lw=0.8)
     ax.set_xticks(x, ablations, rotation=20 if len(ablations) > 3 else 0, fontsize=8,
                   ha="right" if len(ablations) > 3 else "center")
@@ -306,8 +309,8 @@ def _table_html(data: pd.DataFrame, stats: pd.DataFrame, ablation: str) -> str:
     gap = ""
     if all((ablation, r) in stats.index for r in ROLES):
         g = stats.loc[(ablation, "source"), "mean"] - stats.loc[(ablation, "target"), "mean"]
-        gap = (f"<p style='margin:4px 0 0 0'>source Δ − target Δ = <b>{g:+.1f}</b> points "
-               "(positive: the targets lose more than the source)</p>")
+        gap = (f"<p style='margin:6px 0 0 0'>gap, source Δ − target Δ: <b>{g:+.1f}</b> points<br>"
+               "(&gt; 0: the targets lose more than the source)</p>")
     return ("<table style='border-collapse:collapse;font-size:0.9em'>"
             "<thead><tr><th></th><th style='padding:2px 8px'>Δ mean ± std</th>"
             "<th style='padding:2px 8px'>seeds</th><th style='padding:2px 8px'>per seed</th></tr></thead>"
@@ -321,7 +324,8 @@ def _reinit_panel(data, stats, task, ablation, ylim, figsize):
         return widgets.HTML(f"<p>No runs of <code>{html.escape(ablation)}</code> for "
                             f"<code>{html.escape(task)}</code>.</p>")
     png = _reinit_png(stats, task, [ablation], ylim, figsize)
-    table = widgets.HTML(_table_html(data, stats, ablation))
+    table = widgets.HTML(_table_html(data, stats, ablation),
+                         layout=widgets.Layout(width="auto", max_width="400px", margin="0 0 0 12px"))
     return widgets.HBox([_image(png, figsize[0]), table],
                         layout=widgets.Layout(align_items="center", flex_flow="row wrap"))
 

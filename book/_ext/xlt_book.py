@@ -1,4 +1,4 @@
-"""Local Sphinx extension of the book: two workarounds for Jupyter Book 1.
+"""Local Sphinx extension of the book: three workarounds for Jupyter Book 1.
 
 1. Sphinx < 8.2.3 adds an inline script (``app.add_js_file(None, body=...)``) twice when an
    extension registers it after the HTML builder is initialised (sphinx-doc/sphinx#13402).
@@ -11,9 +11,17 @@
    @jupyter-widgets/html-manager and its MathJax 3 shim) belong only on the pages whose notebook
    stores widget state, where myst-nb adds them itself (``nb_ipywidgets_js`` in _config.yml). They
    are taken out of ``html_js_files`` here, before the HTML builder reads it.
+
+3. sphinx-book-theme builds the launch links (Colab) from ``repository.path_to_book`` and the page
+   name, so a chapter links to ``book/notebooks/<chapter>.ipynb``. ``book/notebooks`` is a symlink
+   to ``../notebooks``, which GitHub (and so Colab) does not follow; the links are pointed at the
+   file the symlink resolves to, ``notebooks/<chapter>.ipynb``, the same path as the notebooks'
+   own "Open in Colab" badges.
 """
 
 from __future__ import annotations
+
+from pathlib import Path
 
 #: Folder under _static whose scripts are loaded per page by myst-nb, never globally.
 PER_PAGE_JS_DIR = "ipywidgets/"
@@ -49,8 +57,35 @@ def keep_widget_scripts_per_page(app, config) -> None:
                             if not name(e).startswith(PER_PAGE_JS_DIR)]
 
 
+def launch_links_follow_symlinks(app, pagename, templatename, context, doctree) -> None:
+    """Rewrite the launch buttons' repository path of a page whose source is behind a symlink."""
+    book_rel = str((app.config.html_theme_options or {}).get("path_to_docs", "")).strip("/")
+    if not book_rel or not context.get("header_buttons"):
+        return
+    source = Path(app.env.doc2path(pagename))
+    if not source.is_file():
+        return
+    srcdir = Path(app.srcdir)
+    root = srcdir.joinpath(*[".."] * len(book_rel.split("/")))
+    try:
+        as_linked = f"{book_rel}/{source.relative_to(srcdir).as_posix()}"
+        real = source.resolve().relative_to(root.resolve()).as_posix()
+    except ValueError:  # outside the book or the repository: leave the links alone
+        return
+    if real == as_linked:
+        return
+    for group in context["header_buttons"]:
+        if group.get("label") != "launch-buttons":
+            continue
+        for button in group.get("buttons", []):
+            if "url" in button:
+                button["url"] = button["url"].replace(f"/{as_linked}", f"/{real}")
+
+
 def setup(app):
     # Before sphinx.builders.html's own config-inited handler (priority 800) and the builder.
     app.connect("config-inited", keep_widget_scripts_per_page, priority=400)
     app.connect("html-page-context", drop_duplicate_scripts)
+    # After sphinx-book-theme's add_launch_buttons (priority 501).
+    app.connect("html-page-context", launch_links_follow_symlinks, priority=600)
     return {"parallel_read_safe": True, "parallel_write_safe": True}

@@ -1,0 +1,280 @@
+"""xlt_utils.widgets: explorers whose every panel is pre-rendered, linked to a Dropdown in the browser.
+
+What the static book needs is checked on the widget state that a notebook stores (the same
+`ipywidgets.embed.dependency_state` papermill/nbclient record): one Stack child per option, a
+client-side Link from each Dropdown's `index` to its Stack's `selected_index`, valid and
+deterministic PNGs, and a size that keeps the notebook small. tests/test_book.py opens such a page
+in Chromium.
+"""
+
+from __future__ import annotations
+
+import base64
+import io
+import json
+import struct
+import zlib
+
+import numpy as np
+import pandas as pd
+import pytest
+
+ipywidgets = pytest.importorskip("ipywidgets")
+from ipywidgets.embed import dependency_state  # noqa: E402
+from PIL import Image  # noqa: E402
+
+from xlt_utils.widgets import ALL_ABLATIONS, ALL_LANGUAGES, cka_explorer, reinit_explorer  # noqa: E402
+
+PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
+# Notebook size budget of one explorer's widget state (JSON, images base64-encoded).
+STATE_BUDGET = 300_000
+
+
+def _curves(n_langs: int = 5, n_layers: int = 7, seed: int = 0) -> pd.DataFrame:
+    rng = np.random.default_rng(seed)
+    base = 0.55 + 0.35 * np.sin(np.linspace(0.2, 2.9, n_layers))
+    rows = {f"l{i}": np.clip(base - 0.04 * i + rng.normal(0, 0.02, n_layers), 0, 1) for i in range(n_langs)}
+    out = pd.DataFrame(rows, index=range(n_layers)).T
+    out.columns.name = "layer"
+    return out
+
+
+def _deltas(tasks=("pos", "parse"), ablations=("reinit 0,1", "reinit 4,5", "random-init"),
+            seeds=(1, 2, 3), seed: int = 0) -> pd.DataFrame:
+    rng = np.random.default_rng(seed)
+    rows = [dict(task=t, ablation=a, role=r, seed=s, value=90.0, delta=float(rng.normal(-2, 1.5)))
+            for t in tasks for a in ablations for r in ("source", "target") for s in seeds]
+    return pd.DataFrame(rows)
+
+
+def _png_bytes(image_widget) -> bytes:
+    assert isinstance(image_widget, ipywidgets.Image)
+    assert image_widget.format == "png"
+    return bytes(image_widget.value)
+
+
+def _png_chunks(data: bytes) -> list[bytes]:
+    """Chunk types of a PNG, checking every CRC on the way."""
+    assert data[:8] == PNG_SIGNATURE
+    pos, kinds = 8, []
+    while pos < len(data):
+        (length,) = struct.unpack(">I", data[pos:pos + 4])
+        kind = data[pos + 4:pos + 8]
+        body = data[pos + 8:pos + 8 + length]
+        (crc,) = struct.unpack(">I", data[pos + 8 + length:pos + 12 + length])
+        assert zlib.crc32(kind + body) == crc, f"bad CRC in chunk {kind!r}"
+        kinds.append(kind)
+        pos += 12 + length
+    assert kinds[0] == b"IHDR" and kinds[-1] == b"IEND"
+    return kinds
+
+
+def _check_png(data: bytes) -> tuple[int, int]:
+    kinds = _png_chunks(data)
+    # Deterministic files: no time stamp, no text (matplotlib's "Software" tag is dropped).
+    assert not {b"tIME", b"tEXt", b"iTXt", b"zTXt"} & set(kinds), kinds
+    with Image.open(io.BytesIO(data)) as im:
+        im.load()
+        return im.size
+
+
+def _state(widget) -> dict:
+    """The widget state a notebook stores for this output (what the static book renders)."""
+    return dependency_state([widget])
+
+
+def _links(state: dict) -> set[tuple[str, str, str, str]]:
+    out = set()
+    for model in state.values():
+        if model["model_name"] == "LinkModel":
+            (src, src_attr), (dst, dst_attr) = model["state"]["source"], model["state"]["target"]
+            out.add((src.removeprefix("IPY_MODEL_"), src_attr, dst.removeprefix("IPY_MODEL_"), dst_attr))
+    return out
+
+
+# --------------------------------------------------------------------------------------------
+# cka_explorer
+# --------------------------------------------------------------------------------------------
+
+
+def test_cka_explorer_structure_and_link():
+    curves = _curves(n_langs=4, n_layers=7)
+    box = cka_explorer(curves, title="CKA with en")
+    assert isinstance(box, ipywidgets.VBox)
+    dropdown, stack = box.children
+    assert isinstance(dropdown, ipywidgets.Dropdown) and isinstance(stack, ipywidgets.Stack)
+    assert list(dropdown.options) == [ALL_LANGUAGES, "l0", "l1", "l2", "l3"]
+    assert dropdown.index == 0 and stack.selected_index == 0
+    assert len(stack.children) == len(dropdown.options)
+
+    state = _state(box)
+    assert _links(state) == {(dropdown.model_id, "index", stack.model_id, "selected_index")}
+    # Every model the view needs is in the state, and the images travel as base64 buffers.
+    ids = {w.model_id for w in (box, dropdown, stack, *stack.children)}
+    assert ids <= set(state)
+    for child in stack.children:
+        buffers = state[child.model_id]["buffers"]
+        assert [b["path"] for b in buffers] == [["value"]]
+        assert base64.b64decode(buffers[0]["data"]) == bytes(child.value)
+
+
+def test_cka_explorer_images_are_distinct_valid_pngs():
+    box = cka_explorer(_curves(n_langs=3, n_layers=5), figsize=(5.0, 3.0))
+    pngs = [_png_bytes(c) for c in box.children[1].children]
+    sizes = {_check_png(p) for p in pngs}
+    assert sizes == {(400, 240)}  # figsize x dpi 80, the same for every panel
+    assert len(set(pngs)) == len(pngs), "two options show the same picture"
+
+
+def test_cka_explorer_is_deterministic():
+    curves = _curves()
+    a = [bytes(c.value) for c in cka_explorer(curves).children[1].children]
+    b = [bytes(c.value) for c in cka_explorer(curves.copy()).children[1].children]
+    assert a == b
+
+
+def test_cka_explorer_state_fits_the_notebook_budget():
+    """18 languages x 13 layers (the full profile) stay under the size budget."""
+    box = cka_explorer(_curves(n_langs=18, n_layers=13))
+    assert len(box.children[1].children) == 19
+    size = len(json.dumps(_state(box)))
+    assert size < STATE_BUDGET, f"widget state is {size} bytes"
+
+
+def test_cka_explorer_accepts_string_layers_nan_and_sorts_layers():
+    curves = _curves(n_langs=2, n_layers=4)
+    shuffled = curves[[3, 1, 0, 2]].rename(columns=str)
+    shuffled.iloc[0, 0] = np.nan
+    box = cka_explorer(shuffled)
+    assert len(box.children[1].children) == 3
+    for child in box.children[1].children:
+        _check_png(_png_bytes(child))
+
+
+@pytest.mark.parametrize(
+    ("curves", "error", "message"),
+    [
+        (pd.DataFrame(), ValueError, "empty"),
+        (pd.DataFrame(index=["de", "fr"]), ValueError, "empty"),
+        ([[0.1, 0.2]], TypeError, "DataFrame"),
+        (pd.DataFrame([[0.1, 0.2]], index=["de"], columns=["a", "b"]), ValueError, "layer numbers"),
+        (pd.DataFrame([[0.1, 0.2]], index=["de"], columns=[0.5, 1]), ValueError, "layer numbers"),
+        (pd.DataFrame([[0.1, 0.2], [0.3, 0.4]], index=["de", "de"]), ValueError, "duplicated languages"),
+        (pd.DataFrame([[0.1, 0.2]], index=["de"], columns=[0, "0"]), ValueError, "duplicated layer"),
+        (pd.DataFrame({0: ["x"], 1: [0.2]}, index=["de"]), ValueError, "non-numeric"),
+        (pd.DataFrame([[np.nan, np.nan], [0.1, 0.2]], index=["de", "fr"]), ValueError, "no value"),
+        (pd.DataFrame([[np.inf, 0.2]], index=["de"]), ValueError, "infinite"),
+        (pd.DataFrame([[0.1, 0.2]], index=[ALL_LANGUAGES]), ValueError, "reserved"),
+        (pd.DataFrame([[0.1, 0.2], [0.3, 0.4]], index=[1, "1"]), ValueError, "same name"),
+    ],
+)
+def test_cka_explorer_rejects_bad_input(curves, error, message):
+    with pytest.raises(error, match=message):
+        cka_explorer(curves)
+
+
+# --------------------------------------------------------------------------------------------
+# reinit_explorer
+# --------------------------------------------------------------------------------------------
+
+
+def _reinit_parts(box):
+    header, outer = box.children
+    task_dd, ablation_dd = header.children
+    return task_dd, ablation_dd, outer
+
+
+def test_reinit_explorer_structure_and_links():
+    deltas = _deltas()
+    box = reinit_explorer(deltas)
+    task_dd, ablation_dd, outer = _reinit_parts(box)
+    assert list(task_dd.options) == ["pos", "parse"]
+    assert list(ablation_dd.options) == [ALL_ABLATIONS, "reinit 0,1", "reinit 4,5", "random-init"]
+    assert isinstance(outer, ipywidgets.Stack) and len(outer.children) == len(task_dd.options)
+    for inner in outer.children:
+        assert isinstance(inner, ipywidgets.Stack)
+        assert len(inner.children) == len(ablation_dd.options)
+        assert inner.selected_index == 0
+
+    expected = {(task_dd.model_id, "index", outer.model_id, "selected_index")}
+    expected |= {(ablation_dd.model_id, "index", inner.model_id, "selected_index") for inner in outer.children}
+    assert _links(_state(box)) == expected
+
+
+def test_reinit_explorer_panels_show_mean_std_over_seeds():
+    deltas = _deltas(seeds=(1, 2, 3, 4))
+    box = reinit_explorer(deltas)
+    _, ablation_dd, outer = _reinit_parts(box)
+    parse = outer.children[1]
+    k = list(ablation_dd.options).index("reinit 4,5")
+    panel = parse.children[k]
+    image, table = panel.children
+    _check_png(_png_bytes(image))
+    html = table.value
+    sub = deltas[(deltas.task == "parse") & (deltas.ablation == "reinit 4,5")]
+    for role in ("source", "target"):
+        d = sub[sub.role == role].delta
+        assert f"{d.mean():+.1f} ± {d.std(ddof=1):.1f}" in html
+        per_seed = ", ".join(f"{x:+.1f}" for x in d)
+        assert per_seed in html
+    gap = sub[sub.role == "source"].delta.mean() - sub[sub.role == "target"].delta.mean()
+    assert f"<b>{gap:+.1f}</b>" in html
+    # The overview panel (first option) is an image of every ablation of the task.
+    _check_png(_png_bytes(parse.children[0]))
+
+
+def test_reinit_explorer_single_seed_has_zero_std():
+    box = reinit_explorer(_deltas(tasks=("pos",), ablations=("reinit 0,1",), seeds=(1,)))
+    table = _reinit_parts(box)[2].children[0].children[1].children[1]
+    assert "± 0.0" in table.value
+
+
+def test_reinit_explorer_order_and_missing_combinations():
+    deltas = pd.concat([_deltas(tasks=("pos",), ablations=("reinit 0,1", "freeze 0-3")),
+                        _deltas(tasks=("ner",), ablations=("reinit 0,1",))], ignore_index=True)
+    box = reinit_explorer(deltas, order=["freeze 0-3"])
+    task_dd, ablation_dd, outer = _reinit_parts(box)
+    assert list(ablation_dd.options) == [ALL_ABLATIONS, "freeze 0-3", "reinit 0,1"]
+    ner = outer.children[list(task_dd.options).index("ner")]
+    placeholder = ner.children[1]  # ner has no "freeze 0-3" runs
+    assert isinstance(placeholder, ipywidgets.HTML) and "No runs" in placeholder.value
+    assert "freeze 0-3" in placeholder.value and "ner" in placeholder.value
+
+
+def test_reinit_explorer_is_deterministic_and_small():
+    deltas = _deltas(tasks=("pos", "ner", "parse"),
+                     ablations=("reinit 0,1", "reinit 2,3", "reinit 4,5", "freeze 0-2", "freeze 3-5",
+                                "random-init"))
+
+    def pngs(box):
+        return [bytes(w.value) for w in box.children[1].children[0].children[:2]
+                if isinstance(w, ipywidgets.Image)]
+
+    a, b = reinit_explorer(deltas), reinit_explorer(deltas.copy())
+    assert pngs(a) == pngs(b) and pngs(a)
+    size = len(json.dumps(_state(a)))
+    assert size < STATE_BUDGET, f"widget state is {size} bytes"
+
+
+@pytest.mark.parametrize(
+    ("mutate", "error", "message"),
+    [
+        (lambda d: d.iloc[0:0], ValueError, "empty"),
+        (lambda d: d.drop(columns=["delta"]), ValueError, r"lacks the columns \['delta'\]"),
+        (lambda d: d.drop(columns=["seed", "role"]), ValueError, "lacks the columns"),
+        (lambda d: d.assign(role="targets"), ValueError, "'source' or 'target'"),
+        (lambda d: d.assign(delta="x"), ValueError, "numeric"),
+        (lambda d: d.assign(delta=np.nan), ValueError, "NaN"),
+        (lambda d: pd.concat([d, d.iloc[:1]]), ValueError, "more than one row"),
+        (lambda d: d.assign(ablation=ALL_ABLATIONS), ValueError, "reserved"),
+        (lambda d: d.to_dict(), TypeError, "DataFrame"),
+    ],
+)
+def test_reinit_explorer_rejects_bad_input(mutate, error, message):
+    with pytest.raises(error, match=message):
+        reinit_explorer(mutate(_deltas(tasks=("pos",), ablations=("reinit 0,1",))))
+
+
+def test_reinit_explorer_rejects_unknown_order():
+    with pytest.raises(ValueError, match="order names ablations with no rows"):
+        reinit_explorer(_deltas(), order=["reinit 9,10"])
