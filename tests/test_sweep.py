@@ -283,3 +283,11 @@ def test_ray_backend_gives_the_local_records_in_the_same_cache(ray_module, refer
     assert cached.stat().st_mtime_ns == stamp
     assert _layout(root) == {k: v for k, v in _layout(ref_root).items() if k in {c.key() for c in configs}}
     assert not [p for p in root.rglob("*") if ".tmp" in p.name]
+
+
+def test_the_exported_grid_command_names_no_machine_path():
+    from xlt_utils.sweep import _grid_command
+
+    argv = ["--profile", "toy", "--tasks", "pos", "--results-dir", "/somewhere/results", "--export=out.json",
+            "--seeds", "1", "2", "--backend", "ray", "--quiet"]
+    assert _grid_command(argv) == "python -m xlt_utils.sweep --profile toy --tasks pos --seeds 1 2"

@@ -482,6 +482,26 @@ def build_parser() -> argparse.ArgumentParser:
     return ap
 
 
+def _grid_command(argv: Sequence[str]) -> str:
+    """The command line that defines a grid: `argv` without the options that only say where
+    results go or how they are run (so that no machine path lands in a shipped file)."""
+    drop_with_value = {"--results-dir", "--export", "--csv", "--address", "--threads", "--backend",
+                       "--cpus-per-task", "--gpus-per-task"}
+    kept, skip = [], False
+    for arg in argv:
+        if skip:
+            skip = False
+            continue
+        name = arg.split("=", 1)[0]
+        if name in drop_with_value:
+            skip = "=" not in arg
+            continue
+        if name in ("--quiet", "--dry-run"):
+            continue
+        kept.append(arg)
+    return " ".join(["python -m xlt_utils.sweep", *kept])
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     _quiet_libraries()
@@ -518,7 +538,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.csv:
         records_table(records).to_csv(args.csv, index=False)
     if args.export:
-        ship_records(records, Path(args.export), description=f"python -m xlt_utils.sweep {' '.join(argv or sys.argv[1:])}")
+        ship_records(records, Path(args.export), description=_grid_command(argv if argv is not None else sys.argv[1:]))
     import pandas as pd
 
     with pd.option_context("display.width", 200, "display.max_rows", 500):
