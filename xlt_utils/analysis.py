@@ -140,28 +140,32 @@ def pair_matrix(deltas: pd.DataFrame, task: str, role: str, n_layers: int) -> pd
 
 def plot_pair_heatmaps(deltas: pd.DataFrame, n_layers: int, tasks: list[str] | None = None):
     """For each task, the mean Δ of re-initialising each pair of layers: source, targets, and the
-    transfer-specific part (targets − source). Blue is a loss; the colour scale is shared per task."""
+    transfer-specific part (targets − source). Red is a loss; the colour scale is shared per task."""
     import matplotlib.pyplot as plt
 
     tasks = tasks or list(dict.fromkeys(deltas.task))
-    fig, axes = plt.subplots(len(tasks), 3, figsize=(10, 3.0 * len(tasks)), squeeze=False)
+    fig, axes = plt.subplots(len(tasks), 4, figsize=(10, 2.9 * len(tasks)), squeeze=False,
+                             gridspec_kw={"width_ratios": [1, 1, 1, 0.05]})
     for row, task in zip(axes, tasks, strict=True):
-        src = pair_matrix(deltas, task, "source", n_layers)
-        tgt = pair_matrix(deltas, task, "target", n_layers)
+        row, cax = row[:3], row[3]
+        src = pair_matrix(deltas, task, "source", n_layers).iloc[:-1, 1:]  # pairs i < j only
+        tgt = pair_matrix(deltas, task, "target", n_layers).iloc[:-1, 1:]
         panels = (("source", src), ("targets", tgt), ("targets − source", tgt - src))
         lim = max(1.0, float(np.nanmax(np.abs(np.stack([p.to_numpy() for _, p in panels])))))
-        for ax, (name, mat) in zip(row, panels, strict=True):
+        for k, (ax, (name, mat)) in enumerate(zip(row, panels, strict=True)):
             im = ax.imshow(mat.to_numpy(), cmap="RdBu", vmin=-lim, vmax=lim)
             for (i, j), v in np.ndenumerate(mat.to_numpy()):
                 if not np.isnan(v):
                     ax.text(j, i, f"{v:.1f}", ha="center", va="center", fontsize=7)
-            ax.set_xticks(range(n_layers), mat.columns)
-            ax.set_yticks(range(n_layers), mat.index)
-            ax.set_xlabel("second layer")
-            ax.set_ylabel("first layer")
+            ax.set_xticks(range(mat.shape[1]), mat.columns)
+            ax.set_yticks(range(mat.shape[0]), mat.index)
+            ax.set_xlabel("second layer", fontsize=9)
+            if k == 0:
+                ax.set_ylabel(f"{task}\nfirst layer", fontsize=9)
             ax.set_title(f"{task}: Δ {name}", fontsize=10)
             ax.grid(False)
-        fig.colorbar(im, ax=row.tolist(), shrink=0.8, label="Δ (points)")
+        fig.colorbar(im, cax=cax, label="Δ (points)")
+    fig.subplots_adjust(hspace=0.5, wspace=0.3)
     return fig
 
 
