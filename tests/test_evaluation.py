@@ -1,13 +1,23 @@
-"""Prediction and zero-shot evaluation: order, one pass for labels and hidden states, tidy tables."""
+"""Prediction and zero-shot evaluation: order, one pass for all languages (labels and hidden states),
+token-budget batches, tidy tables."""
 
 from __future__ import annotations
 
+import pandas as pd
 import pytest
 import torch
 
 from xlt_utils.data.records import label_set
 from xlt_utils.data.synthetic import load_toy
-from xlt_utils.evaluation import predict, score, zero_shot_eval
+from xlt_utils.evaluation import (
+    METRICS,
+    predict,
+    predict_languages,
+    score,
+    token_budget_batches,
+    zero_shot_eval,
+)
+from xlt_utils.experiments import build_model, experiment, load_split
 from xlt_utils.models import XltModel, load_encoder
 from xlt_utils.profiles import get_profile
 from xlt_utils.similarity import mean_pooled_states
@@ -59,3 +69,96 @@ def test_gold_predictions_score_100_and_the_table_is_tidy(tok):
     assert table.language.tolist() == ["en", "ar"] and (table.task == "pos").all()
     with pytest.raises(ValueError, match="fine-tuned for 'pos', not 'ner'"):
         zero_shot_eval(_model("pos"), tok, {"en": load_toy("en", "test")[:10]}, task="ner")
+
+
+# ---------------------------------------------------------------------------------------------
+# One pass for all languages (zero_shot_eval / predict_languages) vs one `predict` per language
+# ---------------------------------------------------------------------------------------------
+
+
+def _per_language_table(model, tok, data, task):
+    """The old zero_shot_eval: one `predict` call (its own length-sorted batches) per language."""
+    rows = []
+    for lang, sents in data.items():
+        preds = predict(model, tok, sents, bf16=False)
+        for metric, value in score(task, sents, preds).items():
+            rows.append({"language": lang, "task": task, "metric": metric, "value": value,
+                         "n": sum(len(s) for s in sents)})
+    return pd.DataFrame(rows, columns=["language", "task", "metric", "value", "n"])
+
+
+@pytest.fixture(scope="module")
+def toy_pos():
+    """The toy profile's POS model as an experiment builds it (fp32), and a few test sets."""
+    cfg = experiment("toy", task="pos", seed=1)
+    model, tokenizer = build_model(cfg)
+    data = {lang: load_split("toy", lang, "pos", "test", 40) for lang in ("en", "fr", "ja", "ar")}
+    return model.eval(), tokenizer, data
+
+
+@pytest.mark.parametrize("task", ["pos", "ner", "parse"])
+def test_one_pass_equals_per_language_evaluation(task):
+    model, tok = build_model(experiment("toy", task=task, seed=2))
+    model.eval()
+    data = {lang: load_split("toy", lang, task, "test", 25) for lang in ("en", "de", "tr", "ja")}
+    one_pass = predict_languages(model, tok, data, bf16=False)
+    assert list(one_pass) == list(data)
+    for lang, sents in data.items():
+        assert one_pass[lang] == predict(model, tok, sents, bf16=False), lang
+    table = zero_shot_eval(model, tok, data, bf16=False)
+    pd.testing.assert_frame_equal(table, _per_language_table(model, tok, data, task))
+    assert table.metric.tolist()[: len(METRICS[task])] == list(METRICS[task])
+
+
+def test_languages_with_different_sentence_sets_are_split_back(toy_pos):
+    model, tok, full = toy_pos
+    en, fr, ja = full["en"], full["fr"], full["ja"]
+    data = {  # different sizes, one sentence alone, an empty-ish overlap, the same sentences twice
+        "fr": fr[:17], "en": en[:5], "ja": ja[:1], "en-again": en[3:9], "fr-reversed": fr[:17][::-1],
+    }
+    preds = predict_languages(model, tok, data, bf16=False, batch_size=4, max_tokens=120)
+    assert {lang: len(p) for lang, p in preds.items()} == {lang: len(s) for lang, s in data.items()}
+    for lang, sents in data.items():
+        assert preds[lang] == predict(model, tok, sents, bf16=False), lang
+        assert [len(p) for p in preds[lang]] == [len(s) for s in sents]
+    assert preds["en-again"][:2] == preds["en"][3:5]  # the same sentence gets the same labels
+    assert preds["fr-reversed"] == preds["fr"][::-1]
+    table = zero_shot_eval(model, tok, data, bf16=False, batch_size=4, max_tokens=120)
+    assert table.language.tolist() == list(data)
+    assert table.n.tolist() == [sum(len(s) for s in sents) for sents in data.values()]
+    pd.testing.assert_frame_equal(table, _per_language_table(model, tok, data, "pos"))
+
+
+def test_one_pass_does_not_depend_on_batching(toy_pos):
+    model, tok, data = toy_pos
+    ref = predict_languages(model, tok, data, bf16=False)
+    for batch_size, max_tokens in ((1, None), (7, 10**6), (128, 64), (64, 1)):
+        assert predict_languages(model, tok, data, bf16=False, batch_size=batch_size, max_tokens=max_tokens) == ref
+
+
+def test_states_for_cka_come_from_the_same_one_pass(toy_pos):
+    model, tok, data = toy_pos
+    table, states = zero_shot_eval(model, tok, data, bf16=False, pool=True)
+    pd.testing.assert_frame_equal(table, zero_shot_eval(model, tok, data, bf16=False))
+    assert list(states) == list(data)
+    for lang, sents in data.items():
+        reference = mean_pooled_states(model, tok, [s.words for s in sents])
+        assert states[lang].shape == reference.shape == (model.num_layers + 1, len(sents), 128)
+        assert not states[lang].is_inference()
+        assert torch.allclose(states[lang], reference, atol=1e-5)
+
+
+def test_token_budget_batches():
+    lengths = [5, 40, 12, 40, 7, 300, 12, 1, 33]
+    batches = token_budget_batches(lengths, batch_size=3, max_tokens=90)
+    assert sorted(i for b in batches for i in b) == list(range(len(lengths)))
+    flat = [i for b in batches for i in b]
+    assert [lengths[i] for i in flat] == sorted(lengths, reverse=True)  # longest first
+    assert flat.index(1) < flat.index(3) and flat.index(2) < flat.index(6)  # ties keep input order
+    assert batches[0] == [5]  # longer than the budget alone: a batch of one
+    for b in batches:
+        assert len(b) <= 3 and (len(b) == 1 or len(b) * max(lengths[i] for i in b) <= 90)
+    assert token_budget_batches(lengths, batch_size=4, max_tokens=None) == [flat[:4], flat[4:8], flat[8:]]
+    assert token_budget_batches([], 8) == []
+    with pytest.raises(ValueError):
+        token_budget_batches(lengths, batch_size=0)

@@ -143,6 +143,67 @@ def test_rbf_with_a_wide_bandwidth_tends_to_linear():
     assert cka(x, y, "rbf", sigma_frac=200.0) == pytest.approx(cka(x, y, "linear"), abs=1e-4)
 
 
+def test_kth_pair_is_an_exact_selection():
+    from xlt_utils.similarity import _kth_pair
+
+    rng = np.random.default_rng(11)
+    adversarial = rng.random(1 << 17) + 1.0
+    adversarial[:: (1 << 17) // (1 << 14)] = 0.0  # the strided sample sees only zeros: the bracket misses
+    cases = {
+        "normal": rng.standard_normal(200_001),
+        "sorted": np.sort(rng.random(100_000)),
+        "reversed": np.sort(rng.random(100_000))[::-1].copy(),
+        "ties": rng.integers(0, 5, 150_000).astype(float),
+        "small": rng.random(101),
+        "adversarial": adversarial,
+    }
+    for name, flat in cases.items():
+        m = flat.size
+        ref = np.sort(flat)
+        for k1, k2 in (((m - 1) // 2, m // 2), (0, 0), (m - 1, m - 1), (0, m - 1), (m // 3, m // 3 + 7)):
+            assert _kth_pair(flat, k1, k2) == (ref[k1], ref[k2]), (name, k1, k2)
+
+
+@pytest.mark.parametrize("duplicates", [1, 3])
+def test_rbf_matches_reference_when_the_median_is_selected_from_a_sample(duplicates):
+    """n = 300: 90,000 distances, so that the median comes from the sampled bracket; repeated
+    points give many tied (zero) distances."""
+    rng = np.random.default_rng(12)
+    base = rng.standard_normal((300 // duplicates, 20))
+    x = np.repeat(base, duplicates, axis=0)
+    y = np.tanh(x @ rng.standard_normal((20, 20))) + 0.3 * rng.standard_normal((300, 20))
+    want = ref_cka(x, y, "rbf")
+    assert cka(x, y, "rbf") == pytest.approx(want, abs=1e-12)
+    got = cka_per_layer(np.stack([x, x]), np.stack([y, 2.0 * x + 1.0]), kernel="rbf")
+    np.testing.assert_allclose(got, [want, 1.0], rtol=0, atol=1e-12)
+
+
+def test_nearly_constant_rbf_kernel_keeps_its_digits():
+    """A very wide bandwidth makes every kernel entry close to 1 and the centred kernel tiny:
+    compared with the textbook formula in extended precision (np.longdouble)."""
+    rng = np.random.default_rng(13)
+    x = rng.standard_normal((60, 10))
+    y = 0.5 * x + rng.standard_normal((60, 10))
+    for sigma_frac in (0.8, 30.0, 300.0):
+        want = ref_cka(x.astype(np.longdouble), y.astype(np.longdouble), "rbf", sigma_frac=sigma_frac)
+        assert cka(x, y, "rbf", sigma_frac=sigma_frac) == pytest.approx(float(want), abs=1e-11)
+
+
+@pytest.mark.parametrize("kernel", KERNELS)
+@pytest.mark.parametrize("debiased", [False, True])
+def test_torch_path_matches_the_numpy_path(monkeypatch, kernel, debiased):
+    """Off the CPU (a GPU) everything runs in torch; forced here on the CPU."""
+    from xlt_utils import similarity
+
+    a, b = layer_states(n=40, d=64)
+    a, b = a.double(), b[..., :48].double()
+    want = (cka_per_layer(a, b, kernel, debiased), cka_matrix(a, b, kernel, debiased))
+    monkeypatch.setattr(similarity, "_numpy_cpu", lambda x: None)
+    got = (cka_per_layer(a, b, kernel, debiased), cka_matrix(a, b, kernel, debiased))
+    for g, w in zip(got, want, strict=True):
+        np.testing.assert_allclose(g, w, rtol=0, atol=1e-12)
+
+
 @pytest.mark.parametrize("kernel", KERNELS)
 def test_debiasing_removes_the_small_sample_bias(kernel):
     """Independent data, n = 25 sentences of d = 768 features: biased CKA is close to 1."""

@@ -1,4 +1,11 @@
-"""Zero-shot evaluation: predictions for many languages in one pass, scored into a tidy table."""
+"""Zero-shot evaluation: predictions for many languages in one pass, scored into a tidy table.
+
+`zero_shot_eval` encodes the sentences of every language once, sorts all of them by length
+together, runs them in batches capped by sentences and by padded tokens under
+`torch.inference_mode`, and only then splits the predictions back per language and scores each
+language once per metric. The mean-pooled hidden states for CKA come from the same forward pass
+when asked for (`pool=True`).
+"""
 
 from __future__ import annotations
 
@@ -13,50 +20,100 @@ from .training import autocast, collate, make_examples
 
 METRICS = {"pos": ("accuracy",), "ner": ("f1", "precision", "recall"), "parse": ("uas", "las")}
 
+#: Padded tokens per evaluation batch (sentences x the batch's longest sentence), by device type.
+#: On a CPU a batch's activations should stay in the cache: mBERT-sized, fp32, 2 cores, the PUD
+#: sentences ran at 18 sentences/s with 2048, 15 with 4096, 13 with 8192 (benchmarks/README.md).
+#: A GPU wants large batches: there the `batch_size` cap (128 sentences) usually binds first.
+MAX_TOKENS = {"cpu": 2048, "cuda": 16384}
 
-@torch.inference_mode()
-def predict(model, tokenizer, sentences: Sequence[Sentence], batch_size: int = 128, bf16="auto",
-            pool: bool = False, max_length: int = 512):
-    """Predicted labels per sentence (heads and relations for parsing), in input order.
 
-    Batches are sorted by length. With `pool=True`, the per-layer mean of each sentence's subword
-    states ([CLS], [SEP] and padding excluded) comes from the same forward pass, as [L+1, n, H].
+def token_budget_batches(lengths: Sequence[int], batch_size: int = 128,
+                         max_tokens: int | None = 2048) -> list[list[int]]:
+    """Indices sorted by length (longest first, ties in input order), cut into batches of at most
+    `batch_size` sentences and at most `max_tokens` padded tokens (sentences x the longest one).
+
+    A sentence longer than `max_tokens` on its own still gets a batch (of one). Sorting all
+    sentences together keeps the padding to a few percent of the tokens.
     """
+    if batch_size < 1:
+        raise ValueError(f"batch_size must be positive, got {batch_size}")
+    if max_tokens is not None and max_tokens < 1:
+        raise ValueError(f"max_tokens must be positive, got {max_tokens}")
+    order = sorted(range(len(lengths)), key=lambda i: -lengths[i])
+    batches: list[list[int]] = []
+    for i in order:
+        b = batches[-1] if batches else None
+        # the batch's first sentence is its longest: adding one more costs that length again
+        if b and len(b) < batch_size and (max_tokens is None or (len(b) + 1) * lengths[b[0]] <= max_tokens):
+            b.append(i)
+        else:
+            batches.append([i])
+    return batches
+
+
+def _max_tokens(max_tokens: int | None, device: torch.device) -> int:
+    return max_tokens if max_tokens is not None else MAX_TOKENS.get(device.type, MAX_TOKENS["cuda"])
+
+
+def _predict_examples(model, tokenizer, examples: Sequence[dict], batch_size: int, max_tokens: int | None,
+                      bf16, pool: bool):
+    """Predictions (and pooled states [L+1, n, H] if asked) for encoded examples, in input order."""
     labels = label_set(model.task)
-    examples = make_examples(tokenizer, sentences, model.task, max_length)
-    order = sorted(range(len(examples)), key=lambda i: len(examples[i]["input_ids"]))
-    preds: list = [None] * len(examples)
-    pooled = None
     device = next(model.parameters()).device
+    batches = token_budget_batches([len(e["input_ids"]) for e in examples], batch_size,
+                                   _max_tokens(max_tokens, device))
+    preds: list = [None] * len(examples)
+    pieces: list[torch.Tensor] = []
     was_training = model.training
     model.eval()
-    for start in range(0, len(order), batch_size):
-        idx = order[start:start + batch_size]
-        batch = {k: v.to(device) for k, v in collate([examples[i] for i in idx], tokenizer.pad_token_id).items()}
-        batch.pop("heads", None)
-        with autocast(bf16, device.type):
-            words, hidden = model.word_states(batch["input_ids"], batch["attention_mask"], batch["first_subword"],
-                                              output_hidden_states=pool)
-            if model.task == "parse":  # decode from fp32 scores: bf16 would create ties between heads
-                with torch.autocast(device.type, enabled=False):
-                    heads, rels = model.head.predict(words.float(), batch["word_mask"])
-                out = [(h, [labels[r] for r in rs]) for h, rs in zip(heads, rels, strict=True)]
-            else:
-                ids = model.head(words).argmax(-1).cpu()
-                out = [[labels[t] for t in ids[b, :len(examples[i]["first_subword"])].tolist()]
-                       for b, i in enumerate(idx)]
-        for b, i in enumerate(idx):
-            preds[i] = out[b]
-        if pool:
-            keep = batch["attention_mask"].clone().float()
-            keep[:, 0] = 0  # [CLS]
-            keep[torch.arange(len(idx)), batch["attention_mask"].sum(1) - 1] = 0  # [SEP]
-            means = torch.stack([torch.einsum("bth,bt->bh", h.float(), keep) / keep.sum(1, keepdim=True)
-                                 for h in hidden]).cpu()
-            if pooled is None:
-                pooled = torch.empty(means.shape[0], len(examples), means.shape[2])
-            pooled[:, idx] = means
-    model.train(was_training)
+    try:
+        with torch.inference_mode():
+            for idx in batches:
+                batch = {k: v.to(device) for k, v in collate([examples[i] for i in idx], tokenizer.pad_token_id).items()}
+                batch.pop("heads", None)
+                with autocast(bf16, device.type):
+                    words, hidden = model.word_states(batch["input_ids"], batch["attention_mask"],
+                                                      batch["first_subword"], output_hidden_states=pool)
+                    if model.task == "parse":  # decode from fp32 scores: bf16 would create ties between heads
+                        with torch.autocast(device.type, enabled=False):
+                            heads, rels = model.head.predict(words.float(), batch["word_mask"])
+                        out = [(h, [labels[r] for r in rs]) for h, rs in zip(heads, rels, strict=True)]
+                    else:
+                        ids = model.head(words).argmax(-1).cpu()
+                        out = [[labels[t] for t in ids[b, :len(examples[i]["first_subword"])].tolist()]
+                               for b, i in enumerate(idx)]
+                for b, i in enumerate(idx):
+                    preds[i] = out[b]
+                if pool:
+                    keep = batch["attention_mask"].float()
+                    keep[:, 0] = 0  # [CLS]
+                    keep[torch.arange(len(idx), device=device), batch["attention_mask"].sum(1) - 1] = 0  # [SEP]
+                    pieces.append(torch.stack([torch.einsum("bth,bt->bh", h.float(), keep) / keep.sum(1, keepdim=True)
+                                               for h in hidden]).cpu())
+    finally:
+        model.train(was_training)
+    if not pool:
+        return preds, None
+    # Outside inference mode, so that the states are ordinary tensors (usable with autograd code).
+    if not pieces:
+        return preds, None
+    order = torch.tensor([i for idx in batches for i in idx], dtype=torch.long)
+    inverse = torch.empty_like(order)
+    inverse[order] = torch.arange(len(order))
+    return preds, torch.cat(pieces, dim=1)[:, inverse]
+
+
+def predict(model, tokenizer, sentences: Sequence[Sentence], batch_size: int = 128, bf16="auto",
+            pool: bool = False, max_length: int = 512, max_tokens: int | None = None):
+    """Predicted labels per sentence (heads and relations for parsing), in input order.
+
+    Batches are sorted by length and capped at `batch_size` sentences and `max_tokens` padded
+    tokens (default by device: `MAX_TOKENS`); they run under `torch.inference_mode`. With
+    `pool=True`, the per-layer mean of each sentence's subword states ([CLS], [SEP] and padding
+    excluded) comes from the same forward pass, as [L+1, n, H]: returns (predictions, states).
+    """
+    examples = make_examples(tokenizer, sentences, model.task, max_length)
+    preds, pooled = _predict_examples(model, tokenizer, examples, batch_size, max_tokens, bf16, pool)
     return (preds, pooled) if pool else preds
 
 
@@ -74,16 +131,51 @@ def score(task: str, sentences: Sequence[Sentence], preds: Sequence) -> dict[str
     raise ValueError(f"unknown task {task!r}; valid tasks: {', '.join(METRICS)}")
 
 
+def predict_languages(model, tokenizer, data: Mapping[str, Sequence[Sentence]], batch_size: int = 128,
+                      bf16="auto", pool: bool = False, max_length: int = 512, max_tokens: int | None = None):
+    """Predictions for every language in one pass: {language: predictions in input order}.
+
+    Every sentence is encoded once; all of them, whatever their language, are sorted by length
+    together and batched (at most `batch_size` sentences and `max_tokens` padded tokens per
+    batch), so that a language's short and long sentences share batches with the other languages'
+    and padding stays small. The predictions are then split back per language. With `pool=True`,
+    also returns {language: mean-pooled states [L+1, n, H]} from the same forward pass.
+    """
+    data = {lang: list(sents) for lang, sents in data.items()}
+    examples = make_examples(tokenizer, [s for sents in data.values() for s in sents], model.task, max_length)
+    preds, pooled = _predict_examples(model, tokenizer, examples, batch_size, max_tokens, bf16, pool)
+    out, states, start = {}, {}, 0
+    for lang, sents in data.items():
+        end = start + len(sents)
+        out[lang] = preds[start:end]
+        if pool:
+            states[lang] = pooled[:, start:end].contiguous() if pooled is not None else torch.empty(0)
+        start = end
+    return (out, states) if pool else out
+
+
 def zero_shot_eval(model, tokenizer, data: Mapping[str, Sequence[Sentence]], task: str | None = None,
-                   batch_size: int = 128, bf16="auto") -> pd.DataFrame:
-    """Evaluate one fine-tuned model on every language: a tidy (language, task, metric, value, n) table."""
+                   batch_size: int = 128, bf16="auto", max_tokens: int | None = None, pool: bool = False,
+                   max_length: int = 512):
+    """Evaluate one fine-tuned model on every language: a tidy (language, task, metric, value, n) table.
+
+    One pass for all languages (`predict_languages`): every sentence is encoded once, all of them
+    are sorted by length together and batched under `torch.inference_mode`, the predictions are
+    split back per language, and each language is scored once (every metric from one call).
+    With `pool=True`, the mean-pooled hidden states for CKA come from the same forward pass:
+    returns (table, {language: [L+1, n, H] float32 tensor}).
+    """
     task = task or model.task
     if task != model.task:
         raise ValueError(f"the model was fine-tuned for {model.task!r}, not {task!r}")
+    data = {lang: list(sents) for lang, sents in data.items()}
+    res = predict_languages(model, tokenizer, data, batch_size=batch_size, bf16=bf16, pool=pool,
+                            max_length=max_length, max_tokens=max_tokens)
+    preds, states = res if pool else (res, None)
     rows = []
     for lang, sents in data.items():
-        preds = predict(model, tokenizer, sents, batch_size=batch_size, bf16=bf16)
         n = sum(len(s) for s in sents)
-        for metric, value in score(task, sents, preds).items():
+        for metric, value in score(task, sents, preds[lang]).items():
             rows.append({"language": lang, "task": task, "metric": metric, "value": value, "n": n})
-    return pd.DataFrame(rows, columns=["language", "task", "metric", "value", "n"])
+    table = pd.DataFrame(rows, columns=["language", "task", "metric", "value", "n"])
+    return (table, states) if pool else table

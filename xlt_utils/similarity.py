@@ -10,9 +10,20 @@ forms H: linear CKA uses the feature-space identity
 
     tr(K H L H) = ||Yc^T Xc||_F^2   (Xc, Yc: column-centred features),
 
-or the equal Gram-space contraction <Xc Xc^T, Yc Yc^T>_F when n is small compared with d, and
-the RBF kernel is centred by subtracting its row and column means. The (n - 1)^2 factors cancel
-in the ratio. Everything is computed in float64.
+or the equal Gram-space contraction <Xc Xc^T, Yc Yc^T>_F when n is small compared with d. For
+Gram matrices (RBF, or linear with small n) no centred matrix is formed either: for symmetric
+K, L, tr(K H L H) = <K, L>_F - 2 r_K.r_L / n + s_K s_L / n^2 (r: row sums, s: total), three dot
+products per pair of layers; the debiased estimator and `cka_matrix` centre each kernel once,
+with row and column means. The (n - 1)^2 factors cancel in the ratio. Everything is computed in
+float64.
+
+How the RBF path is fast (13 layers x 1000 sentences x 768 dimensions: see benchmarks/speed.py):
+each layer is column-centred, its Gram product X X^T goes to BLAS syrk through numpy on the CPU
+(half the multiply-adds of a general product), the distances are built in place, their median is
+found by selection (a sampled bracket, then `np.partition` on a few percent of the values, never
+a sort), and the kernel is shifted and scaled to exp(u) - 1 (the same CKA; entries around 0, so
+that the dot products above lose no digits). The numpy work of all layers comes first, then the
+torch work layer by layer while two n x n matrices sit in the cache.
 
 `debiased=True` replaces the biased HSIC by the unbiased estimator of Song et al. (JMLR 2012),
 as in the debiased CKA of Nguyen, Raghu & Kornblith (ICLR 2021): the biased estimator is large
@@ -80,48 +91,171 @@ def _debias_linear(xty, rows_dot, sums_prod, n: int):
     return xty - n / (n - 2.0) * rows_dot + sums_prod / ((n - 1.0) * (n - 2.0))
 
 
-def _rbf_gram(x: torch.Tensor, sigma_frac: float) -> torch.Tensor:
-    """Gaussian Gram matrices [..., n, n] of column-centred features [..., n, d]."""
-    sq_norms = x.square().sum(-1)
-    # |xi|^2 + |xj|^2 - 2 xi.xj, built in place on the matmul's output (no extra n x n temporaries)
-    sq = (x @ x.mT).mul_(-2.0).add_(sq_norms[..., :, None]).add_(sq_norms[..., None, :]).clamp_min_(0.0)
+def _numpy_cpu(x: torch.Tensor) -> np.ndarray | None:
+    """A float64 CPU tensor as a C-contiguous numpy array (sharing memory if it can); else None.
+
+    On the CPU the n x n work goes through numpy: its matmul recognises a matrix times its own
+    transpose and calls BLAS syrk (half the multiply-adds of a general product, an exactly
+    symmetric result), and its selection (`np.partition`) is several times faster than torch's.
+    """
+    if x.device.type != "cpu" or x.dtype != torch.float64:
+        return None
+    return np.ascontiguousarray(x.detach().numpy())
+
+
+def _centred_grams(x: torch.Tensor) -> torch.Tensor:
+    """Xc Xc^T for features [L, n, d], each layer column-centred first: a new [L, n, n] tensor
+    that the caller may overwrite. On the CPU one layer at a time through numpy (BLAS syrk)."""
+    a = _numpy_cpu(x)
+    if a is None:
+        x = _centre_columns(x)
+        return x @ x.mT
+    out = np.empty((a.shape[0], a.shape[1], a.shape[1]))
+    xc = np.empty(a.shape[1:])
+    for i in range(a.shape[0]):
+        np.subtract(a[i], a[i].mean(axis=0), out=xc)
+        np.matmul(xc, xc.T, out=out[i])  # syrk: numpy sees a matrix times its own transpose
+    return torch.from_numpy(out)
+
+
+def _kth_pair(flat: np.ndarray, k1: int, k2: int) -> tuple[float, float]:
+    """The k1-th and k2-th smallest values (0-based, k1 <= k2) of a 1-D array, exactly.
+
+    Selection, not sorting: a strided sample of about 16k values brackets both ranks (5 binomial
+    standard deviations either side), two comparisons and one masked copy keep the few percent
+    of values inside the bracket, and `np.partition` finds both ranks among them. Should the
+    bracket miss (a sample that does not represent the data: the answer stays exact, only slower),
+    `np.partition` runs on everything.
+    """
+    m = flat.size
+    if m > 1 << 16:
+        sample = np.sort(flat[:: m // (1 << 14)])
+        s = sample.size
+        margin = int(5 * (s / 4) ** 0.5) + 2  # 5 sigma of a binomial count at p = 1/2
+        i_lo, i_hi = k1 * s // m - margin, -(-k2 * s // m) + margin
+        if i_lo >= 0 or i_hi < s:
+            lo = sample[i_lo] if i_lo >= 0 else -np.inf
+            hi = sample[i_hi] if i_hi < s else np.inf
+            inside = flat >= lo
+            below = m - int(np.count_nonzero(inside))
+            np.logical_and(inside, flat <= hi, out=inside)
+            keep = flat[inside]
+            a, b = k1 - below, k2 - below
+            if 0 <= a and b < keep.size:
+                part = np.partition(keep, (a, b))
+                return float(part[a]), float(part[b])
+    part = np.partition(flat, (k1, k2))
+    return float(part[k1]), float(part[k2])
+
+
+def _rbf_exponents_(g: torch.Tensor, sigma_frac: float) -> torch.Tensor:
+    """(median - d_ij) / (2 sigma^2), in place on Gram matrices [L, n, n] of column-centred
+    features: d_ij = g_ii + g_jj - 2 g_ij the squared distances, sigma^2 = sigma_frac^2 x their
+    median over the full n x n matrix (zero diagonal included), as in Kornblith et al.'s code.
+    """
+    n = g.shape[-1]
+    m = n * n
+    k1, k2 = (m - 1) // 2, m // 2  # = np.median: the mean of the two middle values (one if m is odd)
+    if g.device.type == "cpu" and g.dtype == torch.float64 and g.is_contiguous():
+        # numpy (in place: the array shares g's memory), one layer at a time while it is in the cache
+        for s in g.numpy():
+            norms = s.diagonal().copy()
+            s *= -2.0
+            s += norms[:, None]
+            s += norms[None, :]
+            np.maximum(s, 0.0, out=s)
+            np.fill_diagonal(s, 0.0)
+            lo, hi = _kth_pair(s.reshape(-1), k1, k2)
+            median = (lo + hi) / 2
+            scale = 2 * sigma_frac**2 * median
+            s -= median
+            # A zero median (more than half the points identical) leaves the bandwidth undefined: NaN.
+            s /= -scale if scale > 0 else np.nan
+        return g
+    norms = g.diagonal(dim1=-2, dim2=-1).clone()
+    sq = g.mul_(-2.0).add_(norms[..., :, None]).add_(norms[..., None, :]).clamp_min_(0.0)
     sq.diagonal(dim1=-2, dim2=-1).zero_()
     flat = sq.flatten(-2)
-    m = flat.shape[-1]
-    # = np.median (the mean of the two middle values), by selection: a full sort costs more than the Gram
-    lo = flat.kthvalue((m - 1) // 2 + 1, dim=-1).values
-    hi = lo if m % 2 else flat.kthvalue(m // 2 + 1, dim=-1).values
-    scale = sigma_frac**2 * (lo + hi)  # = 2 sigma_frac^2 x median
-    # A zero median (more than half the points identical) leaves the bandwidth undefined: NaN.
+    lo = flat.kthvalue(k1 + 1, dim=-1).values
+    hi = lo if k1 == k2 else flat.kthvalue(k2 + 1, dim=-1).values
+    median = (lo + hi) / 2
+    scale = 2 * sigma_frac**2 * median
     scale = torch.where(scale > 0, scale, torch.full_like(scale, float("nan")))
-    return sq.div_(-scale[..., None, None]).exp_()
+    return sq.sub_(median[:, None, None]).div_(-scale[:, None, None])
 
 
-def _centre_gram(k: torch.Tensor, debiased: bool) -> torch.Tensor:
-    """Biased: double centring H K H done with row/column means. Debiased: U-centring.
+def _rbf_exponents(xs: Sequence[torch.Tensor], sigma_frac: float) -> list[torch.Tensor]:
+    """`_rbf_exponents_` of the centred Grams of every representation in `xs`.
+
+    All the Gram products (BLAS) come first, then all the element-wise numpy work: BLAS threads
+    spin for a while after a call, and torch's threads, which come next, would wait for them.
+    """
+    return [_rbf_exponents_(g, sigma_frac) for g in [_centred_grams(x) for x in xs]]
+
+
+def _exp_minus_one_(u: torch.Tensor) -> torch.Tensor:
+    """exp(u) - 1 in place: the RBF kernel shifted and scaled (see `_grams`)."""
+    return u.exp_().sub_(1.0)
+
+
+def _grams(xs: Sequence[torch.Tensor], kernel: str, sigma_frac: float) -> list[torch.Tensor]:
+    """Uncentred Gram matrices [L, n, n] of each of the representations `xs` ([L, n, d] each).
+
+    Linear: X X^T of the column-centred features. RBF: exp(-d_ij / (2 sigma^2)), shifted and
+    scaled to K / c - 1 with c the kernel's value at the median distance (computed as exp(u) - 1,
+    u = (median - d_ij) / (2 sigma^2)): centring (H K H, and U-centring) ignores a constant and
+    CKA a positive factor, so the CKA is the same, but the entries are spread around 0 instead of
+    around c and the centred products lose fewer digits to cancellation. The numpy part of every
+    representation runs before the torch part of any (alternating numpy's BLAS threads with
+    torch's OpenMP threads makes each wait for the other).
+    """
+    if kernel == "linear":
+        return [_centred_grams(x) for x in xs]
+    return [_exp_minus_one_(u) for u in _rbf_exponents(xs, sigma_frac)]
+
+
+def _centre_gram_(k: torch.Tensor, debiased: bool) -> torch.Tensor:
+    """Centre Gram matrices [..., n, n] in place. Biased: H K H, done with row/column means.
+    Debiased: U-centring.
 
     U-centring (Szekely & Rizzo 2014, as in Kornblith et al.'s code) makes <U(K), U(L)>_F equal
     to n(n-3) times Song et al.'s unbiased HSIC estimator.
     """
     if not debiased:
-        return (
-            k
-            - k.mean(dim=-1, keepdim=True)
-            - k.mean(dim=-2, keepdim=True)
-            + k.mean(dim=(-2, -1), keepdim=True)
-        )
+        rows, cols = k.mean(dim=-1, keepdim=True), k.mean(dim=-2, keepdim=True)
+        mean = k.mean(dim=(-2, -1), keepdim=True)
+        return k.sub_(rows).sub_(cols).add_(mean)
     n = k.shape[-1]
-    k = k.clone()
     k.diagonal(dim1=-2, dim2=-1).zero_()
     means = k.sum(dim=-2) / (n - 2)
     means = means - means.sum(dim=-1, keepdim=True) / (2 * (n - 1))
-    k = k - means[..., :, None] - means[..., None, :]
+    k.sub_(means[..., :, None]).sub_(means[..., None, :])
     k.diagonal(dim1=-2, dim2=-1).zero_()
     return k
 
 
-def _gram(x: torch.Tensor, kernel: str, sigma_frac: float) -> torch.Tensor:
-    return x @ x.mT if kernel == "linear" else _rbf_gram(x, sigma_frac)
+def _centred_products(k: torch.Tensor, l: torch.Tensor, finish=None) -> tuple[torch.Tensor, ...]:  # noqa: E741
+    """<HKH, HLH>_F, <HKH, HKH>_F and <HLH, HLH>_F per layer, from uncentred Grams [L, n, n],
+    symmetric up to rounding (`finish`, if given, completes each layer's matrix in place first).
+
+    No centred matrix is formed: for symmetric K, L (H is idempotent)
+    <HKH, HLH> = <K, HLH> = <K, L> - 2 r_K.r_L / n + s_K s_L / n^2, with r the row sums and s the
+    total. Three dot products and two row sums replace the two centrings (several passes over an
+    n x n matrix each). One layer at a time, so that both matrices stay in the cache.
+    """
+    n = k.shape[-1]
+    out = k.new_empty(3, k.shape[0])
+    for i in range(k.shape[0]):
+        a, b = k[i], l[i]
+        if finish is not None:
+            finish(a), finish(b)
+        ra, rb = a.sum(-1), b.sum(-1)
+        sa, sb = ra.sum(), rb.sum()
+        a, b = a.reshape(-1), b.reshape(-1)
+        out[0, i] = torch.dot(a, b) - 2 * torch.dot(ra, rb) / n + sa * sb / (n * n)
+        out[1, i] = torch.dot(a, a) - 2 * torch.dot(ra, ra) / n + sa * sa / (n * n)
+        out[2, i] = torch.dot(b, b) - 2 * torch.dot(rb, rb) / n + sb * sb / (n * n)
+    return out[0], out[1], out[2]
 
 
 def _cka_batched(
@@ -137,7 +271,6 @@ def _cka_batched(
     _check(kernel, debiased, n)
     if y.shape[-2] != n:
         raise ValueError(f"both representations need the same examples: n={n} vs {y.shape[-2]}")
-    x, y = _centre_columns(x), _centre_columns(y)
 
     def dot(a, b):  # sum over the last axis, matched (paired) or all pairs (pairwise)
         return a @ b.T if pairwise else (a * b).sum(-1)
@@ -146,6 +279,7 @@ def _cka_batched(
         return a[:, None] * b[None, :] if pairwise else a * b
 
     if kernel == "linear" and not _prefer_gram(n, x.shape[-1], y.shape[-1]):
+        x, y = _centre_columns(x), _centre_columns(y)
         if pairwise:
             xty = torch.stack([(y.mT @ xa).square().sum((-2, -1)) for xa in x])
         else:
@@ -158,11 +292,15 @@ def _cka_batched(
             xty = _debias_linear(xty, dot(rx, ry), outer(sx, sy), n)
             xtx = _debias_linear(xtx, rx.square().sum(-1), sx * sx, n)
             yty = _debias_linear(yty, ry.square().sum(-1), sy * sy, n)
+    elif not pairwise and not debiased:  # the three biased HSIC terms, no centred matrix formed
+        if kernel == "linear":
+            xty, xtx, yty = _centred_products(*_grams((x, y), kernel, sigma_frac))
+        else:  # the numpy part of both first, then exp(u) - 1 layer by layer in torch
+            xty, xtx, yty = _centred_products(*_rbf_exponents((x, y), sigma_frac), finish=_exp_minus_one_)
     else:
-        kx = _centre_gram(_gram(x, kernel, sigma_frac), debiased).flatten(-2)
-        ky = _centre_gram(_gram(y, kernel, sigma_frac), debiased).flatten(-2)
+        kx, ky = (_centre_gram_(k, debiased).flatten(-2) for k in _grams((x, y), kernel, sigma_frac))
         xty = dot(kx, ky)
-        xtx, yty = kx.square().sum(-1), ky.square().sum(-1)
+        xtx, yty = (torch.stack([torch.dot(k, k) for k in kk]) for kk in (kx, ky))
     return xty / torch.sqrt(outer(xtx.clamp_min(0.0), yty.clamp_min(0.0)))
 
 
