@@ -285,7 +285,7 @@ def test_page_in_browser(docname, server, browser):
                 width: img.naturalWidth,
             }));
         }""")
-        page.wait_for_load_state("networkidle", timeout=60_000)
+        _settle(page)
         text = page.inner_text("body")
         n_cells = page.locator("div.cell").count()
         n_tables = page.locator(".cell_output table").count()
@@ -330,6 +330,18 @@ def test_page_in_browser(docname, server, browser):
             assert marker not in text, f"{docname}: raw widget JSON ({marker}) is shown as text"
         unchanged = [r for r in widget_report if not r["changed"]]
         assert not unchanged, f"{docname}: choosing another option did not change the panel: {unchanged}"
+
+
+def _settle(page) -> None:
+    """Let late requests finish before the checks. "networkidle" is a heuristic (no request for
+    500 ms) that a loaded machine can miss; the assertions that follow check what matters (images
+    loaded, no errors), so a page that never goes idle is not by itself a failure."""
+    from playwright.sync_api import TimeoutError as PlaywrightTimeout
+
+    try:
+        page.wait_for_load_state("networkidle", timeout=30_000)
+    except PlaywrightTimeout:
+        page.wait_for_timeout(1_000)
 
 
 def _wait_for_widgets(page, docname: str, n_views: int) -> None:
@@ -410,7 +422,7 @@ def test_widgets_with_mathjax3(docname, server, browser):
         page.on("pageerror", lambda exc: page_errors.append(str(exc)))
         page.goto(urljoin(server, f"{docname}.html"), wait_until="load", timeout=120_000)
         _wait_for_widgets(page, docname, _widget_outputs(docname)[0])
-        page.wait_for_load_state("networkidle", timeout=60_000)
+        _settle(page)
         hub = page.evaluate("() => !!(window.MathJax && window.MathJax.Hub)")
     finally:
         context.close()
