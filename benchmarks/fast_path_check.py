@@ -29,7 +29,6 @@ ours-random vs plain the effect of everything else.
 from __future__ import annotations
 
 import argparse
-import contextlib
 import copy
 import json
 import os
@@ -45,7 +44,6 @@ os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
 import torch  # noqa: E402
 
-import xlt_utils.training  # noqa: E402
 from xlt_utils.evaluation import predict_languages, score  # noqa: E402
 from xlt_utils.experiments import build_model, experiment, load_split  # noqa: E402
 from xlt_utils.training import (  # noqa: E402
@@ -113,21 +111,10 @@ def plain_fine_tune(model, tok, train, tc) -> list[float]:
     return history
 
 
-def random_batches(lengths, batch_size: int, gen: torch.Generator, bucket_factor: int = 50) -> list[list[int]]:
+def random_batches(lengths, batch_size: int, gen: torch.Generator) -> list[list[int]]:
     """The plain path's batches: one random permutation, cut in order (no grouping by length)."""
     perm = torch.randperm(len(lengths), generator=gen).tolist()
     return [perm[k : k + batch_size] for k in range(0, len(perm), batch_size)]
-
-
-@contextlib.contextmanager
-def random_batches_in_fine_tune():
-    """`fine_tune` with `random_batches` in place of `length_grouped_batches` (diagnostic only)."""
-    original = xlt_utils.training.length_grouped_batches
-    xlt_utils.training.length_grouped_batches = random_batches
-    try:
-        yield
-    finally:
-        xlt_utils.training.length_grouped_batches = original
 
 
 @torch.no_grad()
@@ -165,8 +152,7 @@ def run_seed(seed: int, n_train: int | None, n_eval: int | None, epochs: int | N
         if path == "ours":
             loss = fine_tune(model, tok, train, cfg.train, progress=False)
         elif path == "ours_random_batches":
-            with random_batches_in_fine_tune():
-                loss = fine_tune(model, tok, train, cfg.train, progress=False)
+            loss = fine_tune(model, tok, train, cfg.train, progress=False, batcher=random_batches)
         else:
             loss = plain_fine_tune(model, tok, train, cfg.train)
         train_s = time.perf_counter() - t0

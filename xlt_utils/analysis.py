@@ -7,6 +7,9 @@ import numpy as np
 import pandas as pd
 from scipy.stats import spearmanr
 
+#: The metric each task is judged by: accuracy, span F1, LAS.
+MAIN_METRIC = {"pos": "accuracy", "ner": "f1", "parse": "las"}
+
 
 def mean_std_table(df: pd.DataFrame, index, columns, value: str = "value", decimals: int = 1) -> pd.DataFrame:
     """A pivot of "mean ± std" strings over seeds (std with ddof=1; 0 for a single seed)."""
@@ -118,9 +121,6 @@ def per_seed_scores(records: list[dict], metric: dict[str, str] | None = None) -
     table = records_table(records)
     table = table[table.metric == table.task.map(metric)]
     return table.groupby(["task", "ablation", "role", "seed"], sort=False)["value"].mean().reset_index()
-
-
-MAIN_METRIC = {"pos": "accuracy", "ner": "f1", "parse": "las"}
 
 
 def pair_matrix(deltas: pd.DataFrame, task: str, role: str, n_layers: int) -> pd.DataFrame:

@@ -16,6 +16,7 @@ import torch
 
 from .data.records import Sentence, label_set
 from .metrics import accuracy, attachment_scores, span_f1
+from .similarity import pool_real_subwords
 from .training import autocast, collate, make_examples
 
 METRICS = {"pos": ("accuracy",), "ner": ("f1", "precision", "recall"), "parse": ("uas", "las")}
@@ -85,11 +86,7 @@ def _predict_examples(model, tokenizer, examples: Sequence[dict], batch_size: in
                 for b, i in enumerate(idx):
                     preds[i] = out[b]
                 if pool:
-                    keep = batch["attention_mask"].float()
-                    keep[:, 0] = 0  # [CLS]
-                    keep[torch.arange(len(idx), device=device), batch["attention_mask"].sum(1) - 1] = 0  # [SEP]
-                    pieces.append(torch.stack([torch.einsum("bth,bt->bh", h.float(), keep) / keep.sum(1, keepdim=True)
-                                               for h in hidden]).cpu())
+                    pieces.append(pool_real_subwords(hidden, batch["attention_mask"]).cpu())
     finally:
         model.train(was_training)
     if not pool:

@@ -368,6 +368,21 @@ def cka_matrix(
 # --------------------------------------------------------------------------------------------
 
 
+def pool_real_subwords(hidden_states, attention_mask: torch.Tensor) -> torch.Tensor:
+    """The mean of each sentence's real subword states at every layer, [L+1, B, H] in float32.
+
+    `hidden_states`: the L+1 tensors [B, T, H] of a forward pass with `output_hidden_states`;
+    `attention_mask` [B, T]: 1 on [CLS] w1 ... wn [SEP], 0 on padding. [CLS] (the first position)
+    and [SEP] (the last real one) are left out of the mean: the one pooling rule of this project,
+    used by `mean_pooled_states` and by `evaluation.predict(pool=True)`.
+    """
+    keep = attention_mask.float()
+    keep[:, 0] = 0  # [CLS]
+    keep[torch.arange(keep.shape[0], device=keep.device), attention_mask.sum(1) - 1] = 0  # [SEP]
+    counts = keep.sum(1, keepdim=True)
+    return torch.stack([torch.einsum("bth,bt->bh", h.float(), keep) / counts for h in hidden_states])
+
+
 def mean_pooled_states(
     model,
     tokenizer,
@@ -411,24 +426,16 @@ def mean_pooled_states(
                 width = max(len(encodings[i]) for i in idx)
                 ids = torch.full((len(idx), width), pad_id, dtype=torch.long)
                 attention = torch.zeros((len(idx), width), dtype=torch.long)
-                pool = torch.zeros((len(idx), width), dtype=torch.float32)
                 for r, i in enumerate(idx):
                     length = len(encodings[i])
                     ids[r, :length] = torch.tensor(encodings[i].input_ids, dtype=torch.long)
                     attention[r, :length] = 1
-                    pool[r, 1 : length - 1] = 1.0  # drop [CLS] (0) and [SEP] (length - 1)
                 outputs = encoder(
                     input_ids=ids.to(device),
                     attention_mask=attention.to(device),
                     output_hidden_states=True,
                 )
-                pool = pool.to(device)
-                counts = pool.sum(1, keepdim=True)
-                pooled = [
-                    torch.einsum("bth,bt->bh", h.float(), pool) / counts
-                    for h in outputs.hidden_states
-                ]
-                pieces.append(torch.stack(pooled).cpu())
+                pieces.append(pool_real_subwords(outputs.hidden_states, attention.to(device)).cpu())
     finally:
         encoder.train(was_training)
     # Outside inference mode, so that the result is an ordinary tensor.

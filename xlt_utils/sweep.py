@@ -27,6 +27,7 @@ import time
 from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
 
+from .analysis import mean_std_table, per_seed_scores
 from .experiments import (
     ExperimentConfig,
     experiment,
@@ -41,7 +42,6 @@ from .training import TrainConfig
 
 ABLATION_FORMS = ("reference", "random_init", "reinit:<layers>", "freeze:<layers>", "reinit-pairs",
                   "freeze-halves")
-MAIN_METRIC = {"pos": "accuracy", "ner": "f1", "parse": "las"}
 _PROFILE_DEFAULT = object()  # n_train / n_eval not given: the profile's value (None means "all")
 _KNOWN_LAYERS = {"bert-base-multilingual-cased": 12, "bert-base-multilingual-uncased": 12}
 
@@ -408,14 +408,9 @@ def _submit_to_ray(todo, records, n, root, ray_address, resources, progress, kee
 def summary_table(records: list[dict]):
     """Main metric (accuracy, F1, LAS), mean ± std over seeds, per task and ablation, source vs targets
     (the targets averaged per seed first), as in chapter 3."""
-    from .analysis import mean_std_table
-
-    table = records_table(records)
-    if table.empty:
-        return table
-    table = table[table.metric == table.task.map(MAIN_METRIC)]
-    per_seed = table.groupby(["task", "ablation", "role", "seed"], sort=False)["value"].mean().reset_index()
-    return mean_std_table(per_seed, index=["task", "ablation"], columns="role")
+    if not records:
+        return records_table(records)
+    return mean_std_table(per_seed_scores(records), index=["task", "ablation"], columns="role")
 
 
 # ----------------------------------------------------------------------------------------- command line

@@ -6,7 +6,7 @@ from __future__ import annotations
 import contextlib
 import os
 import random
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -153,8 +153,11 @@ def atomic_save(obj, path: Path) -> None:
 
 
 def fine_tune(model, tokenizer, train: Iterable[Sentence], cfg: TrainConfig, run_dir: Path | None = None,
-              progress: bool = True) -> list[float]:
+              progress: bool = True, batcher: Callable = length_grouped_batches) -> list[float]:
     """Fine-tune `model` on `train` in place; returns the mean loss per epoch.
+
+    `batcher(lengths, batch_size, generator)` orders each epoch's examples into batches
+    (default: `length_grouped_batches`); another order is for experiments on the sampler itself.
 
     With `run_dir`, a checkpoint is written after every epoch and a restarted call resumes from it.
     """
@@ -185,7 +188,7 @@ def fine_tune(model, tokenizer, train: Iterable[Sentence], cfg: TrainConfig, run
     for epoch in range(start_epoch, cfg.epochs):
         model.train()
         gen = torch.Generator().manual_seed(cfg.seed * 1000 + epoch)
-        batches = length_grouped_batches(lengths, cfg.batch_size, gen)
+        batches = batcher(lengths, cfg.batch_size, gen)
         total_loss = 0.0
         for idx in tqdm(batches, desc=f"epoch {epoch + 1}/{cfg.epochs}", disable=not progress, leave=False):
             batch = {k: v.to(device) for k, v in collate([examples[i] for i in idx], tokenizer.pad_token_id).items()}
