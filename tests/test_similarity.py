@@ -270,6 +270,21 @@ def test_cka_per_layer_equals_a_loop(kernel, debiased, d):
     )
 
 
+def test_rbf_per_layer_is_the_same_with_one_thread_or_one_per_layer():
+    a, b = layer_states(d=16)
+    threads = torch.get_num_threads()
+    try:
+        torch.set_num_threads(3)  # three layers' numpy work side by side
+        parallel = cka_per_layer(a, b, kernel="rbf")
+        torch.set_num_threads(1)
+        serial = cka_per_layer(a, b, kernel="rbf")
+    finally:
+        torch.set_num_threads(threads)
+    np.testing.assert_array_equal(parallel, serial)
+    want = [cka(a[i], b[i], "rbf") for i in range(a.shape[0])]
+    np.testing.assert_allclose(parallel, want, rtol=0, atol=1e-10)
+
+
 def test_cka_per_layer_decreases_with_drift():
     a, b = layer_states()
     assert np.all(np.diff(cka_per_layer(a, b)) < 0)

@@ -7,6 +7,7 @@ import os
 import signal
 import time
 
+import pytest
 import torch
 
 from xlt_utils.data.records import label_set
@@ -31,6 +32,42 @@ def test_length_grouped_batches_cover_everything_once_and_group_lengths():
     assert spread < 10  # random batches would span ~50
     again = length_grouped_batches(lengths, 16, torch.Generator().manual_seed(1), bucket_factor=10)
     assert again == batches
+
+
+def test_bucket_of_one_batch_gives_random_batches_and_bigger_buckets_less_padding():
+    lengths = [int(x) for x in torch.randint(3, 60, (640,), generator=torch.Generator().manual_seed(0))]
+    perm = torch.randperm(640, generator=torch.Generator().manual_seed(5)).tolist()
+    random_cut = sorted(sorted(perm[k:k + 32]) for k in range(0, 640, 32))
+    ones = length_grouped_batches(lengths, 32, torch.Generator().manual_seed(5), bucket_factor=1)
+    assert sorted(sorted(b) for b in ones) == random_cut  # the same sentences per batch, another order
+
+    def padded(bf):
+        return sum(len(b) * max(lengths[i] for i in b)
+                   for b in length_grouped_batches(lengths, 32, torch.Generator().manual_seed(5), bf))
+
+    assert padded(1) > padded(4) > padded(20)
+    with pytest.raises(ValueError, match="bucket_factor"):
+        length_grouped_batches(lengths, 32, torch.Generator(), bucket_factor=0)
+
+
+def test_fine_tune_batches_with_the_configured_bucket(monkeypatch):
+    import xlt_utils.training as training
+
+    seen = []
+    real = training.length_grouped_batches
+
+    def spy(lengths, batch_size, gen, bucket_factor=4):
+        seen.append(bucket_factor)
+        return real(lengths, batch_size, gen, bucket_factor)
+
+    monkeypatch.setattr(training, "length_grouped_batches", spy)
+    torch.set_num_threads(1)
+    encoder, tok = load_encoder(get_profile("toy"))
+    model = XltModel(encoder, "pos", len(label_set("pos")))
+    cfg = TrainConfig(epochs=2, batch_size=16, lr=1e-3, length_bucket=7)
+    assert TrainConfig().length_bucket == 4
+    fine_tune(model, tok, load_toy("en", "train")[:48], cfg, progress=False)
+    assert seen == [7, 7]
 
 
 def test_collate_pads_to_the_longest_sentence_of_the_batch():

@@ -110,7 +110,8 @@ def pretrain(recipe: PretrainRecipe, out_dir: Path, progress: bool = True, token
     model.train()
     bar = tqdm(total=recipe.steps, desc="pretraining toy BERT", disable=not progress)
     while step < recipe.steps:
-        for idx in length_grouped_batches([len(e) for e in enc], recipe.batch_size, gen):
+        # buckets of 50 batches: the recipe the shipped toy model was pretrained with
+        for idx in length_grouped_batches([len(e) for e in enc], recipe.batch_size, gen, bucket_factor=50):
             if step >= recipe.steps:
                 break
             width = max(len(enc[i]) for i in idx)

@@ -22,8 +22,9 @@ each layer is column-centred, its Gram product X X^T goes to BLAS syrk through n
 (half the multiply-adds of a general product), the distances are built in place, their median is
 found by selection (a sampled bracket, then `np.partition` on a few percent of the values, never
 a sort), and the kernel is shifted and scaled to exp(u) - 1 (the same CKA; entries around 0, so
-that the dot products above lose no digits). The numpy work of all layers comes first, then the
-torch work layer by layer while two n x n matrices sit in the cache.
+that the dot products above lose no digits). The numpy work of all layers comes first (several
+layers side by side, one thread per core: numpy's element-wise loops release the GIL but use one
+core each), then the torch work layer by layer while two n x n matrices sit in the cache.
 
 `debiased=True` replaces the biased HSIC by the unbiased estimator of Song et al. (JMLR 2012),
 as in the debiased CKA of Nguyen, Raghu & Kornblith (ICLR 2021): the biased estimator is large
@@ -148,6 +149,28 @@ def _kth_pair(flat: np.ndarray, k1: int, k2: int) -> tuple[float, float]:
     return float(part[k1]), float(part[k2])
 
 
+def _np_rbf_exponent_(s: np.ndarray, k1: int, k2: int, sigma_frac: float) -> None:
+    """`_rbf_exponents_` for one layer's float64 Gram matrix [n, n], in place, in numpy."""
+    norms = s.diagonal().copy()
+    s *= -2.0
+    s += norms[:, None]
+    s += norms[None, :]
+    np.maximum(s, 0.0, out=s)
+    np.fill_diagonal(s, 0.0)
+    lo, hi = _kth_pair(s.reshape(-1), k1, k2)
+    median = (lo + hi) / 2
+    scale = 2 * sigma_frac**2 * median
+    s -= median
+    # A zero median (more than half the points identical) leaves the bandwidth undefined: NaN.
+    s /= -scale if scale > 0 else np.nan
+
+
+def _layer_threads(layers: int) -> int:
+    """Threads for per-layer numpy work: numpy's element-wise loops and selection run on one core
+    and release the GIL, so layers can run side by side, one per core torch may use."""
+    return max(1, min(layers, torch.get_num_threads()))
+
+
 def _rbf_exponents_(g: torch.Tensor, sigma_frac: float) -> torch.Tensor:
     """(median - d_ij) / (2 sigma^2), in place on Gram matrices [L, n, n] of column-centred
     features: d_ij = g_ii + g_jj - 2 g_ij the squared distances, sigma^2 = sigma_frac^2 x their
@@ -157,20 +180,17 @@ def _rbf_exponents_(g: torch.Tensor, sigma_frac: float) -> torch.Tensor:
     m = n * n
     k1, k2 = (m - 1) // 2, m // 2  # = np.median: the mean of the two middle values (one if m is odd)
     if g.device.type == "cpu" and g.dtype == torch.float64 and g.is_contiguous():
-        # numpy (in place: the array shares g's memory), one layer at a time while it is in the cache
-        for s in g.numpy():
-            norms = s.diagonal().copy()
-            s *= -2.0
-            s += norms[:, None]
-            s += norms[None, :]
-            np.maximum(s, 0.0, out=s)
-            np.fill_diagonal(s, 0.0)
-            lo, hi = _kth_pair(s.reshape(-1), k1, k2)
-            median = (lo + hi) / 2
-            scale = 2 * sigma_frac**2 * median
-            s -= median
-            # A zero median (more than half the points identical) leaves the bandwidth undefined: NaN.
-            s /= -scale if scale > 0 else np.nan
+        # numpy, in place (the arrays share g's memory), one layer per thread
+        layers = list(g.numpy())
+        threads = _layer_threads(len(layers))
+        if threads == 1:
+            for s in layers:
+                _np_rbf_exponent_(s, k1, k2, sigma_frac)
+        else:
+            from concurrent.futures import ThreadPoolExecutor
+
+            with ThreadPoolExecutor(threads) as pool:
+                list(pool.map(lambda s: _np_rbf_exponent_(s, k1, k2, sigma_frac), layers))
         return g
     norms = g.diagonal(dim1=-2, dim2=-1).clone()
     sq = g.mul_(-2.0).add_(norms[..., :, None]).add_(norms[..., None, :]).clamp_min_(0.0)
