@@ -67,9 +67,9 @@ FULL = {
     "batch_size": 32,
     "xtreme_max_len": 128,
     "train_sentences": None,  # all EWT dev sentences that fit into 128 subwords
-    "ours_warmup": 3, "ours_steps": 16,
-    "base_warmup": 1, "base_steps": 8,
-    "eval_per_file": 30, "eval_files": None,  # 30 sentences (the same sent_ids) from each of the 21 PUD files
+    "ours_warmup": 2, "ours_steps": 12,
+    "base_warmup": 1, "base_steps": 6,
+    "eval_per_file": 20, "eval_files": None,  # 20 sentences (the same sent_ids) from each of the 21 PUD files
     "eval_warmup_sentences": 16,
     "cka": dict(layers=13, n=1000, dim=768, ours_repeats=3),
     "peak": dict(size=4096, seconds=4.0, fp32_seconds=2.0),

@@ -57,9 +57,10 @@ def length_grouped_batches(lengths: Sequence[int], batch_size: int, gen: torch.G
     """Shuffle, sort by length inside buckets of `bucket_factor` batches, then shuffle the batches.
 
     `bucket_factor=1` gives random batches (sorting inside one batch changes nothing). Larger buckets
-    waste less padding but make every batch hold sentences of one length; in the toy profile, buckets
-    of 50 batches cost the source 0.3 accuracy points against random batches, buckets of 4 cost nothing
-    measurable (benchmarks/README.md, fast_path_check.py)."""
+    waste less padding but make every batch hold sentences of one length. In the toy profile (POS,
+    seeds 1-5), buckets of 50 batches cost the source about 0.4 accuracy points against random
+    batches, more than the spread over seeds; buckets of 4 keep it within that spread of the plain
+    recipe (benchmarks/fast_path_check.py and benchmarks/README.md)."""
     if bucket_factor < 1:
         raise ValueError(f"bucket_factor must be >= 1, got {bucket_factor}")
     order = torch.randperm(len(lengths), generator=gen).tolist()
