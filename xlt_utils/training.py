@@ -6,7 +6,7 @@ from __future__ import annotations
 import contextlib
 import os
 import random
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -162,12 +162,11 @@ def atomic_save(obj, path: Path) -> None:
 
 
 def fine_tune(model, tokenizer, train: Iterable[Sentence], cfg: TrainConfig, run_dir: Path | None = None,
-              progress: bool = True, batcher: Callable | None = None) -> list[float]:
+              progress: bool = True) -> list[float]:
     """Fine-tune `model` on `train` in place; returns the mean loss per epoch.
 
     Each epoch's batches come from `length_grouped_batches` with buckets of `cfg.length_bucket`
-    batches. `batcher(lengths, batch_size, generator)`, if given, orders them instead: it is for
-    experiments on the sampler itself.
+    batches (`length_bucket=1`: random batches).
 
     With `run_dir`, a checkpoint is written after every epoch and a restarted call resumes from it.
     """
@@ -198,10 +197,7 @@ def fine_tune(model, tokenizer, train: Iterable[Sentence], cfg: TrainConfig, run
     for epoch in range(start_epoch, cfg.epochs):
         model.train()
         gen = torch.Generator().manual_seed(cfg.seed * 1000 + epoch)
-        if batcher is None:
-            batches = length_grouped_batches(lengths, cfg.batch_size, gen, cfg.length_bucket)
-        else:
-            batches = batcher(lengths, cfg.batch_size, gen)
+        batches = length_grouped_batches(lengths, cfg.batch_size, gen, cfg.length_bucket)
         total_loss = 0.0
         for idx in tqdm(batches, desc=f"epoch {epoch + 1}/{cfg.epochs}", disable=not progress, leave=False):
             batch = {k: v.to(device) for k, v in collate([examples[i] for i in idx], tokenizer.pad_token_id).items()}
