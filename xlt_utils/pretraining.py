@@ -44,6 +44,7 @@ class PretrainRecipe:
     warmup: int = 100
     mask_prob: float = 0.15
     threads: int = 2
+    length_bucket: int = 50  # batches per length-sorted bucket (see training.length_grouped_batches)
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -110,8 +111,7 @@ def pretrain(recipe: PretrainRecipe, out_dir: Path, progress: bool = True, token
     model.train()
     bar = tqdm(total=recipe.steps, desc="pretraining toy BERT", disable=not progress)
     while step < recipe.steps:
-        # buckets of 50 batches: the recipe the shipped toy model was pretrained with
-        for idx in length_grouped_batches([len(e) for e in enc], recipe.batch_size, gen, bucket_factor=50):
+        for idx in length_grouped_batches([len(e) for e in enc], recipe.batch_size, gen, recipe.length_bucket):
             if step >= recipe.steps:
                 break
             width = max(len(enc[i]) for i in idx)

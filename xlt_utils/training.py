@@ -53,14 +53,15 @@ def make_optimizer(params, lr: float, weight_decay: float = 0.01) -> torch.optim
 
 
 def length_grouped_batches(lengths: Sequence[int], batch_size: int, gen: torch.Generator,
-                           bucket_factor: int = 4) -> list[list[int]]:
+                           bucket_factor: int) -> list[list[int]]:
     """Shuffle, sort by length inside buckets of `bucket_factor` batches, then shuffle the batches.
 
     `bucket_factor=1` gives random batches (sorting inside one batch changes nothing). Larger buckets
     waste less padding but make every batch hold sentences of one length. In the toy profile (POS,
     seeds 1-5), buckets of 50 batches cost the source about 0.4 accuracy points against random
     batches, more than the spread over seeds; buckets of 4 keep it within that spread of the plain
-    recipe (benchmarks/fast_path_check.py and benchmarks/README.md)."""
+    recipe (benchmarks/fast_path_check.py and benchmarks/README.md). The recipes say which:
+    `TrainConfig.length_bucket`, `PretrainRecipe.length_bucket`."""
     if bucket_factor < 1:
         raise ValueError(f"bucket_factor must be >= 1, got {bucket_factor}")
     order = torch.randperm(len(lengths), generator=gen).tolist()
