@@ -41,15 +41,36 @@ def autocast(enabled: bool | str = "auto", device: str = "cpu"):
     return torch.autocast(device_type=device.split(":")[0], dtype=torch.bfloat16)
 
 
+def decay_groups(groups) -> list[dict]:
+    """Split parameter groups by BERT's weight-decay rule: no decay on biases and LayerNorm weights.
+
+    BERT's recipe names them ("bias", "LayerNorm.weight"); in a BERT they are exactly the 1-D
+    parameters, so the rule here is by shape and also covers the task heads. Each group keeps its
+    other settings (its learning rate); the no-decay half gets `weight_decay=0.0`. Frozen parameters
+    are dropped, and so are groups left empty.
+    """
+    groups = list(groups)
+    if groups and not isinstance(groups[0], dict):
+        groups = [{"params": groups}]
+    out = []
+    for g in groups:
+        params = [p for p in g["params"] if p.requires_grad]
+        rest = {k: v for k, v in g.items() if k != "params"}
+        decay = [p for p in params if p.ndim >= 2]
+        no_decay = [p for p in params if p.ndim < 2]
+        out += [{**rest, "params": decay}] if decay else []
+        out += [{**rest, "params": no_decay, "weight_decay": 0.0}] if no_decay else []
+    return out
+
+
 def make_optimizer(params, lr: float, weight_decay: float = 0.01) -> torch.optim.Optimizer:
-    """AdamW with the fused kernel where available, else the foreach one."""
-    params = list(params)
-    if params and not isinstance(params[0], dict):
-        params = [p for p in params if p.requires_grad]
+    """AdamW with BERT's weight-decay rule (`decay_groups`), the fused kernel where available, else
+    the foreach one. `params` is an iterable of parameters or of parameter groups."""
+    groups = decay_groups(params)
     try:
-        return torch.optim.AdamW(params, lr=lr, weight_decay=weight_decay, fused=True)
+        return torch.optim.AdamW(groups, lr=lr, weight_decay=weight_decay, fused=True)
     except (RuntimeError, TypeError):
-        return torch.optim.AdamW(params, lr=lr, weight_decay=weight_decay, foreach=True)
+        return torch.optim.AdamW(groups, lr=lr, weight_decay=weight_decay, foreach=True)
 
 
 def length_grouped_batches(lengths: Sequence[int], batch_size: int, gen: torch.Generator,
