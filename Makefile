@@ -15,7 +15,7 @@ export TOKENIZERS_PARALLELISM := false
 export XLT_PROGRESS := 0
 export PYDEVD_DISABLE_FILE_VALIDATION := 1
 
-.PHONY: install tutorial test lint clean-nb benchmark book clean
+.PHONY: install tutorial test lint clean-nb benchmark calibrate book clean
 
 $(VENV)/.installed: pyproject.toml constraints.txt
 	$(PYTHON) -m venv $(VENV)
@@ -46,6 +46,9 @@ clean-nb: install
 
 benchmark: install
 	$(BIN)/python benchmarks/toy_suite.py
+
+calibrate: install
+	$(BIN)/python benchmarks/toy_world.py
 
 book: install
 	$(BIN)/jupyter-book build --all book --warningiserror --keep-going

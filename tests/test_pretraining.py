@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from xlt_utils.data.synthetic import pretraining_files
+from xlt_utils.data.synthetic import ToyCorpusSpec, pretraining_files
 from xlt_utils.models import load_tokenizer
 from xlt_utils.pretraining import (
     ASSET_DIR,
@@ -26,7 +26,7 @@ def test_committed_checkpoint_matches_its_recipe_and_hash():
     assert record["sha256"] == sha256_file(ASSET_DIR / "model.safetensors")
     assert verify(ASSET_DIR) and toy_model_dir() == ASSET_DIR
     size = sum(p.stat().st_size for p in ASSET_DIR.rglob("*") if p.is_file())
-    assert size <= 10 * 2**20, f"checkpoint is {size / 2**20:.1f} MB"
+    assert size <= 25 * 2**20, f"checkpoint is {size / 2**20:.1f} MB"
 
 
 def test_a_tampered_checkpoint_is_not_used(tmp_path):
@@ -42,37 +42,55 @@ def test_a_tampered_checkpoint_is_not_used(tmp_path):
     assert not verify(copy, PretrainRecipe(seed=1))
 
 
-@pytest.mark.slow
-def test_the_recipe_reproduces_the_committed_weights(tmp_path):
-    """Bit for bit where the hardware runs the recipe's precision (bf16) natively.
+def test_an_unverified_checkpoint_is_an_error_naming_the_rebuild_command(tmp_path, monkeypatch):
+    """load_encoder never pretrains silently: a checkpoint that does not verify is an error."""
+    import shutil
 
-    The shipped weights were trained under bf16 autocast. A CPU without native bf16 (AVX-512 BF16 or
-    AMX) emulates it hundreds of times slower, and fp32 training gives other bits, so there the test
-    checks what a re-run on that machine can promise: the recipe (shortened, in fp32) gives the same
-    weights twice, and its masked-LM loss falls.
-    """
-    from xlt_utils.training import bf16_supported
+    import xlt_utils.pretraining as P
+    from xlt_utils.models import load_encoder
+    from xlt_utils.profiles import get_profile
+
+    copy = tmp_path / "toy"
+    shutil.copytree(ASSET_DIR, copy)
+    data = bytearray((copy / "model.safetensors").read_bytes())
+    data[len(data) // 2] ^= 1
+    (copy / "model.safetensors").write_bytes(bytes(data))
+    monkeypatch.setattr(P, "ASSET_DIR", copy)
+    monkeypatch.setenv("XLT_CACHE_DIR", str(tmp_path / "empty-cache"))
+    with pytest.raises(P.CheckpointError, match="python -m xlt_utils.pretraining"):
+        load_encoder(get_profile("toy"))
+    assert not (tmp_path / "empty-cache" / "toy-mbert").exists()  # nothing was pretrained
+
+
+@pytest.mark.slow
+def test_a_recipe_gives_the_same_weights_twice_and_learns(tmp_path):
+    """What a re-run can promise on any machine: one recipe (shortened here) gives the same weights
+    twice in fp32, and its masked-LM loss falls. Not the shipped hash: other CPU kernels (or bf16,
+    which made the shipped weights) give other bits, so a bit-exact comparison would depend on the CPU.
+    `rebuild` writes a directory that verifies against the recipe."""
+    from dataclasses import replace
+
+    from xlt_utils.data.synthetic import ToyCorpusSpec
+    from xlt_utils.pretraining import rebuild
 
     tokenizer = shipped_tokenizer()
     assert tokenizer is not None, "the shipped tokenizer does not match its recorded hash"
-    shipped = json.loads((ASSET_DIR / "recipe.json").read_text())
-    assert shipped["bf16"] is True
-    if bf16_supported():
-        out = pretrain(PretrainRecipe(), tmp_path / "again", progress=False, tokenizer=tokenizer)
-        assert sha256_file(out / "model.safetensors") == shipped["sha256"]
-        return
-    short = PretrainRecipe(steps=60, warmup=10)
+    short = replace(PretrainRecipe(), corpus=ToyCorpusSpec(n_pretrain=400), layers=2, steps=40, warmup=5)
     a = pretrain(short, tmp_path / "a", progress=False, tokenizer=tokenizer, bf16=False)
     b = pretrain(short, tmp_path / "b", progress=False, tokenizer=tokenizer, bf16=False)
     ra, rb = (json.loads((d / "recipe.json").read_text()) for d in (a, b))
     assert ra["bf16"] is False and ra["sha256"] == rb["sha256"] == sha256_file(b / "model.safetensors")
-    assert ra["sha256"] != shipped["sha256"]
-    assert ra["final_loss"] < 8.0 - 0.5  # ln(3000) = 8.0 is the loss of a uniform guess
+    assert ra["loss_per_100_steps"][0] < 8.0  # ln(3000) = 8.0 is the loss of a uniform guess
+    assert ra["final_loss"] < 8.0 - 0.5
+    out = rebuild(short, tmp_path / "rebuilt", progress=False)
+    assert verify(out, short) and not verify(out)  # it verifies against its own recipe only
 
 
 def test_a_fresh_tokenizer_differs_from_the_shipped_one_only_in_tie_breaking():
     """The WordPiece trainer breaks frequency ties in hash-map order (per process): measure how much."""
     shipped = set(load_tokenizer(ASSET_DIR).get_vocab())
-    fresh = set(train_tokenizer(list(pretraining_files(PretrainRecipe().corpus).values()), 3000).get_vocab())
+    # the corpus the shipped tokenizer was trained on (the default spec; the recipe's larger corpus
+    # is drawn from the same lexicons)
+    fresh = set(train_tokenizer(list(pretraining_files(ToyCorpusSpec()).values()), 3000).get_vocab())
     assert len(fresh) == len(shipped) == 3000
     assert len(fresh & shipped) / len(shipped) > 0.9

@@ -65,9 +65,10 @@ def load_encoder(profile: Profile) -> tuple[BertModel, PreTrainedTokenizerFast]:
 
 
 def tiny_bert_config(vocab_size: int, **kw) -> BertConfig:
-    """The toy profile's architecture: a 6-layer, 128-wide BERT (about 1.3 M parameters)."""
-    cfg = dict(vocab_size=vocab_size, hidden_size=128, num_hidden_layers=6, num_attention_heads=4,
-               intermediate_size=384, max_position_embeddings=128, type_vocab_size=2,
+    """The toy profile's architecture: a 12-layer, 128-wide BERT (about 2.8 M parameters with a
+    3,000-subword vocabulary); `pretraining.PretrainRecipe.architecture()` gives the shipped values."""
+    cfg = dict(vocab_size=vocab_size, hidden_size=128, num_hidden_layers=12, num_attention_heads=4,
+               intermediate_size=512, max_position_embeddings=128, type_vocab_size=2,
                hidden_dropout_prob=0.1, attention_probs_dropout_prob=0.1)
     cfg.update(kw)
     return BertConfig(**cfg)

@@ -36,15 +36,25 @@ class PretrainRecipe:
     """Everything that determines the toy BERT's weights."""
 
     seed: int = 0
-    corpus: ToyCorpusSpec = ToyCorpusSpec()
+    # fresh sentences: 6,000 steps x 128 sentences see each of the 770,000 at most once
+    corpus: ToyCorpusSpec = ToyCorpusSpec(n_pretrain=110_000)
+    layers: int = 12  # as mBERT, so that the paper's layer numbers read literally
+    hidden: int = 128
+    heads: int = 4
+    intermediate: int = 512
     vocab_size: int = 3000
-    steps: int = 1500
+    steps: int = 6000
     batch_size: int = 128
-    lr: float = 1e-3
-    warmup: int = 100
+    lr: float = 7e-4
+    warmup: int = 300
     mask_prob: float = 0.15
-    threads: int = 2
+    threads: int = 1
     length_bucket: int = 50  # batches per length-sorted bucket (see training.length_grouped_batches)
+
+    def architecture(self) -> dict:
+        """The BertConfig fields this recipe sets (see models.tiny_bert_config)."""
+        return dict(num_hidden_layers=self.layers, hidden_size=self.hidden, num_attention_heads=self.heads,
+                    intermediate_size=self.intermediate)
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -79,7 +89,7 @@ def mask_tokens(ids: torch.Tensor, special: torch.Tensor, tok, prob: float, gen:
 
 
 def pretrain(recipe: PretrainRecipe, out_dir: Path, progress: bool = True, tokenizer=None,
-             bf16: bool | None = None) -> Path:
+             bf16: bool | None = None, snapshots: tuple[int, ...] = ()) -> Path:
     """Train the masked LM from the recipe (and the tokenizer, unless one is given); save both.
 
     The `tokenizers` WordPiece trainer breaks frequency ties in hash-map order, which changes from
@@ -91,6 +101,9 @@ def pretrain(recipe: PretrainRecipe, out_dir: Path, progress: bool = True, token
     `bf16=None` uses bf16 autocast where the hardware runs it fast, else fp32: a CPU without native
     bf16 emulates it hundreds of times slower. fp32 weights differ from the shipped ones (another
     precision), and the record says which precision made them.
+
+    `snapshots`: steps after which the weights so far are also saved, in `out_dir/step-N` (for
+    studying how transfer grows with pretraining; they do not change the training).
     """
     from tqdm.auto import tqdm
 
@@ -101,7 +114,7 @@ def pretrain(recipe: PretrainRecipe, out_dir: Path, progress: bool = True, token
     tok = tokenizer or train_tokenizer(list(files.values()), recipe.vocab_size)
     lines = [ln for f in files.values() for ln in f.read_text(encoding="utf-8").splitlines() if ln.strip()]
     enc = [e for e in tok(lines, add_special_tokens=True, truncation=True, max_length=128)["input_ids"]]
-    model = BertForMaskedLM(tiny_bert_config(len(tok)))
+    model = BertForMaskedLM(tiny_bert_config(len(tok), **recipe.architecture()))
     opt = make_optimizer(model.parameters(), recipe.lr, weight_decay=0.01)
     sched = torch.optim.lr_scheduler.LambdaLR(
         opt, lambda s: min((s + 1) / recipe.warmup, 0.5 * (1 + math.cos(math.pi * s / recipe.steps))))
@@ -128,13 +141,18 @@ def pretrain(recipe: PretrainRecipe, out_dir: Path, progress: bool = True, token
             losses.append(loss.item())
             step += 1
             bar.update(1)
+            if step in snapshots:
+                model.save_pretrained(out_dir / f"step-{step}")
+                tok.save_pretrained(out_dir / f"step-{step}")
             if step % 100 == 0:
                 bar.set_postfix(loss=f"{sum(losses[-100:]) / 100:.3f}")
     bar.close()
     out_dir.mkdir(parents=True, exist_ok=True)
     model.save_pretrained(out_dir)  # safetensors; BertModel.from_pretrained reads the encoder from it
     tok.save_pretrained(out_dir)
+    curve = [round(sum(losses[i:i + 100]) / len(losses[i:i + 100]), 4) for i in range(0, len(losses), 100)]
     record = {"recipe": recipe.to_dict(), "final_loss": round(sum(losses[-100:]) / len(losses[-100:]), 4),
+              "loss_per_100_steps": curve,
               "sha256": sha256_file(out_dir / "model.safetensors"),
               "tokenizer_sha256": sha256_file(out_dir / "tokenizer.json"), "bf16": use_bf16}
     (out_dir / "recipe.json").write_text(json.dumps(record, indent=1))
@@ -163,14 +181,40 @@ def shipped_tokenizer(recipe: PretrainRecipe = PretrainRecipe()):
     return load_tokenizer(ASSET_DIR)
 
 
-def toy_model_dir(recipe: PretrainRecipe = PretrainRecipe(), progress: bool = True) -> Path:
-    """Load-if-present-else-train: the committed checkpoint, else the cache, else pretrain now."""
+REBUILD_COMMAND = "python -m xlt_utils.pretraining"
+
+
+class CheckpointError(RuntimeError):
+    """The toy BERT's checkpoint is missing or does not verify against its recipe and sha256."""
+
+
+def _cache_target(recipe: PretrainRecipe) -> Path:
+    key = hashlib.sha256(json.dumps(recipe.to_dict(), sort_keys=True).encode()).hexdigest()[:12]
+    return cache_dir() / "toy-mbert" / key
+
+
+def toy_model_dir(recipe: PretrainRecipe = PretrainRecipe()) -> Path:
+    """The toy BERT's directory: the committed checkpoint, else one rebuilt into the cache.
+
+    Never pretrains silently: when neither verifies (weights made by exactly this recipe, with their
+    recorded sha256), it raises `CheckpointError` naming the command that rebuilds the checkpoint.
+    """
     if verify(ASSET_DIR, recipe):
         return ASSET_DIR
-    key = hashlib.sha256(json.dumps(recipe.to_dict(), sort_keys=True).encode()).hexdigest()[:12]
-    target = cache_dir() / "toy-mbert" / key
+    target = _cache_target(recipe)
     if verify(target, recipe):
         return target
+    raise CheckpointError(
+        f"the toy BERT checkpoint in {ASSET_DIR.relative_to(ASSET_DIR.parents[2])} does not match its recipe "
+        f"and sha256 (modified, truncated or from another recipe), and no verified rebuild is in the cache. "
+        f"Restore the file (git checkout xlt_utils/assets/toy-mbert) or rebuild it with `{REBUILD_COMMAND}` "
+        f"(about {recipe.steps // 150}-{recipe.steps // 100} minutes on 2 CPU cores; the rebuild lands in the cache).")
+
+
+def rebuild(recipe: PretrainRecipe = PretrainRecipe(), out_dir: Path | None = None, progress: bool = True) -> Path:
+    """Pretrain the recipe into `out_dir` (default: the cache folder `toy_model_dir` looks in),
+    atomically, with the shipped tokenizer when it belongs to this recipe."""
+    target = Path(out_dir) if out_dir else _cache_target(recipe)
     tmp = target.with_name(target.name + f".tmp{os.getpid()}")
     shutil.rmtree(tmp, ignore_errors=True)
     pretrain(recipe, tmp, progress=progress, tokenizer=shipped_tokenizer(recipe))
@@ -201,3 +245,23 @@ def masked_word_accuracy(sentences: list[list[str]], seed: int = 0, path: Path |
     ids[rows, pos] = tok.mask_token_id
     logits = model(input_ids=ids, attention_mask=attn).logits[rows, pos]
     return (logits.argmax(-1) == gold).float().mean().item()
+
+
+def main(argv=None) -> int:
+    """`python -m xlt_utils.pretraining [--out DIR]`: rebuild the toy BERT from its recipe."""
+    import argparse
+
+    ap = argparse.ArgumentParser(description="Pretrain the toy BERT from the shipped recipe.")
+    ap.add_argument("--out", type=Path, default=None,
+                    help="where to write it (default: the cache folder that load_encoder looks in)")
+    args = ap.parse_args(argv)
+    recipe = PretrainRecipe()
+    print(f"pretraining the toy BERT ({recipe.layers} layers, {recipe.steps} steps); about "
+          f"{recipe.steps // 150}-{recipe.steps // 100} minutes on 2 CPU cores", flush=True)
+    out = rebuild(recipe, args.out)
+    print(f"wrote {out}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

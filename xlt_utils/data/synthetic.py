@@ -68,6 +68,16 @@ TOY_LANGUAGES: dict[str, ToyLanguage] = {lang.code: lang for lang in [
                 {"pl": "at", "past": "a"}, ".", ("tkbdfmnslrqh", "aiu")),
 ]}
 
+def typological_distance(code: str, source: str = "en") -> int:
+    """How many of four typological features a toy language does not share with the source: the
+    order of subject, verb and object, the side of adjectives, the side of adpositions, and the
+    script. The features by which mBERT's zero-shot transfer is known to be graded (Pires et al.,
+    2019; K et al., 2020): 0 for the source itself, 4 at most."""
+    a, b = TOY_LANGUAGES[code], TOY_LANGUAGES[source]
+    return sum([a.order != b.order, a.adj_after_noun != b.adj_after_noun, a.postpositions != b.postpositions,
+                a.script != b.script])
+
+
 _SCRIPTS = {
     "cyrillic": dict(zip("abcdefghijklmnopqrstuvwxyz", "абцдефгхийклмнопщрстувшхыз", strict=True)),
     "kana": dict(zip("abcdefghijklmnopqrstuvwxyz", "アベチデエフゲハイジカルマナオパクラサタウヴワクヤゼ", strict=True)),

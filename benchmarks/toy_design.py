@@ -1,0 +1,165 @@
+"""The design study of the toy world: pretrain variants of the toy BERT and measure their transfer.
+
+    python benchmarks/toy_design.py --list                  # the variants and what each changes
+    python benchmarks/toy_design.py shipped-6L deeper-12L   # pretrain (cached) and measure those
+    python benchmarks/toy_design.py --smoke                 # tiny pretraining, every code path (CI; no claim)
+
+Each variant is a `PretrainRecipe` (architecture, corpus, steps, learning rate). It is pretrained
+once into the cache (`XLT_CACHE_DIR/toy-design/<name>`), then measured on the calibration measures
+of `toy_world.py`, seed 1: POS zero-shot accuracy per target from the pretrained encoder and from a
+random encoder of the same shape, masked-word accuracy per language, and en->X retrieval per layer.
+Every variant is pretrained with 1 thread, so that two can run side by side on 2 cores; the
+benchmark README keeps the table of the study that chose the shipped recipe, with the wall times.
+
+The variants at the screening budget (1,500 steps of 128 sentences) change one knob at a time
+against `fresh-6L`; the shipped recipe is `shipped` (see `xlt_utils.pretraining.PretrainRecipe`).
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import os
+import shutil
+import statistics
+import sys
+import time
+from pathlib import Path
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+
+import torch  # noqa: E402
+from transformers import BertModel  # noqa: E402
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from toy_world import masked_words, retrieval_per_layer  # noqa: E402
+
+from xlt_utils.ablation import apply_ablation  # noqa: E402
+from xlt_utils.analysis import MAIN_METRIC  # noqa: E402
+from xlt_utils.data.records import label_set  # noqa: E402
+from xlt_utils.data.synthetic import cache_dir, load_toy  # noqa: E402
+from xlt_utils.evaluation import zero_shot_eval  # noqa: E402
+from xlt_utils.models import XltModel, load_tokenizer  # noqa: E402
+from xlt_utils.pretraining import ASSET_DIR, PretrainRecipe, pretrain  # noqa: E402
+from xlt_utils.profiles import get_profile  # noqa: E402
+from xlt_utils.training import TrainConfig, fine_tune, set_seed  # noqa: E402
+
+ROOT = Path(__file__).resolve().parents[1]
+SHIPPED = PretrainRecipe()
+SCREEN = dict(steps=1500, threads=1)
+
+
+def _recipe(layers=6, hidden=128, heads=4, intermediate=384, n_pretrain=110_000, lr=1e-3, warmup=100, **kw):
+    corpus = dataclasses.replace(SHIPPED.corpus, n_pretrain=n_pretrain)
+    return dataclasses.replace(SHIPPED, corpus=corpus, layers=layers, hidden=hidden, heads=heads,
+                               intermediate=intermediate, lr=lr, warmup=warmup, **kw)
+
+
+#: name -> (what it changes, recipe)
+VARIANTS: dict[str, tuple[str, PretrainRecipe]] = {
+    "repeat-6L": ("6 layers, the old corpus: 12,000 sentences per language, seen 2.3 times",
+                  _recipe(n_pretrain=12_000, **SCREEN)),
+    "fresh-6L": ("6 layers, fresh sentences (110,000 per language, each seen at most once)", _recipe(**SCREEN)),
+    "deeper-12L": ("12 layers (FFN 512), fresh sentences", _recipe(layers=12, intermediate=512, lr=7e-4, warmup=300,
+                                                                   **SCREEN)),
+    "narrow-12L": ("12 layers, 64 wide (2 heads, FFN 256): fewer parameters per layer",
+                   _recipe(layers=12, hidden=64, heads=2, intermediate=256, lr=7e-4, warmup=300, **SCREEN)),
+    "shallow-4L": ("4 layers, fresh sentences", _recipe(layers=4, **SCREEN)),
+    "shipped": ("the shipped recipe", SHIPPED),
+}
+
+
+def model_dir(name: str, recipe: PretrainRecipe, progress: bool) -> Path:
+    """Pretrain a variant once (with the shipped tokenizer, so that variants differ only in the recipe)."""
+    if name == "shipped":
+        return ASSET_DIR
+    out = cache_dir() / "toy-design" / name
+    meta = out / "recipe.json"
+    if meta.is_file() and json.loads(meta.read_text())["recipe"] == json.loads(json.dumps(recipe.to_dict())):
+        return out
+    tmp = out.with_name(out.name + f".tmp{os.getpid()}")
+    pretrain(recipe, tmp, progress=progress, tokenizer=load_tokenizer(ASSET_DIR))
+    shutil.rmtree(out, ignore_errors=True)
+    os.replace(tmp, out)
+    return out
+
+
+def pos_transfer(path: Path, ablation: str, seed: int, smoke: bool) -> dict[str, float]:
+    """Fine-tune on the source (the toy profile's recipe, fp32) and evaluate zero-shot: {language: accuracy}."""
+    prof = get_profile("toy")
+    set_seed(seed)
+    model = XltModel(BertModel.from_pretrained(path, add_pooling_layer=False), "pos", len(label_set("pos")))
+    apply_ablation(model, ablation, (), seed=seed)
+    cfg = TrainConfig(epochs=1 if smoke else prof.epochs, batch_size=prof.batch_size, lr=prof.lr,
+                      head_lr=prof.head_lr, warmup=prof.warmup, seed=seed, max_length=prof.max_length, bf16=False)
+    n_train, n_eval = (40, 20) if smoke else (prof.n_train, prof.n_eval)
+    fine_tune(model, load_tokenizer(path), load_toy(prof.source, "train", "pos")[:n_train], cfg, progress=False)
+    data = {lang: load_toy(lang, "test", "pos")[:n_eval] for lang in prof.languages}
+    table = zero_shot_eval(model, load_tokenizer(path), data, "pos", bf16=False)
+    table = table[table.metric == MAIN_METRIC["pos"]]
+    return {r.language: r.value for r in table.itertuples()}
+
+
+def measure(name: str, recipe: PretrainRecipe, smoke: bool, progress: bool) -> dict:
+    t0 = time.perf_counter()
+    torch.set_num_threads(recipe.threads)
+    path = model_dir(name, recipe, progress)
+    t1 = time.perf_counter()
+    prof = get_profile("toy")
+    n = 20 if smoke else 300
+    record = json.loads((path / "recipe.json").read_text())
+    res = {"name": name, "recipe": recipe.to_dict(), "final_loss": record["final_loss"],
+           "pretrain_s": round(t1 - t0, 1), "pos": pos_transfer(path, "reference", 1, smoke),
+           "pos_random": pos_transfer(path, "random_init", 1, smoke)}
+    tok = load_tokenizer(path)
+    res["masked_word_accuracy"] = masked_words(tok, prof.languages, n, path)
+    res["retrieval"] = retrieval_per_layer(BertModel.from_pretrained(path, add_pooling_layer=False), tok,
+                                           prof.languages, prof.source, n)
+    res["measure_s"] = round(time.perf_counter() - t1, 1)
+    targets = prof.targets
+    res["pos_target_mean"] = statistics.fmean(res["pos"][t] for t in targets)
+    res["pos_gain_mean"] = statistics.fmean(res["pos"][t] - res["pos_random"][t] for t in targets)
+    return res
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("variants", nargs="*", default=[])
+    ap.add_argument("--list", action="store_true")
+    ap.add_argument("--smoke", action="store_true")
+    ap.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "results")
+    args = ap.parse_args(argv)
+    if args.list:
+        for name, (what, _) in VARIANTS.items():
+            print(f"{name:<12} {what}")
+        return 0
+    if args.smoke:
+        todo = {"smoke": ("a 2-layer model, 20 steps", _recipe(layers=2, n_pretrain=300, steps=20, warmup=5, threads=1))}
+    else:
+        unknown = [v for v in args.variants if v not in VARIANTS]
+        if unknown or not args.variants:
+            ap.error(f"name variants to run (unknown: {unknown}); valid: {', '.join(VARIANTS)}")
+        todo = {v: VARIANTS[v] for v in args.variants}
+    prof = get_profile("toy")
+    for name, (what, recipe) in todo.items():
+        res = measure(name, recipe, args.smoke, progress=False)
+        gains = {t: res["pos"][t] - res["pos_random"][t] for t in prof.targets}
+        best_layer = {t: max(range(len(a)), key=a.__getitem__) for t, a in res["retrieval"].items()}
+        print(f"{name}: {what}")
+        print(f"  pretraining {res['pretrain_s']:.0f} s, final MLM loss {res['final_loss']:.3f}")
+        print("  POS zero-shot (seed 1): " + ", ".join(f"{t} {res['pos'][t]:.1f}" for t in prof.targets)
+              + f"; target mean {res['pos_target_mean']:.1f}, source {res['pos'][prof.source]:.1f}")
+        print("  gain over a random encoder: " + ", ".join(f"{t} {g:+.1f}" for t, g in gains.items())
+              + f"; mean {res['pos_gain_mean']:+.1f}")
+        print("  masked-word accuracy: " + ", ".join(f"{k} {v['accuracy']:.1f}" for k, v in res["masked_word_accuracy"].items()))
+        print("  best retrieval layer (top-1 %): " + ", ".join(
+            f"{t} L{best_layer[t]} {res['retrieval'][t][best_layer[t]]:.1f}" for t in best_layer), flush=True)
+        args.out.mkdir(parents=True, exist_ok=True)
+        (args.out / f"toy_design-{name}.json").write_text(json.dumps(res, indent=1))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
