@@ -166,6 +166,11 @@ def zero_shot_eval(model, tokenizer, data: Mapping[str, Sequence[Sentence]], tas
     if task != model.task:
         raise ValueError(f"the model was fine-tuned for {model.task!r}, not {task!r}")
     data = {lang: list(sents) for lang, sents in data.items()}
+    if not data:
+        raise ValueError("zero_shot_eval: no languages to evaluate (data is empty)")
+    empty = [lang for lang, sents in data.items() if not any(len(s) for s in sents)]
+    if empty:
+        raise ValueError(f"zero_shot_eval: no {task} sentences (or no words) for language(s) {', '.join(map(str, empty))}")
     res = predict_languages(model, tokenizer, data, batch_size=batch_size, bf16=bf16, pool=pool,
                             max_length=max_length, max_tokens=max_tokens)
     preds, states = res if pool else (res, None)
