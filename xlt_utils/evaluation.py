@@ -14,6 +14,7 @@ from collections.abc import Mapping, Sequence
 import pandas as pd
 import torch
 
+from .data.iob2 import repair_iob2
 from .data.records import Sentence, label_set
 from .metrics import accuracy, attachment_scores, span_f1
 from .similarity import pool_real_subwords
@@ -118,8 +119,8 @@ def score(task: str, sentences: Sequence[Sentence], preds: Sequence) -> dict[str
     """The task's metrics (accuracy; span F1/P/R; UAS/LAS), as percentages."""
     if task == "pos":
         return {"accuracy": 100 * accuracy([s.upos for s in sentences], preds)}
-    if task == "ner":
-        r = span_f1([s.ner for s in sentences], preds)
+    if task == "ner":  # predictions get the readers' IOB2 repair policy (stray I-X -> B-X), as gold did
+        r = span_f1([s.ner for s in sentences], [repair_iob2(p)[0] for p in preds])
         return {"f1": 100 * r["f1"], "precision": 100 * r["precision"], "recall": 100 * r["recall"]}
     if task == "parse":
         r = attachment_scores([s.heads for s in sentences], [s.deprels for s in sentences],

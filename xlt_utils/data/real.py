@@ -17,7 +17,7 @@ import os
 from ..languages import PUD_TREEBANKS, REAL_LANGUAGES, get_language, pud_file, ud_name
 from .conllu_io import read_conllu
 from .download import FetchError, OfflineError, fetch, offline_reason
-from .iob2 import read_iob2, validate_tags
+from .iob2 import read_iob2, repair_iob2, validate_tags
 from .records import Sentence
 
 SPLITS = ("train", "dev", "test")
@@ -50,8 +50,14 @@ def ud_file_name(lang: str, split: str, treebank: str | None = None) -> str:
     _check_split(split)
     if treebank is not None:
         return ud_name(treebank, f"{lang}_{treebank.split('-', 1)[-1].lower()}", split)
-    if lang not in REAL_LANGUAGES and lang in PUD_TREEBANKS and split == "test":
-        return pud_file(lang)  # Icelandic and Galician: PUD only
+    if lang not in REAL_LANGUAGES and lang in PUD_TREEBANKS:  # Icelandic and Galician: PUD only
+        if split == "test":
+            return pud_file(lang)
+        raise ValueError(
+            f"{lang!r} is a PUD language with only a test split here ({PUD_TREEBANKS[lang]}); no {split} "
+            f"split is registered for it. Pass treebank='UD_...' for another treebank, or use a language "
+            f"with train/dev splits: {', '.join(REAL_LANGUAGES)}"
+        )
     return get_language(lang).ud_file(split)
 
 
@@ -159,6 +165,7 @@ def wikiann_to_sentences(ds, lang: str, split: str) -> list[Sentence]:
     for i, row in enumerate(ds):
         tags = [names[t] for t in row["ner_tags"]]
         validate_tags(tags, where=f"WikiANN {lang}/{split} row {i}: ")
+        tags, _ = repair_iob2(tags)  # the one IOB2 policy: a stray I-X is read as B-X
         out.append(
             Sentence(
                 sent_id=f"wikiann-{lang}-{split}-{i}",
