@@ -235,13 +235,14 @@ def format_conllu(sentences: Iterable[Sentence]) -> str:
             if getattr(s, layer) is None or len(getattr(s, layer)) != len(s.words):
                 raise DataFormatError(f"cannot write sentence {s.sent_id!r} as CoNLL-U: its {layer} layer is "
                                       f"missing or does not have one value per word")
-        text = s.text if s.text is not None else " ".join(s.words)
-        check_field(text, "text", s.sent_id, 0)
-        lines = [f"# sent_id = {s.sent_id}", f"# text = {text}"]
         for k, w in enumerate(s.words, start=1):
             check_field(w, "FORM", s.sent_id, k)
             check_field(s.upos[k - 1], "UPOS", s.sent_id, k)
             check_field(s.deprels[k - 1], "DEPREL", s.sent_id, k)
+        text = s.text if s.text is not None else " ".join(s.words)
+        check_field(text, "text", s.sent_id, 0)
+        lines = [f"# sent_id = {s.sent_id}", f"# text = {text}"]
+        for k, w in enumerate(s.words, start=1):
             lines.append(f"{k}\t{w}\t_\t{s.upos[k - 1]}\t_\t_\t{s.heads[k - 1]}\t{s.deprels[k - 1]}\t_\t_")
         parts.append("\n".join(lines) + "\n\n")
     return "".join(parts)

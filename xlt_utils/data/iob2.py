@@ -181,11 +181,12 @@ def format_iob2(sentences: Iterable[Sentence]) -> str:
         if repair_iob2(s.ner)[1]:
             raise DataFormatError(f"cannot write sentence {s.sent_id!r}: it has a stray I- tag, which would read "
                                   f"back as B- (repair it first with repair_iob2): {list(s.ner)}")
+        for k, w in enumerate(s.words, start=1):
+            check_field(w, "token", s.sent_id, k)
         text = s.text if s.text is not None else " ".join(s.words)
         check_field(text, "text", s.sent_id, 0)
         lines = [f"# sent_id = {s.sent_id}", f"# text = {text}"]
         for k, (w, t) in enumerate(zip(s.words, s.ner, strict=True), start=1):
-            check_field(w, "token", s.sent_id, k)
             lines.append(f"{k}\t{w}\t{t}\t-\t-")
         parts.append("\n".join(lines) + "\n\n")
     return "".join(parts)
