@@ -103,7 +103,8 @@ def _check_block(block: list) -> tuple[dict, list[str], list[str]]:
                 seen[key] = lineno
                 if key == "sent_id" and not value:
                     raise _Bad(lineno, "empty sent_id")
-            meta[key] = value
+            if key and value:
+                meta[key] = value
             continue
         cols = text.split("\t")
         if len(cols) < 3:
