@@ -446,3 +446,18 @@ def test_every_manifest_file_we_hold_a_copy_of_is_pinned(shared_data):
         else:
             assert entry["sha256"] == _h.sha256(local.read_bytes()).hexdigest(), name
     assert unpinned_with_copy == ["ud/UD_Japanese-PUD/ja_pud-ud-test.conllu"]
+
+
+def test_an_html_page_cached_by_an_older_version_is_not_trusted(server, cache):
+    base, hits = server
+    url = f"{base}/ok.conllu"
+    rel, _, _ = download._resolve(url, None)
+    stale = cache / rel
+    stale.parent.mkdir(parents=True)
+    stale.write_bytes(HTML)  # cached and hash-recorded by the old code, which validated nothing
+    download._sidecar(stale).write_text(hashlib.sha256(HTML).hexdigest() + "\n")
+    with pytest.warns(UserWarning) as record:
+        got = fetch(url, sha256=None, **FAST)
+    assert any("HTML" in str(w.message) and "deleting it" in str(w.message) for w in record)
+    assert got == stale and got.read_bytes() == BODY and hits["/ok.conllu"] == 1
+    assert download._sidecar(stale).read_text().strip() == SHA

@@ -236,10 +236,11 @@ def _format_of(rel: str) -> str:
     return "other"
 
 
-def validate_body(path: Path, rel: str) -> str | None:
+def validate_body(path: Path, rel: str, quick: bool = False) -> str | None:
     """What is wrong with a downloaded body for the format its name promises, or None if it looks right.
 
-    Used for files without a pinned sha256, before they are cached and trusted."""
+    Used for files without a pinned sha256, before they are cached and trusted; `quick` (for files
+    already in the cache) checks only the ends of a CoNLL-U/IOB2 file, without reading its sentences."""
     fmt = _format_of(rel)
     size = path.stat().st_size
     if size == 0:
@@ -271,6 +272,8 @@ def validate_body(path: Path, rel: str) -> str | None:
         data = path.read_bytes()
         if not data.replace(b"\r\n", b"\n").endswith(b"\n\n"):
             return f"the body does not end with an empty line, as every {fmt} file does: cut short?"
+        if quick:
+            return None
         try:
             with _w.catch_warnings():
                 _w.simplefilter("ignore")
@@ -321,8 +324,16 @@ def _sidecar(target: Path) -> Path:
 
 def _cached_ok(target: Path, expected: str | None) -> bool:
     """True if the cached file is good; a corrupt one is deleted (and False returned)."""
-    got = sha256_file(target)
     side = _sidecar(target)
+    if expected is None:  # e.g. an HTML page cached before bodies were validated: never trust it
+        problem = validate_body(target, target.name, quick=True)
+        if problem:
+            warnings.warn(f"cached {target} (sha256 not pinned) is not a valid file: {problem}; deleting it and "
+                          "fetching again", stacklevel=3)
+            target.unlink(missing_ok=True)
+            side.unlink(missing_ok=True)
+            return False
+    got = sha256_file(target)
     if expected is None and side.exists():
         expected = side.read_text().strip() or None
     if expected is None:  # cached before its hash was recorded: record it now
