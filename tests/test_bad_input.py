@@ -250,3 +250,23 @@ def test_icelandic_is_a_pud_language_with_only_a_test_split():
     assert ud_file_name("is", "test") == "ud/UD_Icelandic-PUD/is_pud-ud-test.conllu"
     with pytest.raises(ValueError, match="'is' is a PUD language with only a test split"):
         ud_file_name("is", "train")
+
+
+def test_load_ud_passes_errors_skip_to_the_reader(tmp_path, monkeypatch):
+    """A learner's messy copy under XLT_DATA_DIR: errors='skip' reads what is valid and says what it left out."""
+    from xlt_utils.data.real import load_ud, ud_file_name
+
+    name = ud_file_name("is", "test")
+    local = tmp_path / name
+    local.parent.mkdir(parents=True)
+    local.write_text("\n".join(GOOD_A + [""] + ["# sent_id = bad", W(1, "a", "NOUN", 1, "dep"), ""] + GOOD_B) + "\n\n",
+                     encoding="utf-8")
+    monkeypatch.setattr("xlt_utils.data.download.load_manifest",
+                        lambda: {name: {"url": "https://example.invalid/x.conllu", "sha256": None}})
+    monkeypatch.setenv("XLT_DATA_DIR", str(tmp_path))
+    monkeypatch.setenv("XLT_OFFLINE", "1")
+    with pytest.raises(ConlluFormatError, match="line 8: word 1 is its own head"):
+        load_ud("is", "test")
+    with pytest.warns(SkippedSentencesWarning):
+        res = load_ud("is", "test", errors="skip")
+    assert [s.sent_id for s in res] == ["a", "b"] and res.skipped[0].sent_id == "bad"

@@ -61,21 +61,22 @@ def ud_file_name(lang: str, split: str, treebank: str | None = None) -> str:
     return get_language(lang).ud_file(split)
 
 
-def load_ud(lang: str, split: str, *, treebank: str | None = None) -> list[Sentence]:
+def load_ud(lang: str, split: str, *, treebank: str | None = None, errors: str = "raise") -> list[Sentence]:
     """UD sentences of `lang`: train/dev from its registry treebank, test from its PUD treebank.
 
     `treebank` (e.g. ``"UD_English-EWT"``) reads that treebank's split instead, if the manifest
-    lists it.
+    lists it. `errors`: ``"raise"`` or ``"skip"``, as in `read_conllu`.
     """
     name = ud_file_name(lang, split, treebank)
-    return read_conllu(fetch(name), lang)
+    return read_conllu(fetch(name), lang, errors=errors)
 
 
-def load_ner(lang: str, split: str, *, source: str | None = None) -> list[Sentence]:
+def load_ner(lang: str, split: str, *, source: str | None = None, errors: str = "raise") -> list[Sentence]:
     """NER sentences of `lang` with validated IOB2 tags (PER/ORG/LOC).
 
     `source` defaults to the registry's ``ner_source``: "uner" (Universal NER files) or
-    "wikiann" (``unimelb-nlp/wikiann`` on the Hub).
+    "wikiann" (``unimelb-nlp/wikiann`` on the Hub). `errors` (``"raise"`` or ``"skip"``) applies
+    to UNER files, as in `read_iob2`.
     """
     _check_split(split)
     source = source or get_language(lang).ner_source
@@ -87,7 +88,7 @@ def load_ner(lang: str, split: str, *, source: str | None = None) -> list[Senten
                 f"Universal NER has no {split} split for {lang!r} (available: {have}); "
                 f"use source='wikiann'"
             )
-        return read_iob2(fetch(files[split]), lang)
+        return read_iob2(fetch(files[split]), lang, errors=errors)
     if source == "wikiann":
         return load_wikiann(lang, split)
     raise ValueError(f"unknown NER source {source!r}; valid sources: uner, wikiann")
