@@ -347,6 +347,26 @@ class _FaultHandler(_Handler):
                 except OSError:
                     return
                 time.sleep(0.4)
+        elif path == "/trickle-headers.conllu":  # the status line itself, 1 byte every 0.4 s
+            for b in b"HTTP/1.0 200 OK\r\nContent-Type: text/plain\r\n\r\n":
+                try:
+                    self.wfile.write(bytes([b]))
+                    self.wfile.flush()
+                except OSError:
+                    return
+                time.sleep(0.4)
+            self.close_connection = True
+        elif path == "/trickle-nolength.conllu":  # no Content-Length: only the deadline can end it
+            self.send_response(200)
+            self.end_headers()
+            for b in BODY[:40]:
+                try:
+                    self.wfile.write(bytes([b]))
+                    self.wfile.flush()
+                except OSError:
+                    return
+                time.sleep(0.4)
+            self.close_connection = True
         elif path == "/to-file.conllu":
             self.send_response(302)
             self.send_header("Location", "file:///etc/hostname")
@@ -395,13 +415,15 @@ def test_an_unpinned_body_of_the_right_format_is_cached(fault_server, cache, pat
     assert got.read_bytes() == body
 
 
-def test_a_trickle_fails_within_the_overall_deadline(fault_server, cache):
+@pytest.mark.parametrize("path, sha", [("/trickle.conllu", SHA), ("/trickle-headers.conllu", SHA),
+                                       ("/trickle-nolength.conllu", None)])
+def test_a_trickle_fails_within_the_overall_deadline(fault_server, cache, path, sha):
     base, hits = fault_server
     start = time.monotonic()
     with pytest.raises(FetchError, match="deadline"):
-        fetch(f"{base}/trickle.conllu", sha256=SHA, timeout=1.0, retries=3, backoff=0.05, deadline=2.0)
-    assert time.monotonic() - start < 4.0  # the trickle alone would take 16 s per attempt
-    assert hits["/trickle.conllu"] == 1 and _files(cache) == []
+        fetch(base + path, sha256=sha, timeout=1.0, retries=3, backoff=0.05, deadline=2.0)
+    assert time.monotonic() - start < 4.0  # the trickle alone would take 16-20 s per attempt
+    assert hits[path] == 1 and _files(cache) == []
 
 
 @pytest.mark.parametrize("url", ["file:///etc/hostname", "FILE:///etc/hostname", "ftp://127.0.0.1/x.conllu",

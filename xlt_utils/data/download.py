@@ -30,7 +30,8 @@ beside it in the cache (``<file>.sha256``) so that later corruption is still det
 
 Time: besides the per-read `timeout`, every file has an overall `deadline` (seconds, all attempts
 and mirrors together), so a server that trickles bytes just fast enough to dodge the read timeout
-still fails in bounded time. Only http(s) URLs are fetched (``file://`` and other schemes are
+still fails in bounded time (a watchdog shuts the socket down at the deadline, so a trickled status
+line or header fails too). Only http(s) URLs are fetched (``file://`` and other schemes are
 refused, and redirects to them are not followed).
 """
 
@@ -43,7 +44,9 @@ import http.client
 import json
 import os
 import re
+import socket
 import tempfile
+import threading
 import time
 import urllib.error
 import urllib.request
@@ -400,12 +403,66 @@ class _HttpOnlyRedirects(urllib.request.HTTPRedirectHandler):
         return super().redirect_request(req, fp, code, msg, headers, newurl)
 
 
-def _opener() -> urllib.request.OpenerDirector:
-    """An opener for http(s) only: no file://, ftp:// or data: handlers."""
+class _Watchdog:
+    """Shuts the connection's socket down when the file's deadline passes, whatever the socket is
+    doing (a server that trickles its status line or headers byte by byte included)."""
+
+    def __init__(self, end: float | None):
+        self.end, self.fired, self.timers = end, False, []
+
+    def arm(self, sock) -> None:
+        if self.end is None or sock is None:
+            return
+        timer = threading.Timer(max(0.0, self.end - time.monotonic()), self._fire, args=(sock,))
+        timer.daemon = True
+        timer.start()
+        self.timers.append(timer)
+
+    def _fire(self, sock) -> None:
+        self.fired = True
+        try:
+            sock.shutdown(socket.SHUT_RDWR)
+        except OSError:
+            pass
+
+    def cancel(self) -> None:
+        for timer in self.timers:
+            timer.cancel()
+
+
+def _watched(base: type, dog: _Watchdog) -> type:
+    class Connection(base):
+        def connect(self):
+            super().connect()
+            dog.arm(self.sock)
+
+    return Connection
+
+
+class _WatchedHTTP(urllib.request.HTTPHandler):
+    def __init__(self, dog: _Watchdog):
+        super().__init__()
+        self.dog = dog
+
+    def http_open(self, req):
+        return self.do_open(_watched(http.client.HTTPConnection, self.dog), req)
+
+
+class _WatchedHTTPS(urllib.request.HTTPSHandler):
+    def __init__(self, dog: _Watchdog):
+        super().__init__()
+        self.dog = dog
+
+    def https_open(self, req):
+        return self.do_open(_watched(http.client.HTTPSConnection, self.dog), req, context=self._context)
+
+
+def _opener(dog: _Watchdog) -> urllib.request.OpenerDirector:
+    """An opener for http(s) only (no file://, ftp:// or data: handlers), watched by `dog`."""
     opener = urllib.request.OpenerDirector()
-    for handler in (urllib.request.ProxyHandler(), urllib.request.UnknownHandler(), urllib.request.HTTPHandler(),
+    for handler in (urllib.request.ProxyHandler(), urllib.request.UnknownHandler(), _WatchedHTTP(dog),
                     urllib.request.HTTPDefaultErrorHandler(), _HttpOnlyRedirects(),
-                    urllib.request.HTTPErrorProcessor(), urllib.request.HTTPSHandler()):
+                    urllib.request.HTTPErrorProcessor(), _WatchedHTTPS(dog)):
         opener.add_handler(handler)
     return opener
 
@@ -413,8 +470,25 @@ def _opener() -> urllib.request.OpenerDirector:
 def _download_once(url: str, target: Path, timeout: float, end: float | None = None):
     req = urllib.request.Request(url, headers={"User-Agent": f"xlt-utils/{__version__}"})
     left = _remaining(end)
+    dog = _Watchdog(end)
+    late = _DeadlineExceeded("the overall deadline for this file passed (see fetch's `deadline`)")
     try:
-        resp = _opener().open(req, timeout=timeout if left is None else min(timeout, left))
+        tmp, digest = _download_watched(req, target, timeout, end, left, dog)
+    except (FetchError, _Retryable):
+        if dog.fired:
+            raise late from None
+        raise
+    finally:
+        dog.cancel()
+    if dog.fired:  # the socket was shut down: what arrived may be cut short
+        tmp.unlink(missing_ok=True)
+        raise late
+    return tmp, digest
+
+
+def _download_watched(req, target: Path, timeout: float, end: float | None, left: float | None, dog: _Watchdog):
+    try:
+        resp = _opener(dog).open(req, timeout=timeout if left is None else min(timeout, left))
     except urllib.error.HTTPError as e:
         e.close()
         if e.code in _RETRY_STATUS:
