@@ -161,3 +161,14 @@ def test_ray_options_carry_no_token(monkeypatch, tmp_path):
     assert "HF_TOKEN" not in env and "hf_secret_value" not in env.values()
     assert env["HF_HOME"] == str(tmp_path) and env["EXTRA"] == "1"
     assert env["XLT_RESULTS_DIR"] == str(tmp_path / "results")
+
+
+def test_an_unknown_relation_in_a_hand_built_sentence_names_it(toy):
+    from xlt_utils.data.records import Sentence
+    from xlt_utils.training import make_examples
+
+    _, tok = toy
+    s = Sentence(sent_id="mine-1", lang="en", words=["Dogs", "bark"], upos=["NOUN", "VERB"], heads=[2, 0],
+                 deprels=["subj", "root"])
+    with pytest.raises(ValueError, match=r"sentence mine-1 \(en\): unknown relations \['subj'\]"):
+        make_examples(tok, [s], "parse")

@@ -85,6 +85,10 @@ def make_examples(tokenizer, sentences: Sequence[Sentence], task: str, max_lengt
         if task == "parse":
             if s.heads is None:
                 raise ValueError(f"sentence {s.sent_id} has no dependency annotation")
+            unknown = sorted(set(s.deprels) - set(labels))
+            if unknown:
+                raise ValueError(f"sentence {s.sent_id} ({s.lang}): unknown relations {unknown} (universal "
+                                 f"relations without subtypes); valid: {list(labels)}")
             ex["heads"] = list(s.heads)
             ex["labels"] = [labels[r] for r in s.deprels]
         else:
