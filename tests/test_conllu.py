@@ -141,16 +141,17 @@ def test_malformed_lines_name_file_and_line(tmp_path, lineno, bad, message):
     "lineno, bad, message",
     [
         (3, "2\tcat\tcat\tNOUN\t_\t_\t7\tnsubj\t_\t_", "word 2 has HEAD 7 outside 0..3"),
-        (8, "2\tbark\tbark\tVERB\t_\t_\t3\troot\t_\t_", "word 2 has HEAD 3 outside 0..2"),
-        (3, "3\tcat\tcat\tNOUN\t_\t_\t3\tnsubj\t_\t_", "word IDs are not 1..3 in order"),
+        (8, "2\tbark\tbark\tVERB\t_\t_\t3\troot\t_\t_", "DEPREL is root exactly when HEAD is 0"),
+        (8, "2\tbark\tbark\tVERB\t_\t_\t3\tdep\t_\t_", "word 2 has HEAD 3 outside 0..2"),
+        (3, "3\tcat\tcat\tNOUN\t_\t_\t3\tnsubj\t_\t_", "word ID 3 out of order: expected 2"),
     ],
 )
-def test_sentence_level_errors_name_file_and_sentence_line(tmp_path, lineno, bad, message):
+def test_sentence_level_errors_name_file_and_the_word_line(tmp_path, lineno, bad, message):
     path = _with_bad_line(tmp_path, lineno, bad)
     with pytest.raises(ConlluFormatError) as e:
         read_conllu(path, "en")
-    start = 1 if lineno < 6 else 6  # the line where the offending sentence starts
-    assert f"{path}, sentence at line {start}:" in str(e.value)
+    assert f"{path}, line {lineno}:" in str(e.value)
+    assert (e.value.path, e.value.line) == (str(path), lineno)
     assert message in str(e.value)
 
 

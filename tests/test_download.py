@@ -303,3 +303,183 @@ def test_real_manifest_hashes_match_the_shared_copies(shared_data, cache, monkey
             checked += 1
     assert checked == 36  # 25 UD + 3 Atis + 8 UNER files
     assert _files(cache) == []
+
+
+# ------------------------------------------------------------------ issue 15: unpinned bodies, time, schemes
+
+HTML = b"<!DOCTYPE html>\n<html><body><h1>Rate limit exceeded</h1></body></html>\n"
+IOB = b"# sent_id = a\n1\tin\tO\t-\t-\n2\tBerlin\tB-LOC\t-\t-\n\n"
+PARQUET = b"PAR1" + bytes(range(40)) + b"PAR1"
+
+
+class _FaultHandler(_Handler):
+    def _raw(self, body: bytes, ctype="text/plain"):  # no Content-Length: the body ends when the connection does
+        self.send_response(200)
+        self.send_header("Content-Type", ctype)
+        self.end_headers()
+        self.wfile.write(body)
+        self.wfile.flush()
+        self.close_connection = True
+
+    def do_GET(self):  # noqa: N802
+        path = self.path.split("?")[0]
+        self.hits[path] += 1
+        bodies = {
+            "/html.conllu": (HTML, "text/html"), "/html.iob2": (HTML, "text/plain"),
+            "/cut.conllu": (BODY[: len(BODY) // 2 + 7], "text/plain"),
+            "/cut-at-line.conllu": (BODY[: BODY.index(b"\n", len(BODY) // 2) + 1], "text/plain"),
+            "/short.conllu": (b"# sent_id = 1\n", "text/plain"), "/empty.json": (b"", "application/json"),
+            "/ok.iob2": (IOB, "text/plain"), "/junk.iob2": (b"hello world\n\n", "text/plain"),
+            "/ok.parquet": (PARQUET, "application/octet-stream"),
+            "/cut.parquet": (PARQUET[:-3], "application/octet-stream"),
+            "/ok.json": (b'{"a": [1, 2]}', "application/json"), "/cut.json": (b'{"a": [1, ', "application/json"),
+        }
+        if path in bodies:
+            self._raw(*bodies[path])
+        elif path == "/trickle.conllu":  # 1 byte every 0.4 s: never idle long enough for the read timeout
+            self.send_response(200)
+            self.send_header("Content-Length", str(len(BODY)))
+            self.end_headers()
+            for b in BODY[:40]:
+                try:
+                    self.wfile.write(bytes([b]))
+                    self.wfile.flush()
+                except OSError:
+                    return
+                time.sleep(0.4)
+        elif path == "/trickle-headers.conllu":  # the status line itself, 1 byte every 0.4 s
+            for b in b"HTTP/1.0 200 OK\r\nContent-Type: text/plain\r\n\r\n":
+                try:
+                    self.wfile.write(bytes([b]))
+                    self.wfile.flush()
+                except OSError:
+                    return
+                time.sleep(0.4)
+            self.close_connection = True
+        elif path == "/trickle-nolength.conllu":  # no Content-Length: only the deadline can end it
+            self.send_response(200)
+            self.end_headers()
+            for b in BODY[:40]:
+                try:
+                    self.wfile.write(bytes([b]))
+                    self.wfile.flush()
+                except OSError:
+                    return
+                time.sleep(0.4)
+            self.close_connection = True
+        elif path == "/to-file.conllu":
+            self.send_response(302)
+            self.send_header("Location", "file:///etc/hostname")
+            self.end_headers()
+        else:
+            super().do_GET()
+
+
+@pytest.fixture
+def fault_server():
+    hits: Counter = Counter()
+    handler = type("Handler", (_FaultHandler,), {"hits": hits})
+    httpd = ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    httpd.daemon_threads = True
+    threading.Thread(target=httpd.serve_forever, args=(0.05,), daemon=True).start()
+    yield f"http://127.0.0.1:{httpd.server_address[1]}", hits
+    httpd.shutdown()
+    httpd.server_close()
+
+
+@pytest.mark.parametrize("path, reason", [
+    ("/html.conllu", "HTML"),
+    ("/html.iob2", "HTML"),
+    ("/cut.conllu", "does not end with an empty line"),
+    ("/cut-at-line.conllu", "does not end with an empty line"),
+    ("/short.conllu", "does not end with an empty line"),
+    ("/junk.iob2", "no valid iob2 sentence"),
+    ("/cut.parquet", "PAR1"),
+    ("/cut.json", "not valid JSON"),
+    ("/empty.json", "empty"),
+])
+def test_an_unpinned_body_that_is_not_its_format_is_never_cached(fault_server, cache, path, reason):
+    base, hits = fault_server
+    with pytest.raises(FetchError, match=reason) as e:
+        fetch(base + path, sha256=None, **FAST)
+    assert "not cached" in str(e.value) and base + path in str(e.value)
+    assert _files(cache) == []
+    assert hits[path] == 1  # a wrong body is not a transient failure
+
+
+@pytest.mark.parametrize("path, body", [("/ok.iob2", IOB), ("/ok.parquet", PARQUET), ("/ok.json", b'{"a": [1, 2]}')])
+def test_an_unpinned_body_of_the_right_format_is_cached(fault_server, cache, path, body):
+    base, _ = fault_server
+    with pytest.warns(UnpinnedHashWarning):
+        got = fetch(base + path, sha256=None, **FAST)
+    assert got.read_bytes() == body
+
+
+@pytest.mark.parametrize("path, sha", [("/trickle.conllu", SHA), ("/trickle-headers.conllu", SHA),
+                                       ("/trickle-nolength.conllu", None)])
+def test_a_trickle_fails_within_the_overall_deadline(fault_server, cache, path, sha):
+    base, hits = fault_server
+    start = time.monotonic()
+    with pytest.raises(FetchError, match="deadline"):
+        fetch(base + path, sha256=sha, timeout=1.0, retries=3, backoff=0.05, deadline=2.0)
+    assert time.monotonic() - start < 4.0  # the trickle alone would take 16-20 s per attempt
+    assert hits[path] == 1 and _files(cache) == []
+
+
+@pytest.mark.parametrize("url", ["file:///etc/hostname", "FILE:///etc/hostname", "ftp://127.0.0.1/x.conllu",
+                                 "data:text/plain,hello"])
+def test_only_http_urls_are_fetched(cache, url):
+    with pytest.raises(ValueError, match="not an http\\(s\\) URL"):
+        fetch(url, sha256=None, **FAST)
+    assert _files(cache) == []
+
+
+def test_a_redirect_to_a_file_url_is_not_followed(fault_server, cache):
+    base, _ = fault_server
+    with pytest.raises(FetchError, match="(file:///etc/hostname.* is not allowed)|(non-http)"):
+        fetch(f"{base}/to-file.conllu", sha256=None, **FAST)
+    assert _files(cache) == []
+
+
+def test_a_manifest_file_url_is_refused(tmp_path, monkeypatch, cache):
+    path = tmp_path / "manifest.json"
+    path.write_text(json.dumps({"files": {"t/x.conllu": {"url": "file:///etc/hostname", "sha256": None}}}))
+    monkeypatch.setattr(download, "MANIFEST_PATH", path)
+    download.load_manifest.cache_clear()
+    try:
+        with pytest.raises(ValueError, match="manifest entry 't/x.conllu'.*not an http\\(s\\) URL"):
+            fetch("t/x.conllu")
+    finally:
+        download.load_manifest.cache_clear()
+
+
+def test_every_manifest_file_we_hold_a_copy_of_is_pinned(shared_data):
+    """Pin what can be pinned: each manifest file with a byte copy in shared/data has its sha256
+    pinned, except ja_pud, whose copy is the 2019 file while the manifest asks for r2.17."""
+    import hashlib as _h
+
+    unpinned_with_copy = []
+    for name, entry in download.load_manifest().items():
+        local = shared_data / name
+        if not local.is_file():
+            continue
+        if entry["sha256"] is None:
+            unpinned_with_copy.append(name)
+        else:
+            assert entry["sha256"] == _h.sha256(local.read_bytes()).hexdigest(), name
+    assert unpinned_with_copy == ["ud/UD_Japanese-PUD/ja_pud-ud-test.conllu"]
+
+
+def test_an_html_page_cached_by_an_older_version_is_not_trusted(server, cache):
+    base, hits = server
+    url = f"{base}/ok.conllu"
+    rel, _, _ = download._resolve(url, None)
+    stale = cache / rel
+    stale.parent.mkdir(parents=True)
+    stale.write_bytes(HTML)  # cached and hash-recorded by the old code, which validated nothing
+    download._sidecar(stale).write_text(hashlib.sha256(HTML).hexdigest() + "\n")
+    with pytest.warns(UserWarning) as record:
+        got = fetch(url, sha256=None, **FAST)
+    assert any("HTML" in str(w.message) and "deleting it" in str(w.message) for w in record)
+    assert got == stale and got.read_bytes() == BODY and hits["/ok.conllu"] == 1
+    assert download._sidecar(stale).read_text().strip() == SHA

@@ -14,6 +14,7 @@ from collections.abc import Mapping, Sequence
 import pandas as pd
 import torch
 
+from .data.iob2 import repair_iob2
 from .data.records import Sentence, label_set
 from .metrics import accuracy, attachment_scores, span_f1
 from .similarity import pool_real_subwords
@@ -118,8 +119,8 @@ def score(task: str, sentences: Sequence[Sentence], preds: Sequence) -> dict[str
     """The task's metrics (accuracy; span F1/P/R; UAS/LAS), as percentages."""
     if task == "pos":
         return {"accuracy": 100 * accuracy([s.upos for s in sentences], preds)}
-    if task == "ner":
-        r = span_f1([s.ner for s in sentences], preds)
+    if task == "ner":  # predictions get the readers' IOB2 repair policy (stray I-X -> B-X), as gold did
+        r = span_f1([s.ner for s in sentences], [repair_iob2(p)[0] for p in preds])
         return {"f1": 100 * r["f1"], "precision": 100 * r["precision"], "recall": 100 * r["recall"]}
     if task == "parse":
         r = attachment_scores([s.heads for s in sentences], [s.deprels for s in sentences],
@@ -166,6 +167,11 @@ def zero_shot_eval(model, tokenizer, data: Mapping[str, Sequence[Sentence]], tas
     if task != model.task:
         raise ValueError(f"the model was fine-tuned for {model.task!r}, not {task!r}")
     data = {lang: list(sents) for lang, sents in data.items()}
+    if not data:
+        raise ValueError("zero_shot_eval: no languages to evaluate (data is empty)")
+    empty = [lang for lang, sents in data.items() if not any(len(s) for s in sents)]
+    if empty:
+        raise ValueError(f"zero_shot_eval: no {task} sentences (or no words) for language(s) {', '.join(map(str, empty))}")
     res = predict_languages(model, tokenizer, data, batch_size=batch_size, bf16=bf16, pool=pool,
                             max_length=max_length, max_tokens=max_tokens)
     preds, states = res if pool else (res, None)

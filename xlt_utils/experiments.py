@@ -7,6 +7,7 @@ import contextlib
 import functools
 import hashlib
 import json
+import numbers
 import os
 import platform
 import subprocess
@@ -42,6 +43,10 @@ class ExperimentConfig:
     n_train: int | None = None
     n_eval: int | None = None
 
+    def __post_init__(self):
+        for name in ("n_train", "n_eval"):
+            check_limit(name, getattr(self, name))
+
     def key(self) -> str:
         """A short hash of the whole config: the name of its cache entry."""
         return hashlib.sha256(json.dumps(self.to_dict(), sort_keys=True).encode()).hexdigest()[:16]
@@ -76,15 +81,26 @@ def experiment(profile: str | Profile = "toy", task: str = "pos", ablation: str 
                             n_train=p.n_train, n_eval=p.n_eval)
 
 
+def check_limit(name: str, value) -> None:
+    """A sentence limit (n_train, n_eval) is None (all sentences) or a positive integer."""
+    if value is not None and (isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < 1):
+        raise ValueError(f"{name} must be a positive number of sentences or None (all), got {value!r}")
+
+
 def load_split(profile: str, lang: str, task: str, split: str, limit: int | None = None) -> list[Sentence]:
-    """Sentences of one language and split for a task: synthetic in toy, real data otherwise."""
+    """Sentences of one language and split for a task: synthetic in toy, real data otherwise.
+
+    `limit`: the first `limit` sentences (None: all); an empty result is an error naming the split."""
+    check_limit("limit", limit)
     if get_profile(profile).model == "toy":
         sents = load_toy(lang, split, task)
     else:
         from .data.real import load_task
 
         sents = load_task(lang, task, split)
-    return sents[:limit] if limit else sents
+    if not sents:
+        raise ValueError(f"the {split} split of {lang!r} for {task} ({profile} profile) has no sentences")
+    return sents[:limit] if limit is not None else sents
 
 
 def results_dir() -> Path:

@@ -274,10 +274,24 @@ def _ray_task(cfg: dict, root: str, threads: int) -> dict:
     return run_config(cfg, root, progress=False, threads=threads)
 
 
-def _driver_env() -> dict[str, str]:
-    """The driver's settings that decide what a worker computes and where it finds data."""
-    keep = ("XLT_", "HF_", "TOKENIZERS_PARALLELISM", "TRANSFORMERS_")
-    return {k: v for k, v in os.environ.items() if k.startswith(keep)}
+#: The Hugging Face / transformers settings a worker needs (caches, offline mode, endpoint), by name:
+#: never the whole HF_* family, which holds credentials (HF_TOKEN, HF_TOKEN_PATH).
+WORKER_HF_VARS = frozenset({
+    "HF_HOME", "HF_HUB_CACHE", "HF_DATASETS_CACHE", "HF_ASSETS_CACHE", "HF_XET_CACHE", "HF_HUB_OFFLINE",
+    "HF_DATASETS_OFFLINE", "HF_ENDPOINT", "HF_HUB_DISABLE_TELEMETRY", "HF_HUB_DISABLE_PROGRESS_BARS",
+    "HF_HUB_ETAG_TIMEOUT", "HF_HUB_DOWNLOAD_TIMEOUT", "TRANSFORMERS_OFFLINE", "TRANSFORMERS_CACHE",
+    "TRANSFORMERS_VERBOSITY", "TOKENIZERS_PARALLELISM",
+})
+_SECRET_WORDS = ("TOKEN", "SECRET", "PASSWORD", "PASSWD", "CREDENTIAL", "API_KEY", "AUTH")
+
+
+def _driver_env(environ: dict[str, str] | None = None) -> dict[str, str]:
+    """The driver's settings that decide what a worker computes and where it finds data: the
+    `WORKER_HF_VARS`, and every XLT_* variable whose name does not look like a credential."""
+    environ = os.environ if environ is None else environ
+    return {k: v for k, v in environ.items()
+            if k in WORKER_HF_VARS
+            or (k.startswith("XLT_") and not any(w in k.upper() for w in _SECRET_WORDS))}
 
 
 def _log(progress: bool, msg: str) -> None:
@@ -338,7 +352,8 @@ def _run_local(configs, root: Path, progress: bool, keep_going: bool) -> list[di
 
 def _ray_options(resources: dict | None, root: Path) -> dict:
     """Ray task options: the given resources, and a runtime_env that gives every worker the driver's
-    XLT_* / HF_* settings (offline mode, caches) and the shared results directory."""
+    XLT_* settings and the HF_* ones it needs (offline mode, caches; never tokens: `_driver_env`)
+    and the shared results directory."""
     opts = {"num_cpus": 1, **(resources or {})}
     opts.setdefault("max_retries", 1)  # a worker that died (OOM, node lost) is retried once; it resumes
     runtime_env = dict(opts.get("runtime_env") or {})

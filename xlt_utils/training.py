@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import pickle
 import random
 from collections.abc import Iterable, Sequence
 from dataclasses import asdict, dataclass
@@ -105,6 +106,10 @@ def make_examples(tokenizer, sentences: Sequence[Sentence], task: str, max_lengt
         if task == "parse":
             if s.heads is None:
                 raise ValueError(f"sentence {s.sent_id} has no dependency annotation")
+            unknown = sorted(set(s.deprels) - set(labels))
+            if unknown:
+                raise ValueError(f"sentence {s.sent_id} ({s.lang}): unknown relations {unknown} (universal "
+                                 f"relations without subtypes); valid: {list(labels)}")
             ex["heads"] = list(s.heads)
             ex["labels"] = [labels[r] for r in s.deprels]
         else:
@@ -195,7 +200,11 @@ def fine_tune(model, tokenizer, train: Iterable[Sentence], cfg: TrainConfig, run
     from tqdm.auto import tqdm
 
     set_seed(cfg.seed)
-    examples = make_examples(tokenizer, list(train), model.task, cfg.max_length)
+    train = list(train)
+    if not train:
+        raise ValueError("fine_tune: the training set is empty (0 sentences); check the split and n_train "
+                         "that produced it")
+    examples = make_examples(tokenizer, train, model.task, cfg.max_length)
     head_params = {id(p) for p in model.head.parameters()}
     groups = [{"params": [p for p in model.parameters() if p.requires_grad and id(p) not in head_params], "lr": cfg.lr},
               {"params": [p for p in model.head.parameters() if p.requires_grad], "lr": cfg.head_lr or cfg.lr}]
@@ -204,12 +213,17 @@ def fine_tune(model, tokenizer, train: Iterable[Sentence], cfg: TrainConfig, run
     steps_per_epoch = -(-len(examples) // cfg.batch_size)
     total = steps_per_epoch * cfg.epochs
     warm = max(1, int(cfg.warmup * total))
-    sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: min((s + 1) / warm, max(0.0, (total - s) / (total - warm))))
+    sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: min((s + 1) / warm, max(0.0, (total - s) / max(1, total - warm))))
     history: list[float] = []
     start_epoch = 0
     ckpt = Path(run_dir) / "checkpoint.pt" if run_dir else None
     if ckpt is not None and ckpt.is_file():
-        state = torch.load(ckpt, weights_only=False)
+        try:  # weights_only: tensors and plain types only, so a planted pickle cannot run code
+            state = torch.load(ckpt, weights_only=True)
+        except pickle.UnpicklingError as e:
+            raise pickle.UnpicklingError(
+                f"{ckpt}: refused to resume from this checkpoint: it holds more than tensors and plain "
+                f"types (torch.load(weights_only=True) rejected it): {e}") from e
         model.load_state_dict(state["model"]), opt.load_state_dict(state["optimizer"])
         sched.load_state_dict(state["scheduler"])
         start_epoch, history = state["epoch"], state["history"]

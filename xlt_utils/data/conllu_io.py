@@ -1,101 +1,267 @@
-"""CoNLL-U reading (through the `conllu` library) and writing, with errors that name file and line."""
+"""CoNLL-U reading and writing, validated like the UD validator's level 2 (format and tree).
+
+`read_conllu` accepts a file only if every sentence is valid; otherwise it raises a
+`ConlluFormatError` (a `DataFormatError`, a ``ValueError``) whose ``path``, ``line`` and
+``message`` say where and what. With ``errors="skip"`` it leaves invalid sentences out instead,
+lists one error per skipped sentence in the result's ``skipped`` attribute, and warns
+(`SkippedSentencesWarning`) with their number and the first one.
+
+What is checked:
+
+* the file: UTF-8 (an initial byte-order mark is accepted, CRLF line ends too), no control
+  characters other than TAB; sentences end at an empty line (a whitespace-only line is an error,
+  never a sentence break, so that it cannot detach a sentence's comments from its words);
+* comments: only before the sentence's first word line (a comment inside a sentence is an error);
+  at most one ``# sent_id`` (non-empty, unique in the file) and one ``# text`` per sentence; a
+  block of comments with no word line is an error (it would be a sentence of 0 words);
+* every word line: 10 TAB-separated columns, none empty (``_`` is the empty value) and none with
+  leading or trailing whitespace (a line that ends with a TAB has 11 columns); IDs ``N``,
+  ``N-M`` (a multiword token, N < M, right before word N and ending inside the sentence) or
+  ``N.M`` (an empty node, right after word N); words numbered 1..n in order; UPOS one of the 17
+  universal tags; HEAD an integer 0..n; DEPREL a universal relation with an optional lowercase
+  subtype (``nmod:poss``); HEAD 0 exactly when DEPREL is ``root``;
+* the tree: exactly one root, no word its own head, no cycle (every word reaches the root).
+
+The `conllu` library parses the comments (``# key = value``), IDs and MISC values; the columns
+are split on TAB here, because `conllu` also splits on two spaces and strips lines, which would
+silently change a FORM or hide a trailing TAB.
+
+`write_conllu` refuses what it could not read back: empty fields, fields with TABs, newlines or
+control characters, invalid tags or trees (it validates the text before writing the file).
+"""
 
 from __future__ import annotations
 
+import os
 import re
-from collections.abc import Iterable, Iterator
+import warnings
+from collections.abc import Iterable
 from pathlib import Path
 
-import conllu
+from conllu.models import Metadata, Token, TokenList
+from conllu.parser import parse_dict_value, parse_id_value, parse_pair_value
 
-from .records import Sentence
+from .records import (
+    UPOS_TAGS,
+    DataFormatError,
+    ReadResult,
+    Sentence,
+    SkippedSentencesWarning,
+    blocks,
+    check_errors_mode,
+    check_field,
+    is_valid_deprel,
+)
 
-_WORD_ID = re.compile(r"^[1-9][0-9]*$")
-_RANGE_ID = re.compile(r"^[1-9][0-9]*-[1-9][0-9]*$")
-_EMPTY_ID = re.compile(r"^[0-9]+\.[1-9][0-9]*$")
-
-
-class ConlluFormatError(ValueError):
-    """A CoNLL-U file is malformed; the message names the file, the line and the problem."""
-
-
-def _check_line(path: str, lineno: int, line: str) -> None:
-    cols = line.split("\t")
-    where = f"{path}, line {lineno}"
-    if len(cols) != 10:
-        raise ConlluFormatError(f"{where}: expected 10 tab-separated columns, found {len(cols)}: {line[:60]!r}")
-    tid, head = cols[0], cols[6]
-    if _RANGE_ID.match(tid) or _EMPTY_ID.match(tid):
-        return
-    if not _WORD_ID.match(tid):
-        raise ConlluFormatError(f"{where}: invalid ID {tid!r} (expected N, N-M or N.M)")
-    if not head.isdigit():
-        raise ConlluFormatError(f"{where}: word {tid} has a non-integer HEAD {head!r}")
-    if not cols[7] or cols[7] == "_":
-        raise ConlluFormatError(f"{where}: word {tid} has no DEPREL")
+COLUMNS = ("ID", "FORM", "LEMMA", "UPOS", "XPOS", "FEATS", "HEAD", "DEPREL", "DEPS", "MISC")
+_WORD_ID = re.compile(r"[1-9][0-9]*")
+_RANGE_ID = re.compile(r"([1-9][0-9]*)-([1-9][0-9]*)")
+_EMPTY_ID = re.compile(r"(0|[1-9][0-9]*)\.([1-9][0-9]*)")
+_HEAD = re.compile(r"0|[1-9][0-9]*")
+_UPOS = frozenset(UPOS_TAGS)
 
 
-def _blocks(path: str, lines: Iterable[str]) -> Iterator[tuple[int, list[str]]]:
-    """Yield (first line number, lines) per sentence block, checking each word line."""
-    block: list[str] = []
-    start = 1
-    for lineno, raw in enumerate(lines, start=1):
-        line = raw.rstrip("\n").rstrip("\r")
-        if not line.strip():
-            if block:
-                yield start, block
-            block = []
+class ConlluFormatError(DataFormatError):
+    """A CoNLL-U file breaks the format; ``path``, ``line`` and ``message`` say where and what."""
+
+
+class _Bad(Exception):
+    def __init__(self, line: int, message: str):
+        self.line, self.message = line, message
+
+
+def _check_block(block: list, path: str) -> tuple[TokenList, list[int]]:
+    """Validate one block; return its TokenList (words only) and each word's line number."""
+    for lineno, _, err in block:
+        if err is not None:
+            raise _Bad(lineno, err.message)
+    metadata = Metadata()
+    seen_keys: dict[str, int] = {}
+    words: list[Token] = []
+    word_lines: list[int] = []
+    ranges: list[tuple[int, int, int]] = []  # (line, first, last)
+    in_words = False
+    for lineno, text, _ in block:
+        if not text.strip():
+            raise _Bad(lineno, "whitespace-only line: a sentence ends at an empty line, without spaces or TABs")
+        if text.startswith("#"):
+            if in_words:
+                raise _Bad(lineno, "comment line inside a sentence: comments go before its first word line")
+            key, value = parse_pair_value(text[1:])
+            if key in ("sent_id", "text"):
+                if key in seen_keys:
+                    raise _Bad(lineno, f"second # {key} in one sentence (the first is on line {seen_keys[key]})")
+                seen_keys[key] = lineno
+                if key == "sent_id" and not value:
+                    raise _Bad(lineno, "empty sent_id")
+            if key and value:
+                metadata[key] = value
             continue
-        if not block:
-            start = lineno
-        if not line.startswith("#"):
-            _check_line(path, lineno, line)
-        block.append(line)
-    if block:
-        yield start, block
-
-
-def _to_sentence(tl: conllu.TokenList, lang: str, path: str, start: int, index: int) -> Sentence:
-    words = [t for t in tl if isinstance(t["id"], int)]  # drops MWT ranges and empty nodes
+        in_words = True
+        cols = text.split("\t")
+        if len(cols) != 10:
+            tail = " (the line ends with a TAB)" if text.endswith("\t") else ""
+            raise _Bad(lineno, f"expected 10 tab-separated columns, found {len(cols)}{tail}: {text[:60]!r}")
+        for name, value in zip(COLUMNS, cols, strict=True):
+            if value == "":
+                raise _Bad(lineno, f"column {name} is empty (an empty field is written _)")
+            if value != value.strip():
+                raise _Bad(lineno, f"column {name} {value!r} has leading or trailing whitespace")
+        tid, form, upos, head, deprel = cols[0], cols[1], cols[3], cols[6], cols[7]
+        n = len(words)
+        if m := _RANGE_ID.fullmatch(tid):
+            a, b = int(m[1]), int(m[2])
+            if a >= b:
+                raise _Bad(lineno, f"multiword token {tid}: the range must span at least two words (N < M)")
+            if a != n + 1:
+                raise _Bad(lineno, f"multiword token {tid} must come right before word {a} (after word {n})")
+            if ranges and ranges[-1][2] >= a:
+                raise _Bad(lineno, f"multiword token {tid} overlaps {ranges[-1][1]}-{ranges[-1][2]}")
+            ranges.append((lineno, a, b))
+            continue
+        if m := _EMPTY_ID.fullmatch(tid):
+            if int(m[1]) != n:
+                raise _Bad(lineno, f"empty node {tid} must come right after word {m[1]} (it follows word {n})")
+            continue
+        if not _WORD_ID.fullmatch(tid):
+            raise _Bad(lineno, f"invalid ID {tid!r} (expected N, N-M or N.M)")
+        if int(tid) != n + 1:
+            raise _Bad(lineno, f"word ID {tid} out of order: expected {n + 1} (words are numbered 1..n)")
+        if upos not in _UPOS:
+            raise _Bad(lineno, f"word {tid} has unknown UPOS {upos!r}; valid: {', '.join(UPOS_TAGS)}")
+        if not _HEAD.fullmatch(head):
+            raise _Bad(lineno, f"word {tid} has a non-integer HEAD {head!r}")
+        if deprel == "_":
+            raise _Bad(lineno, f"word {tid} has no DEPREL")
+        if not is_valid_deprel(deprel):
+            raise _Bad(lineno, f"word {tid} has unknown DEPREL {deprel!r} (a universal relation, optionally "
+                               "with a lowercase subtype such as nmod:poss)")
+        if (head == "0") != (deprel.split(":")[0] == "root"):
+            raise _Bad(lineno, f"word {tid} has HEAD {head} and DEPREL {deprel!r}: DEPREL is root exactly "
+                               "when HEAD is 0")
+        words.append(Token(id=parse_id_value(tid), form=form, upos=upos, head=int(head), deprel=deprel,
+                           misc=parse_dict_value(cols[9])))
+        word_lines.append(lineno)
+    if not words:
+        raise _Bad(block[0][0], "comment lines with no word line after them (a sentence needs words; "
+                                "is an empty line separating the comments from their sentence?)")
     n = len(words)
-    for k, t in enumerate(words, start=1):
-        if t["id"] != k:
-            raise ConlluFormatError(f"{path}, sentence at line {start}: word IDs are not 1..{n} in order")
-        if not 0 <= t["head"] <= n:
-            raise ConlluFormatError(
-                f"{path}, sentence at line {start}: word {k} has HEAD {t['head']} outside 0..{n}")
-    sent_id = tl.metadata.get("sent_id", f"{Path(path).stem}-{index}")
-    return Sentence(
-        sent_id=sent_id,
-        lang=lang,
-        words=[t["form"] for t in words],
-        upos=[t["upos"] for t in words],
-        heads=[t["head"] for t in words],
-        deprels=[t["deprel"].split(":")[0] for t in words],
-        text=tl.metadata.get("text"),
-        meta={"misc": [t["misc"] for t in words]},
-    )
+    for lineno, a, b in ranges:
+        if b > n:
+            raise _Bad(lineno, f"multiword token {a}-{b} goes beyond the sentence's last word {n}")
+    heads = [t["head"] for t in words]
+    for k, h in enumerate(heads, start=1):
+        if h > n:
+            raise _Bad(word_lines[k - 1], f"word {k} has HEAD {h} outside 0..{n}")
+        if h == k:
+            raise _Bad(word_lines[k - 1], f"word {k} is its own head")
+    roots = [k for k, h in enumerate(heads, start=1) if h == 0]
+    if not roots:
+        raise _Bad(word_lines[0], "no root: no word has HEAD 0")
+    if len(roots) > 1:
+        raise _Bad(word_lines[roots[1] - 1], f"second root: words {roots[0]} and {roots[1]} both have HEAD 0")
+    reaches_root = {0}
+    for k in range(1, n + 1):
+        path, node = [], k
+        while node not in reaches_root and node not in path:
+            path.append(node)
+            node = heads[node - 1]
+        if node not in reaches_root:  # came back to a word on the path: a cycle
+            cycle = path[path.index(node):]
+            first = min(cycle)
+            chain = " -> ".join(map(str, cycle + [cycle[0]]))
+            raise _Bad(word_lines[first - 1], f"the heads of words {chain} form a cycle (no path to the root)")
+        reaches_root.update(path)
+    return TokenList(words, metadata), word_lines
 
 
-def read_conllu(path: str | Path, lang: str) -> list[Sentence]:
-    """Read a CoNLL-U file into syntactic-word sentences (multiword tokens expanded, empty nodes skipped)."""
+def read_conllu(path: str | Path, lang: str, errors: str = "raise") -> ReadResult:
+    """Read a CoNLL-U file into syntactic-word sentences (multiword tokens expanded, empty nodes skipped).
+
+    Every sentence is validated (see the module docstring). ``errors="raise"`` (the default)
+    raises a `ConlluFormatError` naming the file, the line and the problem at the first invalid
+    sentence; ``errors="skip"`` leaves invalid sentences out, records one error per skipped
+    sentence in the result's ``skipped`` list and warns once with their number. A missing
+    ``# sent_id`` becomes ``<file stem>-<block index>``. DEPREL subtypes are stripped
+    (``nmod:poss`` -> ``nmod``); each word's MISC is kept in ``meta["misc"]``.
+    """
+    check_errors_mode(errors)
     path = str(path)
-    out = []
-    with open(path, encoding="utf-8") as f:
-        for i, (start, block) in enumerate(_blocks(path, f)):
-            try:
-                (tl,) = conllu.parse("\n".join(block) + "\n\n")
-            except Exception as e:  # conllu's own parse errors carry no line number
-                raise ConlluFormatError(f"{path}, sentence at line {start}: {e}") from e
-            out.append(_to_sentence(tl, lang, path, start, i))
-    return out
+    out: list[Sentence] = []
+    skipped: list[ConlluFormatError] = []
+    seen_ids: dict[str, int] = {}
+    for index, block in enumerate(blocks(path, ConlluFormatError)):
+        try:
+            tl, word_lines = _check_block(block, path)
+            sent_id = tl.metadata.get("sent_id")
+            if sent_id is not None and sent_id in seen_ids:
+                line = next(n for n, text, _ in block if text.startswith("#") and parse_pair_value(text[1:])[0]
+                            == "sent_id")
+                raise _Bad(line, f"duplicate sent_id {sent_id!r} (first used on line {seen_ids[sent_id]})")
+        except _Bad as bad:
+            sid = next((parse_pair_value(t[1:])[1] for _, t, _ in block if t.startswith("#")
+                        and parse_pair_value(t[1:])[0] == "sent_id"), None)
+            err = ConlluFormatError(bad.message, path, bad.line, sid)
+            if errors == "raise":
+                raise err from None
+            skipped.append(err)
+            continue
+        if sent_id is not None:
+            seen_ids[sent_id] = next(n for n, text, _ in block if text.startswith("#")
+                                     and parse_pair_value(text[1:])[0] == "sent_id")
+        words = list(tl)
+        out.append(Sentence(
+            sent_id=sent_id if sent_id is not None else f"{Path(path).stem}-{index}",
+            lang=lang,
+            words=[t["form"] for t in words],
+            upos=[t["upos"] for t in words],
+            heads=[t["head"] for t in words],
+            deprels=[t["deprel"].split(":")[0] for t in words],
+            text=tl.metadata.get("text"),
+            meta={"misc": [t["misc"] for t in words]},
+        ))
+    if skipped:
+        warnings.warn(f"{path}: skipped {len(skipped)} invalid sentence(s) (errors='skip'); the first: "
+                      f"{skipped[0]}", SkippedSentencesWarning, stacklevel=2)
+    return ReadResult(out, skipped)
+
+
+def format_conllu(sentences: Iterable[Sentence]) -> str:
+    """The CoNLL-U text of `sentences`; a `DataFormatError` names a field the format cannot hold."""
+    parts = []
+    for s in sentences:
+        check_field(s.sent_id, "sent_id", s.sent_id, 0)
+        for layer in ("upos", "heads", "deprels"):
+            if getattr(s, layer) is None or len(getattr(s, layer)) != len(s.words):
+                raise DataFormatError(f"cannot write sentence {s.sent_id!r} as CoNLL-U: its {layer} layer is "
+                                      f"missing or does not have one value per word")
+        for k, w in enumerate(s.words, start=1):
+            check_field(w, "FORM", s.sent_id, k)
+            check_field(s.upos[k - 1], "UPOS", s.sent_id, k)
+            check_field(s.deprels[k - 1], "DEPREL", s.sent_id, k)
+        text = s.text if s.text is not None else " ".join(s.words)
+        check_field(text, "text", s.sent_id, 0)
+        lines = [f"# sent_id = {s.sent_id}", f"# text = {text}"]
+        for k, w in enumerate(s.words, start=1):
+            lines.append(f"{k}\t{w}\t_\t{s.upos[k - 1]}\t_\t_\t{s.heads[k - 1]}\t{s.deprels[k - 1]}\t_\t_")
+        parts.append("\n".join(lines) + "\n\n")
+    return "".join(parts)
 
 
 def write_conllu(sentences: Iterable[Sentence], path: str | Path) -> None:
-    """Write sentences (words, UPOS, heads, relations) as CoNLL-U."""
-    with open(path, "w", encoding="utf-8") as f:
-        for s in sentences:
-            f.write(f"# sent_id = {s.sent_id}\n# text = {s.text or ' '.join(s.words)}\n")
-            for k, w in enumerate(s.words):
-                f.write(f"{k + 1}\t{w}\t_\t{s.upos[k]}\t_\t_\t{s.heads[k]}\t{s.deprels[k]}\t_\t_\n")
-            f.write("\n")
+    """Write sentences (words, UPOS, heads, relations) as CoNLL-U, refusing anything that would
+    not read back as written: the text goes to ``<path>.part``, is validated like `read_conllu`,
+    and only then replaces `path` (an invalid sentence raises `DataFormatError` and writes nothing)."""
+    path = Path(path)
+    text = format_conllu(sentences)
+    tmp = path.with_name(path.name + ".part")
+    try:
+        tmp.write_text(text, encoding="utf-8")
+        try:
+            read_conllu(tmp, "xx")
+        except ConlluFormatError as e:
+            raise DataFormatError(f"cannot write sentence {e.sent_id or '?'!r}: it would not read back: "
+                                  f"{e.message}", path) from None
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)

@@ -21,9 +21,18 @@ dropped connections, truncated bodies, HTTP 408/429/5xx) are retried with expone
 A 404 or other client error is not retried; the next URL of the entry (its ``mirrors``) is tried.
 
 Hashes: the manifest pins a sha256 where one could be computed when it was written. Where it is
-``null``, the first download is trusted, its hash is recorded beside it in the cache
-(``<file>.sha256``) so that later corruption is still detected, and an `UnpinnedHashWarning`
-shows the hash so that it can be pinned in ``manifest.json``.
+``null``, the first download is trusted only after it is validated as its format (`validate_body`:
+a CoNLL-U or IOB2 file must be UTF-8 text that reads as at least one sentence and ends with an
+empty line, so an HTML error page or a body cut short is rejected; Parquet must carry its ``PAR1``
+magic bytes at both ends; JSON must parse; an HTML page is never accepted), its hash is recorded
+beside it in the cache (``<file>.sha256``) so that later corruption is still detected, and an
+`UnpinnedHashWarning` shows the hash so that it can be pinned in ``manifest.json``.
+
+Time: besides the per-read `timeout`, every file has an overall `deadline` (seconds, all attempts
+and mirrors together), so a server that trickles bytes just fast enough to dodge the read timeout
+still fails in bounded time (a watchdog shuts the socket down at the deadline, so a trickled status
+line or header fails too). Only http(s) URLs are fetched (``file://`` and other schemes are
+refused, and redirects to them are not followed).
 """
 
 from __future__ import annotations
@@ -35,7 +44,9 @@ import http.client
 import json
 import os
 import re
+import socket
 import tempfile
+import threading
 import time
 import urllib.error
 import urllib.request
@@ -112,14 +123,18 @@ def fetch(
     timeout: float = 30.0,
     retries: int = 3,
     backoff: float = 1.0,
+    deadline: float | None = 1800.0,
 ) -> Path:
     """Return a local path to the verified file `name_or_url` (a manifest name or an http(s) URL).
 
     `sha256`: expected hash; for a manifest name it defaults to the manifest's, for a URL to
     None (trust on first use, see the module docstring). `timeout`: seconds per connect/read.
     `retries`: extra attempts per URL after a transient failure, waiting ``backoff * 2**k`` s.
+    `deadline`: seconds for the whole download of this file, every attempt and mirror together
+    (None: no overall limit).
     """
     rel, urls, expected = _resolve(name_or_url, sha256)
+    end = None if deadline is None else time.monotonic() + deadline
 
     local = _from_data_dir(rel, expected)
     if local is not None:
@@ -140,7 +155,7 @@ def fetch(
     failures = []
     for url in urls:
         try:
-            tmp, digest = _download(url, target, timeout=timeout, retries=retries, backoff=backoff)
+            tmp, digest = _download(url, target, timeout=timeout, retries=retries, backoff=backoff, end=end)
         except FetchError as e:
             failures.append(f"{url}: {e}")
             continue
@@ -148,6 +163,12 @@ def fetch(
             tmp.unlink(missing_ok=True)
             failures.append(f"{url}: sha256 mismatch (got {digest}, expected {expected})")
             continue
+        if expected is None:  # nothing to check it against: it must at least be what it claims to be
+            problem = validate_body(tmp, rel)
+            if problem:
+                tmp.unlink(missing_ok=True)
+                failures.append(f"{url}: rejected, not cached: {problem}")
+                continue
         os.replace(tmp, target)
         if expected is None:
             write_atomic(_sidecar(target), digest + "\n")
@@ -179,8 +200,14 @@ def _resolve(name_or_url: str, sha256) -> tuple[str, list[str], str | None]:
         if sha256 is not _UNSET and sha256 is not None and pinned and sha256.lower() != pinned:
             raise ValueError(f"{name_or_url}: sha256={sha256} contradicts the manifest's {pinned}")
         expected = pinned if sha256 is _UNSET or sha256 is None else sha256
-        return name_or_url, [entry["url"], *entry.get("mirrors", [])], _norm_hash(expected)
-    if re.match(r"^(https?|file)://", name_or_url):
+        urls = [entry["url"], *entry.get("mirrors", [])]
+        for url in urls:
+            _check_scheme(url, f"manifest entry {name_or_url!r}")
+        return name_or_url, urls, _norm_hash(expected)
+    if re.match(r"^[A-Za-z][A-Za-z0-9+.-]*:", name_or_url) and not re.match(r"^https?://", name_or_url,
+                                                                              re.IGNORECASE):
+        _check_scheme(name_or_url, "fetch")
+    if re.match(r"^https?://", name_or_url, re.IGNORECASE):
         base = re.sub(
             r"[^A-Za-z0-9._-]", "_", name_or_url.split("?")[0].rstrip("/").rsplit("/", 1)[-1]
         )
@@ -192,6 +219,74 @@ def _resolve(name_or_url: str, sha256) -> tuple[str, list[str], str | None]:
     raise ValueError(
         f"{name_or_url!r} is neither a name in {MANIFEST_PATH} nor an http(s) URL.{hint}"
     )
+
+
+def _check_scheme(url: str, where: str) -> None:
+    scheme = url.split(":", 1)[0].lower() if ":" in url else ""
+    if scheme not in ("http", "https"):
+        raise ValueError(f"{where}: {url!r} is not an http(s) URL; only http:// and https:// are fetched "
+                         f"(for a local file, read it directly or put it under XLT_DATA_DIR)")
+
+
+_HTML = re.compile(rb"^\s*(<!doctype\s+html|<html|<head|<body|<\?xml)", re.IGNORECASE)
+
+
+def _format_of(rel: str) -> str:
+    name = rel.lower()
+    for ext in ("conllu", "iob2", "parquet", "json"):
+        if name.endswith("." + ext):
+            return ext
+    return "other"
+
+
+def validate_body(path: Path, rel: str, quick: bool = False) -> str | None:
+    """What is wrong with a downloaded body for the format its name promises, or None if it looks right.
+
+    Used for files without a pinned sha256, before they are cached and trusted; `quick` (for files
+    already in the cache) checks only the ends of a CoNLL-U/IOB2 file, without reading its sentences."""
+    fmt = _format_of(rel)
+    size = path.stat().st_size
+    if size == 0:
+        return "the body is empty"
+    with open(path, "rb") as f:
+        head = f.read(512)
+    if _HTML.match(head):
+        return f"the body is an HTML/XML page, not a {fmt} file (an error or login page?)"
+    if fmt == "parquet":
+        with open(path, "rb") as f:
+            f.seek(max(0, size - 4))
+            tail = f.read(4)
+        if size < 12 or head[:4] != b"PAR1" or tail != b"PAR1":
+            return "not a Parquet file (no PAR1 magic bytes at both ends): truncated or not Parquet"
+        return None
+    if fmt == "json":
+        try:
+            json.loads(path.read_bytes().decode("utf-8-sig"))
+        except (UnicodeDecodeError, ValueError) as e:
+            return f"not valid JSON ({e}): truncated or not JSON"
+        return None
+    if fmt in ("conllu", "iob2"):
+        import warnings as _w
+
+        from .conllu_io import read_conllu
+        from .iob2 import read_iob2
+        from .records import DataFormatError
+
+        data = path.read_bytes()
+        if not data.replace(b"\r\n", b"\n").endswith(b"\n\n"):
+            return f"the body does not end with an empty line, as every {fmt} file does: cut short?"
+        if quick:
+            return None
+        try:
+            with _w.catch_warnings():
+                _w.simplefilter("ignore")
+                sents = (read_conllu if fmt == "conllu" else read_iob2)(path, "xx", errors="skip")
+        except (DataFormatError, OSError) as e:
+            return f"not a {fmt} file: {e}"
+        if not sents:
+            first = f"; first problem: {sents.skipped[0].message}" if sents.skipped else ""
+            return f"no valid {fmt} sentence in the body{first}"
+    return None
 
 
 def _norm_hash(h: str | None) -> str | None:
@@ -232,8 +327,16 @@ def _sidecar(target: Path) -> Path:
 
 def _cached_ok(target: Path, expected: str | None) -> bool:
     """True if the cached file is good; a corrupt one is deleted (and False returned)."""
-    got = sha256_file(target)
     side = _sidecar(target)
+    if expected is None:  # e.g. an HTML page cached before bodies were validated: never trust it
+        problem = validate_body(target, target.name, quick=True)
+        if problem:
+            warnings.warn(f"cached {target} (sha256 not pinned) is not a valid file: {problem}; deleting it and "
+                          "fetching again", stacklevel=3)
+            target.unlink(missing_ok=True)
+            side.unlink(missing_ok=True)
+            return False
+    got = sha256_file(target)
     if expected is None and side.exists():
         expected = side.read_text().strip() or None
     if expected is None:  # cached before its hash was recorded: record it now
@@ -261,23 +364,131 @@ def write_atomic(path: Path, text: str) -> None:
         raise
 
 
-def _download(url: str, target: Path, *, timeout: float, retries: int, backoff: float):
+class _DeadlineExceeded(FetchError):
+    """The file's overall deadline passed."""
+
+
+def _remaining(end: float | None) -> float | None:
+    if end is None:
+        return None
+    left = end - time.monotonic()
+    if left <= 0:
+        raise _DeadlineExceeded("the overall deadline for this file passed (see fetch's `deadline`)")
+    return left
+
+
+def _download(url: str, target: Path, *, timeout: float, retries: int, backoff: float, end: float | None = None):
     """Download `url` to a temp file beside `target`; return (temp path, sha256). Retries transients."""
     last = None
     for attempt in range(retries + 1):
         if attempt:
-            time.sleep(backoff * 2 ** (attempt - 1))
+            wait = backoff * 2 ** (attempt - 1)
+            left = _remaining(end)
+            time.sleep(wait if left is None else min(wait, left))
+        _remaining(end)
         try:
-            return _download_once(url, target, timeout)
+            return _download_once(url, target, timeout, end)
         except _Retryable as e:
             last = e
     raise FetchError(f"gave up after {retries + 1} attempts; last error: {last}")
 
 
-def _download_once(url: str, target: Path, timeout: float):
+class _HttpOnlyRedirects(urllib.request.HTTPRedirectHandler):
+    """Follow redirects to http(s) URLs only (urllib would also follow ftp://)."""
+
+    def redirect_request(self, req, fp, code, msg, headers, newurl):
+        if not newurl.lower().startswith(("http://", "https://")):
+            raise urllib.error.HTTPError(newurl, code, f"redirect to a non-http(s) URL {newurl!r} refused",
+                                         headers, fp)
+        return super().redirect_request(req, fp, code, msg, headers, newurl)
+
+
+class _Watchdog:
+    """Shuts the connection's socket down when the file's deadline passes, whatever the socket is
+    doing (a server that trickles its status line or headers byte by byte included)."""
+
+    def __init__(self, end: float | None):
+        self.end, self.fired, self.timers = end, False, []
+
+    def arm(self, sock) -> None:
+        if self.end is None or sock is None:
+            return
+        timer = threading.Timer(max(0.0, self.end - time.monotonic()), self._fire, args=(sock,))
+        timer.daemon = True
+        timer.start()
+        self.timers.append(timer)
+
+    def _fire(self, sock) -> None:
+        self.fired = True
+        try:
+            sock.shutdown(socket.SHUT_RDWR)
+        except OSError:
+            pass
+
+    def cancel(self) -> None:
+        for timer in self.timers:
+            timer.cancel()
+
+
+def _watched(base: type, dog: _Watchdog) -> type:
+    class Connection(base):
+        def connect(self):
+            super().connect()
+            dog.arm(self.sock)
+
+    return Connection
+
+
+class _WatchedHTTP(urllib.request.HTTPHandler):
+    def __init__(self, dog: _Watchdog):
+        super().__init__()
+        self.dog = dog
+
+    def http_open(self, req):
+        return self.do_open(_watched(http.client.HTTPConnection, self.dog), req)
+
+
+class _WatchedHTTPS(urllib.request.HTTPSHandler):
+    def __init__(self, dog: _Watchdog):
+        super().__init__()
+        self.dog = dog
+
+    def https_open(self, req):
+        return self.do_open(_watched(http.client.HTTPSConnection, self.dog), req, context=self._context)
+
+
+def _opener(dog: _Watchdog) -> urllib.request.OpenerDirector:
+    """An opener for http(s) only (no file://, ftp:// or data: handlers), watched by `dog`."""
+    opener = urllib.request.OpenerDirector()
+    for handler in (urllib.request.ProxyHandler(), urllib.request.UnknownHandler(), _WatchedHTTP(dog),
+                    urllib.request.HTTPDefaultErrorHandler(), _HttpOnlyRedirects(),
+                    urllib.request.HTTPErrorProcessor(), _WatchedHTTPS(dog)):
+        opener.add_handler(handler)
+    return opener
+
+
+def _download_once(url: str, target: Path, timeout: float, end: float | None = None):
     req = urllib.request.Request(url, headers={"User-Agent": f"xlt-utils/{__version__}"})
+    left = _remaining(end)
+    dog = _Watchdog(end)
+    late = _DeadlineExceeded("the overall deadline for this file passed (see fetch's `deadline`)")
     try:
-        resp = urllib.request.urlopen(req, timeout=timeout)
+        tmp, digest = _download_watched(req, target, timeout, end, left, dog)
+    except (FetchError, _Retryable):
+        if dog.fired:
+            raise late from None
+        raise
+    finally:
+        dog.cancel()
+    if dog.fired:  # the socket was shut down: what arrived may be cut short
+        tmp.unlink(missing_ok=True)
+        raise late
+    return tmp, digest
+
+
+def _download_watched(req, target: Path, timeout: float, end: float | None, left: float | None, dog: _Watchdog):
+    try:
+        resp = _opener(dog).open(req, timeout=timeout if left is None else min(timeout, left))
     except urllib.error.HTTPError as e:
         e.close()
         if e.code in _RETRY_STATUS:
@@ -292,10 +503,11 @@ def _download_once(url: str, target: Path, timeout: float):
         with resp, os.fdopen(fd, "wb") as out:
             length = resp.headers.get("Content-Length")
             h, n = hashlib.sha256(), 0
-            while chunk := resp.read(_CHUNK):
+            while chunk := resp.read1(_CHUNK):  # read1: returns what has arrived, so the deadline is checked
                 out.write(chunk)
                 h.update(chunk)
                 n += len(chunk)
+                _remaining(end)
             out.flush()
             os.fsync(out.fileno())
         if length is not None and length.isdigit() and n != int(length):

@@ -17,7 +17,7 @@ import os
 from ..languages import PUD_TREEBANKS, REAL_LANGUAGES, get_language, pud_file, ud_name
 from .conllu_io import read_conllu
 from .download import FetchError, OfflineError, fetch, offline_reason
-from .iob2 import read_iob2, validate_tags
+from .iob2 import read_iob2, repair_iob2, validate_tags
 from .records import Sentence
 
 SPLITS = ("train", "dev", "test")
@@ -50,26 +50,33 @@ def ud_file_name(lang: str, split: str, treebank: str | None = None) -> str:
     _check_split(split)
     if treebank is not None:
         return ud_name(treebank, f"{lang}_{treebank.split('-', 1)[-1].lower()}", split)
-    if lang not in REAL_LANGUAGES and lang in PUD_TREEBANKS and split == "test":
-        return pud_file(lang)  # Icelandic and Galician: PUD only
+    if lang not in REAL_LANGUAGES and lang in PUD_TREEBANKS:  # Icelandic and Galician: PUD only
+        if split == "test":
+            return pud_file(lang)
+        raise ValueError(
+            f"{lang!r} is a PUD language with only a test split here ({PUD_TREEBANKS[lang]}); no {split} "
+            f"split is registered for it. Pass treebank='UD_...' for another treebank, or use a language "
+            f"with train/dev splits: {', '.join(REAL_LANGUAGES)}"
+        )
     return get_language(lang).ud_file(split)
 
 
-def load_ud(lang: str, split: str, *, treebank: str | None = None) -> list[Sentence]:
+def load_ud(lang: str, split: str, *, treebank: str | None = None, errors: str = "raise") -> list[Sentence]:
     """UD sentences of `lang`: train/dev from its registry treebank, test from its PUD treebank.
 
     `treebank` (e.g. ``"UD_English-EWT"``) reads that treebank's split instead, if the manifest
-    lists it.
+    lists it. `errors`: ``"raise"`` or ``"skip"``, as in `read_conllu`.
     """
     name = ud_file_name(lang, split, treebank)
-    return read_conllu(fetch(name), lang)
+    return read_conllu(fetch(name), lang, errors=errors)
 
 
-def load_ner(lang: str, split: str, *, source: str | None = None) -> list[Sentence]:
+def load_ner(lang: str, split: str, *, source: str | None = None, errors: str = "raise") -> list[Sentence]:
     """NER sentences of `lang` with validated IOB2 tags (PER/ORG/LOC).
 
     `source` defaults to the registry's ``ner_source``: "uner" (Universal NER files) or
-    "wikiann" (``unimelb-nlp/wikiann`` on the Hub).
+    "wikiann" (``unimelb-nlp/wikiann`` on the Hub). `errors` (``"raise"`` or ``"skip"``) applies
+    to UNER files, as in `read_iob2`.
     """
     _check_split(split)
     source = source or get_language(lang).ner_source
@@ -81,7 +88,7 @@ def load_ner(lang: str, split: str, *, source: str | None = None) -> list[Senten
                 f"Universal NER has no {split} split for {lang!r} (available: {have}); "
                 f"use source='wikiann'"
             )
-        return read_iob2(fetch(files[split]), lang)
+        return read_iob2(fetch(files[split]), lang, errors=errors)
     if source == "wikiann":
         return load_wikiann(lang, split)
     raise ValueError(f"unknown NER source {source!r}; valid sources: uner, wikiann")
@@ -159,6 +166,7 @@ def wikiann_to_sentences(ds, lang: str, split: str) -> list[Sentence]:
     for i, row in enumerate(ds):
         tags = [names[t] for t in row["ner_tags"]]
         validate_tags(tags, where=f"WikiANN {lang}/{split} row {i}: ")
+        tags, _ = repair_iob2(tags)  # the one IOB2 policy: a stray I-X is read as B-X
         out.append(
             Sentence(
                 sent_id=f"wikiann-{lang}-{split}-{i}",

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from pathlib import Path
 
 UPOS_TAGS = (
     "ADJ", "ADP", "ADV", "AUX", "CCONJ", "DET", "INTJ", "NOUN", "NUM",
@@ -53,3 +54,129 @@ def label_set(task: str) -> tuple[str, ...]:
     if task not in sets:
         raise ValueError(f"unknown task {task!r}; valid tasks: {', '.join(sets)}")
     return sets[task]
+
+
+# ------------------------------------------------------------------------------- reading errors
+
+_UNIVERSAL_DEPRELS = frozenset(DEPRELS)
+
+
+def is_valid_deprel(rel: str) -> bool:
+    """A universal relation, optionally with one lowercase subtype: ``nsubj``, ``nmod:poss``."""
+    base, sep, sub = rel.partition(":")
+    return base in _UNIVERSAL_DEPRELS and (not sep or (sub.isascii() and sub.isalpha() and sub.islower()))
+
+
+class DataFormatError(ValueError):
+    """An input file breaks its format: the one error type of every reader and writer.
+
+    ``path`` (the file, or another source such as ``"WikiANN de/test"``), ``line`` (1-based, or
+    None when the problem has no single line), ``message`` (what is wrong) and ``sent_id`` (the
+    sentence's, when known). ``str(error)`` reads ``"<path>, line <line>: <message>"``.
+    `xlt_utils.data.conllu_io.ConlluFormatError` and `xlt_utils.data.iob2.Iob2FormatError` are
+    its subclasses, so ``except DataFormatError`` catches both readers' errors.
+    """
+
+    def __init__(self, message: str, path=None, line: int | None = None, sent_id: str | None = None):
+        self.message, self.path, self.line, self.sent_id = message, None if path is None else str(path), line, sent_id
+        where = ", ".join(x for x in (self.path, None if line is None else f"line {line}") if x)
+        super().__init__(f"{where}: {message}" if where else message)
+
+    def __reduce__(self):
+        return (type(self), (self.message, self.path, self.line, self.sent_id))
+
+
+class SkippedSentencesWarning(UserWarning):
+    """``errors="skip"`` left invalid sentences out; the warning says how many and where the first was."""
+
+
+class ReadResult(list):
+    """What a reader returns: a list of `Sentence`s, with what reading had to do on the side.
+
+    ``skipped``: one `DataFormatError` per sentence left out under ``errors="skip"`` (empty under
+    ``errors="raise"``, which raises the first instead). ``repaired``: how many stray ``I-X`` NER
+    tags were read as ``B-X`` (IOB2 readers; see `xlt_utils.data.iob2.repair_iob2`).
+    """
+
+    def __init__(self, sentences=(), skipped=None, repaired: int = 0):
+        super().__init__(sentences)
+        self.skipped: list[DataFormatError] = list(skipped or [])
+        self.repaired = repaired
+
+
+ERRORS = ("raise", "skip")
+BOM = b"\xef\xbb\xbf"
+
+
+def check_errors_mode(errors: str) -> None:
+    if errors not in ERRORS:
+        raise ValueError(f"errors must be one of {', '.join(map(repr, ERRORS))}, got {errors!r}")
+
+
+def _control_char(text: str) -> str | None:
+    for ch in text:
+        if ch != "\t" and (ord(ch) < 32 or 127 <= ord(ch) < 160):
+            return ch
+    return None
+
+
+def read_lines(path, error_cls=DataFormatError):
+    """(line number, text, error or None) for every line of a UTF-8 file.
+
+    A UTF-8 byte-order mark at the very start is dropped, a CR before the LF is dropped (CRLF
+    files read like LF ones), and only LF ends a line. A line that is not valid UTF-8, or holds a
+    control character other than TAB, comes with an error naming the line (its text is then the
+    decoded text with replacement characters)."""
+    data = Path(path).read_bytes()
+    if data.startswith(BOM):
+        data = data[len(BOM):]
+    parts = data.split(b"\n")
+    if parts and parts[-1] == b"":
+        parts.pop()
+    for lineno, raw in enumerate(parts, start=1):
+        if raw.endswith(b"\r"):
+            raw = raw[:-1]
+        try:
+            text = raw.decode("utf-8")
+        except UnicodeDecodeError as e:
+            yield lineno, raw.decode("utf-8", "replace"), error_cls(
+                f"invalid UTF-8: byte {e.start + 1} of the line is {raw[e.start:e.start + 1]!r} ({e.reason}); "
+                "the file must be UTF-8", path, lineno)
+            continue
+        bad = _control_char(text)
+        if bad is not None:
+            yield lineno, text, error_cls(
+                f"control character U+{ord(bad):04X} in the line (only TAB may separate fields)", path, lineno)
+            continue
+        yield lineno, text, None
+
+
+def blocks(path, error_cls=DataFormatError):
+    """Sentence blocks: lists of (line number, text, error or None), split at empty lines.
+
+    Only an empty line ends a block: a whitespace-only line stays inside it (the readers reject it),
+    so that it can never silently detach a sentence's comments from its words."""
+    block: list = []
+    for item in read_lines(path, error_cls):
+        if item[1] == "" and item[2] is None:
+            if block:
+                yield block
+            block = []
+        else:
+            block.append(item)
+    if block:
+        yield block
+
+
+def check_field(value: str, what: str, sent_id: str, k: int) -> None:
+    """Writers: refuse a field that would not read back as itself."""
+    where = f"sentence {sent_id!r}, word {k}" if k else f"sentence {sent_id!r}"
+    if not isinstance(value, str):
+        raise DataFormatError(f"cannot write {where}: {what} is {type(value).__name__} {value!r}, not a string")
+    if value == "":
+        raise DataFormatError(f"cannot write {where}: {what} is empty")
+    if value != value.strip():
+        raise DataFormatError(f"cannot write {where}: {what} {value!r} has leading or trailing whitespace")
+    if "\t" in value or "\n" in value or _control_char(value) is not None:
+        raise DataFormatError(f"cannot write {where}: {what} {value!r} holds a TAB, a newline or another "
+                              "control character, which the file format cannot hold")

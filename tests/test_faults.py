@@ -1,0 +1,174 @@
+"""Faults outside the readers (issue 15): planted checkpoints, one-step schedules, empty inputs,
+bad limits, and the environment that goes to Ray workers."""
+
+from __future__ import annotations
+
+import pickle
+
+import pytest
+import torch
+
+from xlt_utils.data.records import label_set
+from xlt_utils.data.synthetic import load_toy
+from xlt_utils.models import XltModel, load_encoder
+from xlt_utils.profiles import get_profile
+from xlt_utils.training import TrainConfig, fine_tune
+
+
+@pytest.fixture(scope="module")
+def toy():
+    torch.set_num_threads(1)
+    encoder, tok = load_encoder(get_profile("toy"))
+    return encoder, tok
+
+
+def _model(toy, task="pos"):
+    import copy
+
+    encoder, tok = toy
+    torch.manual_seed(0)
+    return XltModel(copy.deepcopy(encoder), task, len(label_set(task))), tok
+
+
+class _Planted:
+    """Unpickling this object calls open(marker, "w"): code execution, visible as a new file."""
+
+    def __init__(self, marker):
+        self.marker = str(marker)
+
+    def __reduce__(self):
+        return (open, (self.marker, "w"))
+
+
+# -------------------------------------------------------------------------------------- checkpoints
+
+
+def test_a_planted_pickle_checkpoint_is_refused_and_runs_nothing(toy, tmp_path):
+    model, tok = _model(toy)
+    marker = tmp_path / "marker-code-ran"
+    run_dir = tmp_path / "run"
+    run_dir.mkdir()
+    ckpt = run_dir / "checkpoint.pt"
+    torch.save({"model": _Planted(marker), "epoch": 0}, ckpt)
+    cfg = TrainConfig(epochs=1, batch_size=8, lr=1e-3)
+    with pytest.raises(pickle.UnpicklingError) as e:
+        fine_tune(model, tok, load_toy("en", "train")[:8], cfg, run_dir=run_dir, progress=False)
+    assert str(ckpt) in str(e.value) and "refused" in str(e.value)
+    assert not marker.exists()
+    # the plant is real: an unsafe load would have run it
+    torch.load(ckpt, weights_only=False)
+    assert marker.exists()
+
+
+def test_a_real_checkpoint_loads_with_weights_only_and_resumes(toy, tmp_path):
+    train = load_toy("en", "train")[:24]
+    model, tok = _model(toy)
+    run_dir = tmp_path / "run"
+    first = fine_tune(model, tok, train, TrainConfig(epochs=1, batch_size=8, lr=1e-3), run_dir=run_dir,
+                      progress=False)
+    state = torch.load(run_dir / "checkpoint.pt", weights_only=True)  # plain tensors and types only
+    assert state["epoch"] == 1 and state["history"] == first
+    assert isinstance(state["rng"], torch.Tensor)
+    model2, _ = _model(toy)
+    both = fine_tune(model2, tok, train, TrainConfig(epochs=2, batch_size=8, lr=1e-3), run_dir=run_dir,
+                     progress=False)
+    assert len(both) == 2 and both[0] == first[0]  # epoch 1 came from the checkpoint
+
+
+# ----------------------------------------------------------------------------------------- schedule
+
+
+@pytest.mark.parametrize("n, batch_size, epochs, warmup", [(5, 16, 1, 0.1), (16, 16, 1, 0.0), (24, 8, 1, 1.0)])
+def test_one_step_and_all_warmup_schedules_train(toy, n, batch_size, epochs, warmup):
+    model, tok = _model(toy)
+    params = [p.detach().clone() for p in model.head.parameters()]
+    cfg = TrainConfig(epochs=epochs, batch_size=batch_size, lr=1e-2, warmup=warmup)
+    history = fine_tune(model, tok, load_toy("en", "train")[:n], cfg, progress=False)
+    assert len(history) == epochs and all(h == h and h > 0 for h in history)  # finite, no NaN
+    changed = any(not torch.equal(a, b.detach()) for a, b in zip(params, model.head.parameters(), strict=True))
+    assert changed, "no step was taken: the learning rate was 0"
+
+
+def test_an_empty_training_set_is_refused_by_name(toy):
+    model, tok = _model(toy)
+    with pytest.raises(ValueError, match="training set is empty"):
+        fine_tune(model, tok, [], TrainConfig(epochs=1), progress=False)
+
+
+# --------------------------------------------------------------------------------- limits, languages
+
+
+@pytest.mark.parametrize("bad", [-5, 0, 2.5, True, "10"])
+def test_sentence_limits_must_be_positive(bad):
+    from xlt_utils.experiments import ExperimentConfig, load_split
+
+    with pytest.raises(ValueError, match="n_train must be a positive number"):
+        ExperimentConfig(n_train=bad)
+    with pytest.raises(ValueError, match="n_eval must be a positive number"):
+        ExperimentConfig(n_eval=bad)
+    with pytest.raises(ValueError, match="limit must be a positive number"):
+        load_split("toy", "en", "pos", "test", bad)
+
+
+def test_limits_take_the_first_sentences():
+    from xlt_utils.experiments import ExperimentConfig, load_split
+
+    full = load_toy("en", "test", "pos")
+    assert [s.sent_id for s in load_split("toy", "en", "pos", "test", 5)] == [s.sent_id for s in full[:5]]
+    assert len(load_split("toy", "en", "pos", "test", None)) == len(full)
+    assert ExperimentConfig(n_train=3).n_train == 3
+
+
+def test_zero_shot_eval_names_an_empty_language(toy):
+    from xlt_utils.evaluation import zero_shot_eval
+
+    model, tok = _model(toy)
+    data = {"en": load_toy("en", "test", "pos")[:4], "fr": []}
+    with pytest.raises(ValueError, match="language\\(s\\) fr"):
+        zero_shot_eval(model, tok, data)
+    with pytest.raises(ValueError, match="no languages"):
+        zero_shot_eval(model, tok, {})
+    table = zero_shot_eval(model, tok, {"en": data["en"]})
+    assert list(table["language"]) == ["en"]
+
+
+# ------------------------------------------------------------------------------------ Ray secrets
+
+
+def test_driver_env_passes_settings_but_never_credentials():
+    from xlt_utils.sweep import _driver_env
+
+    env = {
+        "HF_TOKEN": "hf_secret", "HF_TOKEN_PATH": "/x/token", "HUGGING_FACE_HUB_TOKEN": "hf_old",
+        "HF_HOME": "/h", "HF_HUB_OFFLINE": "1", "HF_DATASETS_OFFLINE": "1", "HF_ENDPOINT": "http://mirror",
+        "HF_SOMETHING_NEW": "x", "TRANSFORMERS_OFFLINE": "1", "TOKENIZERS_PARALLELISM": "false",
+        "XLT_OFFLINE": "1", "XLT_DATA_DIR": "/d", "XLT_API_TOKEN": "s", "XLT_SECRET": "s",
+        "AWS_SECRET_ACCESS_KEY": "s", "PATH": "/bin",
+    }
+    assert _driver_env(env) == {
+        "HF_HOME": "/h", "HF_HUB_OFFLINE": "1", "HF_DATASETS_OFFLINE": "1", "HF_ENDPOINT": "http://mirror",
+        "TRANSFORMERS_OFFLINE": "1", "TOKENIZERS_PARALLELISM": "false", "XLT_OFFLINE": "1", "XLT_DATA_DIR": "/d",
+    }
+
+
+def test_ray_options_carry_no_token(monkeypatch, tmp_path):
+    from xlt_utils.sweep import _ray_options
+
+    monkeypatch.setenv("HF_TOKEN", "hf_secret_value")
+    monkeypatch.setenv("HF_HOME", str(tmp_path))
+    opts = _ray_options({"runtime_env": {"env_vars": {"EXTRA": "1"}}}, tmp_path / "results")
+    env = opts["runtime_env"]["env_vars"]
+    assert "HF_TOKEN" not in env and "hf_secret_value" not in env.values()
+    assert env["HF_HOME"] == str(tmp_path) and env["EXTRA"] == "1"
+    assert env["XLT_RESULTS_DIR"] == str(tmp_path / "results")
+
+
+def test_an_unknown_relation_in_a_hand_built_sentence_names_it(toy):
+    from xlt_utils.data.records import Sentence
+    from xlt_utils.training import make_examples
+
+    _, tok = toy
+    s = Sentence(sent_id="mine-1", lang="en", words=["Dogs", "bark"], upos=["NOUN", "VERB"], heads=[2, 0],
+                 deprels=["subj", "root"])
+    with pytest.raises(ValueError, match=r"sentence mine-1 \(en\): unknown relations \['subj'\]"):
+        make_examples(tok, [s], "parse")
