@@ -17,7 +17,8 @@ import torch
 from .data.records import Sentence, label_set
 from .metrics import accuracy, attachment_scores, span_f1
 from .similarity import pool_real_subwords
-from .training import autocast, collate, make_examples
+from .precision import autocast, resolve_precision
+from .training import collate, make_examples
 
 METRICS = {"pos": ("accuracy",), "ner": ("f1", "precision", "recall"), "parse": ("uas", "las")}
 
@@ -65,6 +66,7 @@ def _predict_examples(model, tokenizer, examples: Sequence[dict], batch_size: in
                                    _max_tokens(max_tokens, device))
     preds: list = [None] * len(examples)
     pieces: list[torch.Tensor] = []
+    precision = resolve_precision(bf16, device, model)  # "auto": fp32 for small models, else the hardware's
     was_training = model.training
     model.eval()
     try:
@@ -72,7 +74,7 @@ def _predict_examples(model, tokenizer, examples: Sequence[dict], batch_size: in
             for idx in batches:
                 batch = {k: v.to(device) for k, v in collate([examples[i] for i in idx], tokenizer.pad_token_id).items()}
                 batch.pop("heads", None)
-                with autocast(bf16, device.type):
+                with autocast(precision, device.type):
                     words, hidden = model.word_states(batch["input_ids"], batch["attention_mask"],
                                                       batch["first_subword"], output_hidden_states=pool)
                     if model.task == "parse":  # decode from fp32 scores: bf16 would create ties between heads

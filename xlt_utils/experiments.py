@@ -24,7 +24,8 @@ from .data.synthetic import cache_dir, load_toy
 from .evaluation import zero_shot_eval
 from .models import XltModel, load_encoder
 from .profiles import Profile, check_languages, check_task, get_profile
-from .training import TrainConfig, atomic_save, bf16_supported, fine_tune, set_seed
+from .precision import resolve_precision
+from .training import TrainConfig, atomic_save, fine_tune, set_seed
 
 
 @dataclass(frozen=True)
@@ -225,7 +226,7 @@ def _run(cfg: ExperimentConfig, out: Path, record_path: Path, keep_model: bool, 
               "timings": {"train_s": round(t1 - t0, 2), "eval_s": round(t2 - t1, 2)},
               "versions": _versions(), "git": _git_revision(),
               "runtime": {"device": device().type, "threads": torch.get_num_threads(),
-                          "bf16": bf16_supported(device().type) if cfg.train.bf16 == "auto" else bool(cfg.train.bf16)}}
+                          "precision": resolve_precision(cfg.train.bf16, device(), model)}}
     write_atomic(record_path, json.dumps(record, indent=1))
     (out / "checkpoint.pt").unlink(missing_ok=True)  # the run is complete: the resume point is no longer needed
     return record

@@ -7,7 +7,8 @@ import warnings
 
 import torch
 
-from .training import bf16_supported, set_seed
+from .precision import cuda_capability, describe, forced_precision, hardware_precision
+from .training import set_seed
 
 
 def progress_enabled() -> bool:
@@ -22,14 +23,17 @@ def describe_device() -> str:
     the stored outputs compare equal on any machine) and is the same on every run of one machine.
     """
     expect = "each chapter's Runtime line has the details"
+    forced = " (forced by XLT_PRECISION)" if forced_precision() else ""
+    toy = "toy profile always fp32"
     if torch.cuda.is_available():
-        bf16 = "on" if bf16_supported("cuda") else "off"
-        return (f"GPU: {torch.cuda.get_device_name(0)}, bf16 autocast {bf16}. Expect: toy profile in seconds "
-                "to minutes; quick profile in minutes (chapter 3's ablation grid: about an hour); full profile "
-                f"up to about an hour per chapter (chapter 3: a GPU day); {expect}.")
-    bf16 = "on" if bf16_supported() else "off"
-    return (f"CPU only: no GPU found, bf16 autocast {bf16}. Expect: toy profile fine, minutes per chapter; "
-            "quick profile about an hour per chapter (chapter 3: hours); full profile needs a GPU "
+        cap = cuda_capability()
+        how = describe(hardware_precision("cuda"))
+        return (f"GPU: {torch.cuda.get_device_name(0)} (compute capability {cap[0]}.{cap[1]}), mBERT trains in "
+                f"{how}{forced}; {toy}. Expect: toy profile in seconds to minutes; quick and full profiles: "
+                f"{expect} (estimated for this device).")
+    how = describe(hardware_precision("cpu"))
+    return (f"CPU only: no GPU found, mBERT trains in {how}{forced}; {toy}. Expect: toy profile fine, "
+            "minutes per chapter; quick profile hours per chapter; full profile needs a GPU "
             f"(on Colab: Runtime > Change runtime type > GPU); {expect}.")
 
 

@@ -1,9 +1,9 @@
-"""Fine-tuning: length-grouped batches with dynamic padding, bf16 autocast, a fused/foreach AdamW,
+"""Fine-tuning: length-grouped batches with dynamic padding, autocast in the precision the hardware
+runs fast (`xlt_utils.precision`: bf16, or fp16 with a GradScaler, or fp32), a fused/foreach AdamW,
 and per-epoch checkpoints so that an interrupted run resumes where it stopped."""
 
 from __future__ import annotations
 
-import contextlib
 import os
 import random
 from collections.abc import Iterable, Sequence
@@ -14,6 +14,8 @@ import numpy as np
 import torch
 
 from .data.records import Sentence, label_set
+from .precision import autocast as precision_autocast
+from .precision import grad_scaler, hardware_precision, resolve_precision
 from .tokenization import encode_words
 
 
@@ -23,22 +25,15 @@ def set_seed(seed: int) -> None:
 
 
 def bf16_supported(device: str = "cpu") -> bool:
-    """True where bf16 matmuls are fast: a GPU with bf16, or a CPU with AVX-512 BF16 or AMX."""
-    if device.startswith("cuda"):
-        return torch.cuda.is_available() and torch.cuda.is_bf16_supported()
-    try:
-        flags = open("/proc/cpuinfo").read()
-    except OSError:
-        return False
-    return " avx512_bf16" in flags or " amx_bf16" in flags
+    """True where bf16 matmuls are native: CUDA capability >= 8.0, or a CPU with AVX-512 BF16 or AMX
+    (the policy of `xlt_utils.precision`; XLT_PRECISION can force it)."""
+    return hardware_precision(device) == "bf16"
 
 
-def autocast(enabled: bool | str = "auto", device: str = "cpu"):
-    """bf16 autocast where the hardware supports it (or as asked); a no-op context otherwise."""
-    use = bf16_supported(device) if enabled == "auto" else bool(enabled)
-    if not use:
-        return contextlib.nullcontext()
-    return torch.autocast(device_type=device.split(":")[0], dtype=torch.bfloat16)
+def autocast(enabled: bool | str = "auto", device: str = "cpu", model=None):
+    """Autocast in the precision `enabled` resolves to ("auto", "bf16", "fp16", "fp32"; True/False =
+    bf16/fp32) on `device`, for `model` (small models: fp32 under "auto"); a no-op context for fp32."""
+    return precision_autocast(resolve_precision(enabled, device, model), device)
 
 
 def make_optimizer(params, lr: float, weight_decay: float = 0.01) -> torch.optim.Optimizer:
@@ -146,7 +141,7 @@ class TrainConfig:
     warmup: float = 0.1
     weight_decay: float = 0.01
     seed: int = 1
-    bf16: bool | str = "auto"
+    bf16: bool | str = "auto"  # precision: "auto" (xlt_utils.precision), "bf16", "fp16", "fp32"; True/False = bf16/fp32
     max_grad_norm: float = 1.0
     max_length: int = 256
     length_bucket: int = 4  # batches per length-sorted bucket (1: random batches); see length_grouped_batches
@@ -183,10 +178,11 @@ def fine_tune(model, tokenizer, train: Iterable[Sentence], cfg: TrainConfig, run
     steps_per_epoch = -(-len(examples) // cfg.batch_size)
     total = steps_per_epoch * cfg.epochs
     warm = max(1, int(cfg.warmup * total))
-    sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: min((s + 1) / warm, max(0.0, (total - s) / (total - warm))))
+    sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: min((s + 1) / warm, max(0.0, (total - s) / max(1, total - warm))))
     history: list[float] = []
     start_epoch = 0
     ckpt = Path(run_dir) / "checkpoint.pt" if run_dir else None
+    state = None
     if ckpt is not None and ckpt.is_file():
         state = torch.load(ckpt, weights_only=False)
         model.load_state_dict(state["model"]), opt.load_state_dict(state["optimizer"])
@@ -194,6 +190,10 @@ def fine_tune(model, tokenizer, train: Iterable[Sentence], cfg: TrainConfig, run
         start_epoch, history = state["epoch"], state["history"]
         torch.set_rng_state(state["rng"])
     device = next(model.parameters()).device.type
+    precision = resolve_precision(cfg.bf16, device, model)
+    scaler = grad_scaler(precision, device)  # enabled for fp16 only
+    if state is not None and "scaler" in state:
+        scaler.load_state_dict(state["scaler"])
     lengths = [len(e["input_ids"]) for e in examples]
     for epoch in range(start_epoch, cfg.epochs):
         model.train()
@@ -202,17 +202,20 @@ def fine_tune(model, tokenizer, train: Iterable[Sentence], cfg: TrainConfig, run
         total_loss = 0.0
         for idx in tqdm(batches, desc=f"epoch {epoch + 1}/{cfg.epochs}", disable=not progress, leave=False):
             batch = {k: v.to(device) for k, v in collate([examples[i] for i in idx], tokenizer.pad_token_id).items()}
-            with autocast(cfg.bf16, device):
+            with precision_autocast(precision, device):
                 loss = task_loss(model, batch)
-            loss.backward()
+            scaler.scale(loss).backward()
             if cfg.max_grad_norm:
+                scaler.unscale_(opt)  # clip the true gradients, not the scaled ones
                 torch.nn.utils.clip_grad_norm_([p for g in groups for p in g["params"]], cfg.max_grad_norm)
-            opt.step(), sched.step(), opt.zero_grad(set_to_none=True)
+            scaler.step(opt), scaler.update()  # the step is skipped when fp16 gradients overflowed
+            sched.step(), opt.zero_grad(set_to_none=True)
             total_loss += loss.item()
         history.append(total_loss / len(batches))
         if ckpt is not None:
             ckpt.parent.mkdir(parents=True, exist_ok=True)
             atomic_save({"model": model.state_dict(), "optimizer": opt.state_dict(), "scheduler": sched.state_dict(),
-                          "epoch": epoch + 1, "history": history, "rng": torch.get_rng_state()}, ckpt)
+                          "epoch": epoch + 1, "history": history, "rng": torch.get_rng_state(),
+                         "scaler": scaler.state_dict()}, ckpt)
     model.eval()
     return history
