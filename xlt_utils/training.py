@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import os
 import random
+import warnings
 from collections.abc import Iterable, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -69,26 +70,58 @@ def length_grouped_batches(lengths: Sequence[int], batch_size: int, gen: torch.G
     return [batches[p] for p in perm]
 
 
-def make_examples(tokenizer, sentences: Sequence[Sentence], task: str, max_length: int = 512) -> list[dict]:
-    """Encode sentences and attach label ids for `task` (one label per word, on its first subword)."""
+class TruncationWarning(UserWarning):
+    """Training sentences were longer than the model takes: their last words lost their labels."""
+
+
+def sentence_name(s: Sentence) -> str:
+    """How errors and warnings name a sentence: its file (when the reader recorded one), sent_id, language."""
+    where = s.meta.get("file") if s.meta else None
+    return f"{where} sent_id {s.sent_id} ({s.lang})" if where else f"sent_id {s.sent_id} ({s.lang})"
+
+
+def max_subwords(model) -> int:
+    """The longest input `model` takes, [CLS] and [SEP] included: its number of position embeddings
+    (512 for mBERT, 128 for the toy BERT)."""
+    encoder = getattr(model, "encoder", model)
+    return int(encoder.config.max_position_embeddings)
+
+
+def make_examples(tokenizer, sentences: Sequence[Sentence], task: str, max_length: int = 512,
+                  overflow: str = "raise") -> list[dict]:
+    """Encode sentences and attach label ids for `task` (one label per word, on its first subword).
+
+    `overflow` says what happens to a sentence of more than `max_length` subwords (see
+    `encode_words`): "raise" (naming its file and sent_id), "truncate" (the words cut off lose
+    their labels; `n_dropped` counts them; for parsing, a kept word whose head was cut off is left
+    out of the loss) or "keep" (evaluation windows long sentences itself).
+    """
     labels = {lab: i for i, lab in enumerate(label_set(task))}
-    encs = encode_words(tokenizer, [s.words for s in sentences], max_length=max_length)
+    encs = encode_words(tokenizer, [s.words for s in sentences], max_length=max_length, overflow=overflow,
+                        names=[sentence_name(s) for s in sentences])
     out = []
     for s, e in zip(sentences, encs, strict=True):
+        kept = len(e.first_subword)
         ex = {"input_ids": e.input_ids, "first_subword": e.first_subword}
+        if kept < len(s.words):
+            ex["n_dropped"] = len(s.words) - kept
         if task == "parse":
             if s.heads is None:
-                raise ValueError(f"sentence {s.sent_id} has no dependency annotation")
-            ex["heads"] = list(s.heads)
-            ex["labels"] = [labels[r] for r in s.deprels]
+                raise ValueError(f"{sentence_name(s)} has no dependency annotation")
+            unknown = sorted(set(s.deprels) - set(labels))
+            if unknown:
+                raise ValueError(f"{sentence_name(s)}: unknown relations {unknown}; valid: {list(labels)}")
+            heads = s.heads[:kept]
+            ex["heads"] = [h if h <= kept else 0 for h in heads]  # a head that was cut off: not trained on
+            ex["labels"] = [labels[r] if h <= kept else -100 for r, h in zip(s.deprels[:kept], heads, strict=True)]
         else:
             tags = s.labels(task)
             if tags is None:
-                raise ValueError(f"sentence {s.sent_id} ({s.lang}) has no {task} annotation")
+                raise ValueError(f"{sentence_name(s)} has no {task} annotation")
             unknown = sorted(set(tags) - set(labels))
             if unknown:
-                raise ValueError(f"sentence {s.sent_id}: unknown {task} labels {unknown}; valid: {list(labels)}")
-            ex["labels"] = [labels[t] for t in tags]
+                raise ValueError(f"{sentence_name(s)}: unknown {task} labels {unknown}; valid: {list(labels)}")
+            ex["labels"] = [labels[t] for t in tags[:kept]]
         out.append(ex)
     return out
 
@@ -126,7 +159,8 @@ def task_loss(model, batch: dict) -> torch.Tensor:
         from .parsing import parser_loss
 
         arc, rel = out
-        return parser_loss(arc.float(), rel.float(), batch["heads"], batch["labels"], batch["word_mask"])
+        scored = batch["word_mask"] & (batch["labels"] != -100)  # -100: a head cut off by truncation
+        return parser_loss(arc.float(), rel.float(), batch["heads"], batch["labels"], scored)
     return torch.nn.functional.cross_entropy(out.float().flatten(0, 1), batch["labels"].flatten(), ignore_index=-100)
 
 
@@ -161,6 +195,9 @@ def fine_tune(model, tokenizer, train: Iterable[Sentence], cfg: TrainConfig, run
               progress: bool = True) -> list[float]:
     """Fine-tune `model` on `train` in place; returns the mean loss per epoch.
 
+    Sentences longer than the model takes (`max_subwords`, or `cfg.max_length` if smaller) are
+    truncated; the labels of the words cut off are dropped, and a `TruncationWarning` says how many.
+
     Each epoch's batches come from `length_grouped_batches` with buckets of `cfg.length_bucket`
     batches (`length_bucket=1`: random batches).
 
@@ -169,7 +206,15 @@ def fine_tune(model, tokenizer, train: Iterable[Sentence], cfg: TrainConfig, run
     from tqdm.auto import tqdm
 
     set_seed(cfg.seed)
-    examples = make_examples(tokenizer, list(train), model.task, cfg.max_length)
+    train = list(train)
+    limit = min(cfg.max_length, max_subwords(model))
+    examples = make_examples(tokenizer, train, model.task, limit, overflow="truncate")
+    cut = [(s, e["n_dropped"]) for s, e in zip(train, examples, strict=True) if "n_dropped" in e]
+    if cut:  # reported once per run
+        warnings.warn(
+            f"{len(cut)} of {len(train)} training sentences are longer than {limit} subwords and were truncated: "
+            f"{sum(n for _, n in cut)} word labels dropped (e.g. {sentence_name(cut[0][0])}, {cut[0][1]} words)",
+            TruncationWarning, stacklevel=2)
     head_params = {id(p) for p in model.head.parameters()}
     groups = [{"params": [p for p in model.parameters() if p.requires_grad and id(p) not in head_params], "lr": cfg.lr},
               {"params": [p for p in model.head.parameters() if p.requires_grad], "lr": cfg.head_lr or cfg.lr}]

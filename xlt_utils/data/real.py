@@ -62,7 +62,14 @@ def load_ud(lang: str, split: str, *, treebank: str | None = None) -> list[Sente
     lists it.
     """
     name = ud_file_name(lang, split, treebank)
-    return read_conllu(fetch(name), lang)
+    return _named(read_conllu(fetch(name), lang), name)
+
+
+def _named(sentences: list[Sentence], name: str) -> list[Sentence]:
+    """Record each sentence's file (its manifest name), so that errors name the file and sent_id."""
+    for s in sentences:
+        s.meta["file"] = name
+    return sentences
 
 
 def load_ner(lang: str, split: str, *, source: str | None = None) -> list[Sentence]:
@@ -81,7 +88,7 @@ def load_ner(lang: str, split: str, *, source: str | None = None) -> list[Senten
                 f"Universal NER has no {split} split for {lang!r} (available: {have}); "
                 f"use source='wikiann'"
             )
-        return read_iob2(fetch(files[split]), lang)
+        return _named(read_iob2(fetch(files[split]), lang), files[split])
     if source == "wikiann":
         return load_wikiann(lang, split)
     raise ValueError(f"unknown NER source {source!r}; valid sources: uner, wikiann")
