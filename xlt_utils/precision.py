@@ -89,6 +89,11 @@ def choose_precision(device_type: str, cuda_capability: tuple[int, int] | None =
     return "fp32"
 
 
+def default_device() -> torch.device:
+    """Where the work runs: the (current) GPU when there is one, else the CPU."""
+    return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+
+
 def _device_type(device) -> str:
     if isinstance(device, torch.device):
         return device.type
