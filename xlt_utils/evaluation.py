@@ -20,7 +20,9 @@ from .similarity import pool_real_subwords
 from .precision import autocast, resolve_precision
 from .training import collate, make_examples, max_subwords
 
-METRICS = {"pos": ("accuracy",), "ner": ("f1", "precision", "recall"), "parse": ("uas", "las")}
+#: NER's "f1" (with precision and recall) is seqeval's default mode, XTREME's PAN-X number and the main one;
+#: "f1_strict" is strict IOB2 (stray I- tags ignored), see `xlt_utils.metrics.span_f1`.
+METRICS = {"pos": ("accuracy",), "ner": ("f1", "precision", "recall", "f1_strict"), "parse": ("uas", "las")}
 
 #: Padded tokens per evaluation batch (sentences x the batch's longest sentence), by device type.
 #: On a CPU a batch's activations should stay in the cache: mBERT-sized, fp32, 2 cores, the PUD
@@ -183,12 +185,15 @@ def predict(model, tokenizer, sentences: Sequence[Sentence], batch_size: int = 1
 
 
 def score(task: str, sentences: Sequence[Sentence], preds: Sequence) -> dict[str, float]:
-    """The task's metrics (accuracy; span F1/P/R; UAS/LAS), as percentages."""
+    """The task's metrics (accuracy; span F1/P/R in seqeval's default mode, plus strict-IOB2 F1; UAS/LAS),
+    as percentages."""
     if task == "pos":
         return {"accuracy": 100 * accuracy([s.upos for s in sentences], preds)}
     if task == "ner":
-        r = span_f1([s.ner for s in sentences], preds)
-        return {"f1": 100 * r["f1"], "precision": 100 * r["precision"], "recall": 100 * r["recall"]}
+        gold = [s.ner for s in sentences]
+        r, strict = span_f1(gold, preds), span_f1(gold, preds, mode="strict")
+        return {"f1": 100 * r["f1"], "precision": 100 * r["precision"], "recall": 100 * r["recall"],
+                "f1_strict": 100 * strict["f1"]}
     if task == "parse":
         r = attachment_scores([s.heads for s in sentences], [s.deprels for s in sentences],
                               [p[0] for p in preds], [p[1] for p in preds])

@@ -79,12 +79,13 @@ def experiment(profile: str | Profile = "toy", task: str = "pos", ablation: str 
 
 def load_split(profile: str, lang: str, task: str, split: str, limit: int | None = None) -> list[Sentence]:
     """Sentences of one language and split for a task: synthetic in toy, real data otherwise."""
-    if get_profile(profile).model == "toy":
+    p = get_profile(profile)
+    if p.model == "toy":
         sents = load_toy(lang, split, task)
     else:
         from .data.real import load_task
 
-        sents = load_task(lang, task, split)
+        sents = load_task(lang, task, split, ner_source=p.ner_source)
     return sents[:limit] if limit else sents
 
 

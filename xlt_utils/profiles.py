@@ -27,6 +27,7 @@ class Profile:
     seeds: tuple[int, ...] = (1, 2, 3)
     max_length: int = 256
     needs_network: bool = False
+    ner_source: str = "wikiann"  # real profiles: one NER source for every language ("wikiann", or "uner")
     runtime: dict = field(default_factory=dict)  # rough runtimes per device, for the notebooks
 
     @property
