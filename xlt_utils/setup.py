@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import os
+import sys
 import warnings
+from pathlib import Path
 
 import torch
 
@@ -35,6 +37,38 @@ def describe_device() -> str:
     return (f"CPU only: no GPU found, mBERT trains in {how}{forced}; {toy}. Expect: toy profile fine, "
             "minutes per chapter; quick profile hours per chapter; full profile needs a GPU "
             f"(on Colab: Runtime > Change runtime type > GPU); {expect}.")
+
+
+def cache_on_google_drive(folder: str = "xlt-cache", mount: str = "/content/drive") -> str | None:
+    """On Colab: mount Google Drive and put the cache (`XLT_CACHE_DIR`: downloads, result records,
+    fine-tuned models, the checkpoints of interrupted runs) in ``MyDrive/<folder>``, so that a grid
+    resumes after a disconnect instead of starting again. Outside Colab it does nothing and returns None.
+
+    Call it before anything is cached (the chapters' first cell does, when asked). Returns the folder.
+    """
+    if "google.colab" not in sys.modules:
+        return None
+    from google.colab import drive  # only exists on Colab
+
+    drive.mount(mount)
+    path = Path(mount) / "MyDrive" / folder
+    path.mkdir(parents=True, exist_ok=True)
+    os.environ["XLT_CACHE_DIR"] = str(path)
+    print(f"XLT_CACHE_DIR = {path} (on Google Drive: results survive a disconnect)")
+    return str(path)
+
+
+def restart_needed() -> bool:
+    """True when a package this chapter needs was upgraded after it had been imported (on Colab, after
+    the install cell upgraded transformers in a session that had already imported it): the old
+    version stays loaded until the runtime restarts."""
+    import importlib.metadata as md
+
+    for name in ("transformers", "tokenizers", "datasets"):
+        mod = sys.modules.get(name)
+        if mod is not None and getattr(mod, "__version__", None) not in (None, md.version(name)):
+            return True
+    return False
 
 
 def setup_chapter(seed: int = 0, threads: int | None = 2) -> None:
