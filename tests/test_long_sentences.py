@@ -10,7 +10,13 @@ from transformers import BertConfig, BertModel
 
 from xlt_utils.data.records import Sentence, label_set
 from xlt_utils.evaluation import predict, subword_windows, zero_shot_eval
-from xlt_utils.training import TrainConfig, TruncationWarning, fine_tune, make_examples, max_subwords
+from xlt_utils.training import (
+    TrainConfig,
+    TruncationWarning,
+    fine_tune,
+    make_examples,
+    max_subwords,
+)
 
 URL_ID = "answers-20111108075238AAOhbL0_ans-0004"
 

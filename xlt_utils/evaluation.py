@@ -16,8 +16,8 @@ import torch
 
 from .data.records import Sentence, label_set
 from .metrics import accuracy, attachment_scores, span_f1
-from .similarity import pool_real_subwords
 from .precision import autocast, resolve_precision
+from .similarity import pool_real_subwords
 from .training import collate, make_examples, max_subwords
 
 #: NER's "f1" (with precision and recall) is seqeval's default mode, XTREME's PAN-X number and the main one;

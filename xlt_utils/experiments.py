@@ -23,8 +23,8 @@ from .data.records import Sentence, label_set
 from .data.synthetic import cache_dir, load_toy
 from .evaluation import zero_shot_eval
 from .models import XltModel, load_encoder
-from .profiles import Profile, check_languages, check_task, get_profile
 from .precision import resolve_precision
+from .profiles import Profile, check_languages, check_task, get_profile
 from .training import TrainConfig, atomic_save, fine_tune, set_seed
 
 
