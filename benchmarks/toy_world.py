@@ -211,9 +211,9 @@ def main(argv=None) -> int:
     print("  " + ", ".join(f"{lang} {v['accuracy']:.1f} ({v['most_frequent']:.1f})" for lang, v in mlm.items()))
     chance = 100 / args.n_retrieval
     print(f"\nen->X retrieval top-1 (%) per layer, {args.n_retrieval} parallel sentences, chance {chance:.2f}:")
-    for name, table in (("plain", retrieval), ("language-centred", retrieval_c)):
+    for name, per_layer in (("plain", retrieval), ("language-centred", retrieval_c)):
         print(f"  {name}")
-        for lang, accs in table.items():
+        for lang, accs in per_layer.items():
             print(f"    {lang}: " + " ".join(f"{a:5.1f}" for a in accs))
     if checks:
         print("\nacceptance:")

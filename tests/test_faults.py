@@ -170,5 +170,5 @@ def test_an_unknown_relation_in_a_hand_built_sentence_names_it(toy):
     _, tok = toy
     s = Sentence(sent_id="mine-1", lang="en", words=["Dogs", "bark"], upos=["NOUN", "VERB"], heads=[2, 0],
                  deprels=["subj", "root"])
-    with pytest.raises(ValueError, match=r"sentence mine-1 \(en\): unknown relations \['subj'\]"):
+    with pytest.raises(ValueError, match=r"sent_id mine-1 \(en\): unknown relations \['subj'\]"):
         make_examples(tok, [s], "parse")

@@ -57,18 +57,49 @@ def test_span_f1_known_answer():
 def test_span_f1_malformed_iob2_is_ignored_in_strict_mode():
     """Strict IOB2: an I-X without a preceding B-X / I-X starts no entity and is ignored."""
     # A lone I- run is no entity at all, in gold or in prediction.
-    r = span_f1([["O", "B-PER", "I-PER"]], [["O", "I-PER", "I-PER"]])
+    r = span_f1([["O", "B-PER", "I-PER"]], [["O", "I-PER", "I-PER"]], mode="strict")
     assert r == {"precision": 0.0, "recall": 0.0, "f1": 0.0, "support": 1}
-    # seqeval's default (conlleval) mode would read it as a PER entity and give 1.0:
+    # seqeval's default (conlleval) mode reads it as a PER entity and gives 1.0:
     assert f1_score([["O", "B-PER", "I-PER"]], [["O", "I-PER", "I-PER"]]) == 1.0
     # I- of another type ends the entity: B-PER I-LOC is PER over the first token only.
-    r = span_f1([["B-PER", "O"]], [["B-PER", "I-LOC"]], per_type=True)
+    r = span_f1([["B-PER", "O"]], [["B-PER", "I-LOC"]], per_type=True, mode="strict")
     assert r["f1"] == 1.0 and set(r["per_type"]) == {"PER"}
     # Gold made only of malformed tags has no entities: every score is 0 (zero_division=0).
-    assert span_f1([["I-LOC", "I-LOC"]], [["I-LOC", "I-LOC"]], per_type=True) == {
+    assert span_f1([["I-LOC", "I-LOC"]], [["I-LOC", "I-LOC"]], per_type=True, mode="strict") == {
         "precision": 0.0, "recall": 0.0, "f1": 0.0, "support": 0, "per_type": {},
     }  # fmt: skip
-    assert span_f1([["I-LOC"]], [["I-LOC"]], zero_division=1)["f1"] == 1.0
+    assert span_f1([["I-LOC"]], [["I-LOC"]], zero_division=1, mode="strict")["f1"] == 1.0
+
+
+def test_span_f1_default_mode_reads_stray_i_tags_as_entities():
+    """The default mode (XTREME's number): a stray I-X starts an entity, in gold and prediction."""
+    r = span_f1([["O", "B-PER", "I-PER"]], [["O", "I-PER", "I-PER"]])
+    assert r == {"precision": 1.0, "recall": 1.0, "f1": 1.0, "support": 1}
+    # B-PER I-LOC: PER then LOC; the LOC is a false positive here
+    r = span_f1([["B-PER", "O"]], [["B-PER", "I-LOC"]], per_type=True)
+    assert (r["precision"], r["recall"]) == (0.5, 1.0) and set(r["per_type"]) == {"PER", "LOC"}
+    assert span_f1([["I-LOC", "I-LOC"]], [["I-LOC", "I-LOC"]])["support"] == 1
+    with pytest.raises(ValueError, match="unknown span_f1 mode 'conll'; valid modes: default, strict"):
+        span_f1([["O"]], [["O"]], mode="conll")
+
+
+def test_the_two_modes_differ_on_malformed_predictions_as_documented():
+    """A model that often starts entities with I- (a common failure): strict mode ignores those
+    predictions, so it scores a false positive less and a miss more than the default mode."""
+    gold = [["B-PER", "I-PER", "O", "B-LOC", "O", "B-ORG", "I-ORG"]] * 3
+    pred = [["I-PER", "I-PER", "O", "B-LOC", "I-ORG", "O", "O"],   # stray I-PER (a hit by default), stray I-ORG
+            ["B-PER", "I-PER", "O", "I-LOC", "O", "B-ORG", "I-ORG"],  # stray I-LOC: a hit by default
+            ["O", "O", "O", "B-LOC", "I-PER", "B-ORG", "I-ORG"]]  # B-LOC I-PER: LOC + PER by default
+    d, s = span_f1(gold, pred), span_f1(gold, pred, mode="strict")
+    assert d["support"] == s["support"] == 9
+    # default: 9 predicted (PER, LOC, ORG | PER, LOC, ORG | LOC, PER, ORG), 7 right (two stray-I hits)
+    assert (d["precision"], d["recall"]) == (pytest.approx(7 / 9), pytest.approx(7 / 9))
+    # strict: the stray-I entities vanish (hits and false positives alike): LOC | PER, ORG | LOC, ORG
+    assert (s["precision"], s["recall"]) == (1.0, pytest.approx(5 / 9))
+    # so strict mode is higher when the stray I- tags are mostly wrong, lower when mostly right
+    wrong = [["O", "B-PER", "I-PER", "O", "I-ORG", "I-ORG"]]
+    gold2 = [["O", "B-PER", "I-PER", "O", "O", "O"]]
+    assert span_f1(gold2, wrong, mode="strict")["f1"] == 1.0 > span_f1(gold2, wrong)["f1"] == pytest.approx(2 / 3)
 
 
 def test_span_f1_rejects_bad_input():
@@ -90,7 +121,7 @@ tag_seqs = st.lists(
 @settings(max_examples=200, deadline=None)
 @given(st.data())
 def test_span_f1_agrees_with_seqeval(data):
-    """Random tag sequences (malformed IOB2 included) give seqeval's strict-mode numbers."""
+    """Random tag sequences (malformed IOB2 included) give seqeval's numbers in both modes."""
     gold = data.draw(tag_seqs)
     lengths = [len(s) for s in gold]
     pred = [data.draw(st.lists(st.sampled_from(NER_TAGS), min_size=n, max_size=n)) for n in lengths]
@@ -100,7 +131,17 @@ def test_span_f1_agrees_with_seqeval(data):
             for gs, ps in zip(gold, pred, strict=True)
         ]
     kw = dict(mode="strict", scheme=IOB2, zero_division=0)
-    r = span_f1(gold, pred, per_type=True)
+    r = span_f1(gold, pred, per_type=True, mode="strict")
+    default = span_f1(gold, pred, per_type=True)
+    assert default["f1"] == pytest.approx(f1_score(gold, pred, zero_division=0))
+    assert default["precision"] == pytest.approx(precision_score(gold, pred, zero_division=0))
+    assert default["recall"] == pytest.approx(recall_score(gold, pred, zero_division=0))
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        dreport = classification_report(gold, pred, output_dict=True, zero_division=0)
+    assert set(default["per_type"]) == {k for k in dreport if not k.endswith(" avg")}
+    for t, got in default["per_type"].items():
+        assert got["f1"] == pytest.approx(dreport[t]["f1-score"]) and got["support"] == dreport[t]["support"]
     assert r["precision"] == pytest.approx(precision_score(gold, pred, **kw))
     assert r["recall"] == pytest.approx(recall_score(gold, pred, **kw))
     assert r["f1"] == pytest.approx(f1_score(gold, pred, **kw))

@@ -176,8 +176,11 @@ def test_device_line_says_what_to_expect_and_is_masked_on_cpu_and_gpu(monkeypatc
     cpu = describe_device()
     monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
     monkeypatch.setattr(torch.cuda, "get_device_name", lambda i=0: "NVIDIA Test GPU")
-    monkeypatch.setattr(torch.cuda, "is_bf16_supported", lambda *a, **k: True)
+    monkeypatch.setattr(torch.cuda, "is_bf16_supported", lambda *a, **k: True)  # says True on a T4 too
+    monkeypatch.setattr(torch.cuda, "get_device_capability", lambda *a, **k: (7, 5))  # a T4
+    monkeypatch.delenv("XLT_PRECISION", raising=False)
     gpu = describe_device()
+    assert "fp16 autocast + GradScaler" in gpu and "bf16" not in gpu, gpu
     assert cpu.startswith("CPU only: ") and gpu.startswith("GPU: NVIDIA Test GPU")
     for line in (cpu, gpu):
         assert "\n" not in line and "toy" in line and "quick" in line and "full" in line

@@ -23,7 +23,8 @@ PUD_TARGETS = "fr de ru tr id ar pt es fi it sv cs pl hi zh ko ja th".split()
 def test_registry():
     assert list(REAL_LANGUAGES)[0] == "en" and REAL_LANGUAGES["en"].is_source
     assert sorted(TARGET_LANGUAGES) == sorted(PUD_TARGETS)
-    assert {c for c, lang in REAL_LANGUAGES.items() if lang.ner_source == "uner"} == {
+    assert {lang.ner_source for lang in REAL_LANGUAGES.values()} == {"wikiann"}  # one NER source
+    assert {c for c, lang in REAL_LANGUAGES.items() if lang.has_uner} == {
         "en",
         "de",
         "pt",
@@ -83,14 +84,15 @@ def test_load_ud_offline_without_the_file_names_url_and_toy(local):
 
 
 def test_load_ner_uner(local):
-    de = load_ner("de", "test")
+    de = load_ner("de", "test", source="uner")
     assert len(de) == 1000 and de[0].ner and de[0].upos is None
-    assert len(load_ner("en", "dev")) == 2001
-    en = load_ner("en", "test")  # English PUD, parallel to the targets
+    assert de[0].meta["file"] == "uner/UNER_German-PUD/de_pud-ud-test.iob2"
+    assert len(load_ner("en", "dev", source="uner")) == 2001
+    en = load_ner("en", "test", source="uner")  # English PUD, parallel to the targets
     assert len(en) == 1000
     with pytest.raises(ValueError, match="no train split for 'de'.*source='wikiann'"):
-        load_ner("de", "train")
-    with pytest.raises(ValueError, match="unknown NER source"):
+        load_ner("de", "train", source="uner")
+    with pytest.raises(ValueError, match="unknown NER source 'conll'; valid sources: wikiann, uner"):
         load_ner("de", "test", source="conll")
 
 
@@ -106,7 +108,7 @@ def test_wikiann_offline_fails_fast_and_names_toy(tmp_path, monkeypatch):
     assert (
         "HF_DATASETS_OFFLINE=1" in msg and "unimelb-nlp/wikiann" in msg and "`toy` profile" in msg
     )
-    with pytest.raises(OfflineError):  # the registry routes French NER to WikiANN
+    with pytest.raises(OfflineError):  # the registry routes every language's NER to WikiANN
         monkeypatch.setenv("XLT_OFFLINE", "1")
         load_ner("fr", "test")
 
@@ -144,3 +146,56 @@ def test_wikiann_unknown_tag_is_rejected():
         Iob2FormatError, match="WikiANN de/train row 1: token 1: unknown tag 'B-MISC'"
     ):
         wikiann_to_sentences(ds, "de", "train")
+
+
+def _write_parquet(path, rows, with_features: bool):
+    """A WikiANN-shaped Parquet file: through `datasets` (ClassLabel names in the schema metadata,
+    as the Hub's files) or through plain pyarrow (integer tags only)."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    if with_features:
+        _wikiann_like(NAMES, rows).to_parquet(str(path))
+    else:
+        pq.write_table(pa.table({"tokens": [r[0] for r in rows], "ner_tags": [r[1] for r in rows],
+                                 "langs": [["de"] * len(r[0]) for r in rows]}), path)
+
+
+@pytest.mark.parametrize("with_features", [True, False])
+def test_wikiann_parquet_from_the_local_data_dir(tmp_path, monkeypatch, with_features):
+    """WikiANN's Parquet files are read by `datasets` from $XLT_DATA_DIR/wikiann/<lang>/<split>*.parquet."""
+    rows = [(["Angela", "Merkel", "besuchte", "Berlin", "."], [1, 2, 0, 5, 0]),
+            (["Die", "UNO", "tagt", "."], [0, 3, 0, 0])]
+    _write_parquet(tmp_path / "wikiann" / "de" / "test-00000-of-00001.parquet", rows, with_features)
+    _write_parquet(tmp_path / "wikiann" / "de" / "validation.parquet", rows[:1], with_features)
+    monkeypatch.setenv("XLT_DATA_DIR", str(tmp_path))
+    monkeypatch.setenv("XLT_OFFLINE", "1")
+    test = load_ner("de", "test")  # the default source: WikiANN, for German too
+    assert [s.ner for s in test] == [["B-PER", "I-PER", "O", "B-LOC", "O"], ["O", "B-ORG", "O", "O"]]
+    assert test[0].words[0] == "Angela" and test[0].meta["source"] == "wikiann"
+    assert test[1].meta["file"].endswith("wikiann/de/test*.parquet")
+    assert len(load_ner("de", "dev")) == 1
+    with pytest.raises(OfflineError, match="WikiANN 'de' \\(train\\)"):  # no local train file, offline
+        load_ner("de", "train")
+
+
+def test_wikiann_tag_ids_out_of_range_name_the_row(tmp_path, monkeypatch):
+    _write_parquet(tmp_path / "wikiann" / "fr" / "test.parquet", [(["Paris"], [9])], with_features=False)
+    monkeypatch.setenv("XLT_DATA_DIR", str(tmp_path))
+    with pytest.raises(ValueError, match=r"WikiANN fr/test row 0: tag ids \[9\] out of range; valid: 0-6"):
+        load_ner("fr", "test")
+
+
+def test_real_profiles_take_every_language_s_ner_from_one_source(tmp_path, monkeypatch):
+    from xlt_utils.experiments import load_split
+    from xlt_utils.profiles import get_profile
+
+    assert get_profile("quick").ner_source == get_profile("full").ner_source == "wikiann"
+    for lang in ("de", "fr"):  # de has a UNER file too: still WikiANN
+        _write_parquet(tmp_path / "wikiann" / lang / "test.parquet", [(["Berlin"], [5])], with_features=True)
+    monkeypatch.setenv("XLT_DATA_DIR", str(tmp_path))
+    monkeypatch.setenv("XLT_OFFLINE", "1")
+    for lang in ("de", "fr"):
+        (s,) = load_split("quick", lang, "ner", "test")
+        assert s.meta["source"] == "wikiann" and s.ner == ["B-LOC"]

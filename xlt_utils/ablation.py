@@ -34,13 +34,16 @@ def bert_init_(module: nn.Module, std: float = 0.02, generator: torch.Generator 
     Explicit on purpose: under transformers 5, `model.apply(model._init_weights)` skips parameters
     loaded by `from_pretrained` (they carry `_is_hf_initialized`), so it would re-initialise nothing.
     """
+    def normal_(w: torch.Tensor) -> None:  # drawn on the CPU (the generator's device): the same numbers on any device
+        w.copy_(torch.empty(w.shape, dtype=w.dtype).normal_(0.0, std, generator=generator))
+
     for m in module.modules():
         if isinstance(m, nn.Linear):
-            m.weight.normal_(0.0, std, generator=generator)
+            normal_(m.weight)
             if m.bias is not None:
                 m.bias.zero_()
         elif isinstance(m, nn.Embedding):
-            m.weight.normal_(0.0, std, generator=generator)
+            normal_(m.weight)
             if m.padding_idx is not None:
                 m.weight[m.padding_idx].zero_()
         elif isinstance(m, nn.LayerNorm):

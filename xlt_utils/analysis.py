@@ -104,13 +104,30 @@ def verdict_c4(curves: pd.DataFrame) -> str:
 
 
 def similarity_transfer_correlation(similarity: pd.DataFrame, scores: pd.Series) -> pd.DataFrame:
-    """C5: Spearman correlation across languages between per-layer similarity and zero-shot score."""
+    """C5: Spearman correlation across languages between per-layer similarity and zero-shot score.
+
+    A layer whose similarities, or scores that, are the same for every language (constant input) has
+    no rank correlation: its row holds NaN (`best_layer` and `verdict_c5` say so instead of failing).
+    """
+    import warnings
+
+    from scipy.stats import ConstantInputWarning
+
     langs = [lang for lang in similarity.index if lang in scores.index]
     rows = []
     for layer in similarity.columns:
-        r = spearmanr(similarity.loc[langs, layer], scores.loc[langs])
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", ConstantInputWarning)
+            r = spearmanr(similarity.loc[langs, layer], scores.loc[langs])
         rows.append({"layer": layer, "spearman": r.statistic, "p": r.pvalue, "languages": len(langs)})
     return pd.DataFrame(rows).set_index("layer")
+
+
+def best_layer(corr: pd.DataFrame):
+    """The layer with the strongest (most positive) C5 correlation, or None when no layer has one
+    (constant scores or similarities across languages)."""
+    defined = corr["spearman"].dropna()
+    return None if defined.empty else defined.idxmax()
 
 
 def per_seed_scores(records: list[dict], metric: dict[str, str] | None = None) -> pd.DataFrame:
@@ -187,10 +204,16 @@ def verdict_c5(corr: pd.DataFrame, alpha: float = 0.05) -> str:
     picked after looking at all of them, so its p-value is Bonferroni-corrected for the number of
     layers: the claim holds when the correlation is positive and the corrected p is below `alpha`.
     """
-    best = corr["spearman"].idxmax()
+    best = best_layer(corr)
+    if best is None:
+        n = int(corr["languages"].max()) if len(corr) else 0
+        return (f"C5 is undefined: constant scores (or similarities) across the {n} languages, so no layer has "
+                f"a rank correlation with transfer ({len(corr)} layers)")
     rho, p, n = corr.loc[best, "spearman"], corr.loc[best, "p"], int(corr.loc[best, "languages"])
     p_adj = min(1.0, p * len(corr))
     holds = rho > 0 and p_adj < alpha
+    undefined = int(corr["spearman"].isna().sum())
     return (f"C5 {'holds' if holds else 'is not supported'}: the strongest correlation is at layer {best}, "
             f"Spearman {rho:+.2f} over {n} languages (p = {p:.3f}; {p_adj:.3f} corrected for {len(corr)} layers); "
-            f"layers with a positive correlation: {int((corr['spearman'] > 0).sum())} of {len(corr)}")
+            f"layers with a positive correlation: {int((corr['spearman'] > 0).sum())} of {len(corr)}"
+            + (f" ({undefined} undefined: constant similarities)" if undefined else ""))

@@ -17,10 +17,13 @@ import torch
 from .data.iob2 import repair_iob2
 from .data.records import Sentence, label_set
 from .metrics import accuracy, attachment_scores, span_f1
+from .precision import autocast, resolve_precision
 from .similarity import pool_real_subwords
-from .training import autocast, collate, make_examples
+from .training import collate, make_examples, max_subwords
 
-METRICS = {"pos": ("accuracy",), "ner": ("f1", "precision", "recall"), "parse": ("uas", "las")}
+#: NER's "f1" (with precision and recall) is seqeval's default mode, XTREME's PAN-X number and the main one;
+#: "f1_strict" is strict IOB2 (stray I- tags ignored), see `xlt_utils.metrics.span_f1`.
+METRICS = {"pos": ("accuracy",), "ner": ("f1", "precision", "recall", "f1_strict"), "parse": ("uas", "las")}
 
 #: Padded tokens per evaluation batch (sentences x the batch's longest sentence), by device type.
 #: On a CPU a batch's activations should stay in the cache: mBERT-sized, fp32, 2 cores, the PUD
@@ -57,15 +60,75 @@ def _max_tokens(max_tokens: int | None, device: torch.device) -> int:
     return max_tokens if max_tokens is not None else MAX_TOKENS.get(device.type, MAX_TOKENS["cuda"])
 
 
+def subword_windows(n: int, size: int) -> tuple[list[int], list[int]]:
+    """Windows over a sentence of `n` subwords ([CLS] and [SEP] not counted) for a model that takes
+    `size` of them at once: (window starts, and for every subword the window it is read from).
+
+    Windows overlap by half; each subword is read from the window where it is most central, so it
+    sees at least a quarter window of context on each side wherever the sentence allows.
+    """
+    if size < 1:
+        raise ValueError(f"window size must be positive, got {size}")
+    if n <= size:
+        return [0], [0] * n
+    stride = max(1, size // 2)
+    starts = list(range(0, n - size, stride)) + [n - size]
+    owner = [min((k for k, a in enumerate(starts) if a <= t < a + size), key=lambda k: abs(t + 0.5 - starts[k] - size / 2))
+             for t in range(n)]
+    return starts, owner
+
+
+def _predict_long(model, example: dict, limit: int, pad_id: int, labels, pool: bool, device):
+    """One sentence longer than the model takes, scored word by word through overlapping windows:
+    every word's state comes from the window where its first subword is most central, and the head
+    (tagger or parser) runs on the whole sentence's word states. Returns (prediction, pooled
+    states [L+1, 1, H] or None)."""
+    ids, first = example["input_ids"], example["first_subword"]
+    cls, sep, body = ids[0], ids[-1], ids[1:-1]
+    size = limit - 2
+    starts, owner = subword_windows(len(body), size)
+    windows = torch.full((len(starts), size + 2), pad_id, dtype=torch.long)
+    mask = torch.zeros_like(windows)
+    for k, a in enumerate(starts):
+        seg = [cls, *body[a:a + size], sep]
+        windows[k, :len(seg)], mask[k, :len(seg)] = torch.tensor(seg), 1
+    out = model.encoder(input_ids=windows.to(device), attention_mask=mask.to(device), output_hidden_states=pool)
+    win = torch.tensor([owner[p - 1] for p in first])
+    pos = torch.tensor([p - starts[owner[p - 1]] for p in first])  # [CLS] shifts by one
+    words = out.last_hidden_state[win.to(device), pos.to(device)].unsqueeze(0)  # [1, W, H]
+    if model.task == "parse":
+        with torch.autocast(device.type, enabled=False):
+            heads, rels = model.head.predict(words.float(), torch.ones(words.shape[:2], dtype=torch.bool, device=device))
+        pred = (heads[0], [labels[r] for r in rels[0]])
+    else:
+        pred = [labels[t] for t in model.head(words).argmax(-1)[0].cpu().tolist()]
+    pooled = None
+    if pool:
+        t = torch.arange(len(body))
+        tw = torch.tensor(owner)
+        tpos = t - torch.tensor(starts)[tw] + 1
+        pooled = torch.stack([h[tw.to(device), tpos.to(device)].float().mean(0, keepdim=True)
+                              for h in out.hidden_states]).cpu()
+    return pred, pooled
+
+
 def _predict_examples(model, tokenizer, examples: Sequence[dict], batch_size: int, max_tokens: int | None,
-                      bf16, pool: bool):
-    """Predictions (and pooled states [L+1, n, H] if asked) for encoded examples, in input order."""
+                      bf16, pool: bool, max_length: int | None = None):
+    """Predictions (and pooled states [L+1, n, H] if asked) for encoded examples, in input order.
+
+    Sentences longer than the model takes (its position embeddings, or `max_length` if smaller)
+    are scored through overlapping windows (`_predict_long`): every word gets a prediction.
+    """
     labels = label_set(model.task)
     device = next(model.parameters()).device
-    batches = token_budget_batches([len(e["input_ids"]) for e in examples], batch_size,
-                                   _max_tokens(max_tokens, device))
+    limit = min(max_length or 10**9, max_subwords(model))
+    long = [i for i, e in enumerate(examples) if len(e["input_ids"]) > limit]
+    fits = [i for i, e in enumerate(examples) if len(e["input_ids"]) <= limit]
+    batches = [[fits[j] for j in b] for b in token_budget_batches(
+        [len(examples[i]["input_ids"]) for i in fits], batch_size, _max_tokens(max_tokens, device))]
     preds: list = [None] * len(examples)
     pieces: list[torch.Tensor] = []
+    precision = resolve_precision(bf16, device, model)  # "auto": fp32 for small models, else the hardware's
     was_training = model.training
     model.eval()
     try:
@@ -73,7 +136,7 @@ def _predict_examples(model, tokenizer, examples: Sequence[dict], batch_size: in
             for idx in batches:
                 batch = {k: v.to(device) for k, v in collate([examples[i] for i in idx], tokenizer.pad_token_id).items()}
                 batch.pop("heads", None)
-                with autocast(bf16, device.type):
+                with autocast(precision, device.type):
                     words, hidden = model.word_states(batch["input_ids"], batch["attention_mask"],
                                                       batch["first_subword"], output_hidden_states=pool)
                     if model.task == "parse":  # decode from fp32 scores: bf16 would create ties between heads
@@ -88,6 +151,13 @@ def _predict_examples(model, tokenizer, examples: Sequence[dict], batch_size: in
                     preds[i] = out[b]
                 if pool:
                     pieces.append(pool_real_subwords(hidden, batch["attention_mask"]).cpu())
+            for i in long:
+                with autocast(precision, device.type):
+                    preds[i], piece = _predict_long(model, examples[i], limit, tokenizer.pad_token_id, labels,
+                                                    pool, device)
+                batches.append([i])
+                if pool:
+                    pieces.append(piece)
     finally:
         model.train(was_training)
     if not pool:
@@ -110,18 +180,21 @@ def predict(model, tokenizer, sentences: Sequence[Sentence], batch_size: int = 1
     `pool=True`, the per-layer mean of each sentence's subword states ([CLS], [SEP] and padding
     excluded) comes from the same forward pass, as [L+1, n, H]: returns (predictions, states).
     """
-    examples = make_examples(tokenizer, sentences, model.task, max_length)
-    preds, pooled = _predict_examples(model, tokenizer, examples, batch_size, max_tokens, bf16, pool)
+    examples = make_examples(tokenizer, sentences, model.task, overflow="keep")
+    preds, pooled = _predict_examples(model, tokenizer, examples, batch_size, max_tokens, bf16, pool, max_length)
     return (preds, pooled) if pool else preds
 
 
 def score(task: str, sentences: Sequence[Sentence], preds: Sequence) -> dict[str, float]:
-    """The task's metrics (accuracy; span F1/P/R; UAS/LAS), as percentages."""
+    """The task's metrics (accuracy; span F1/P/R in seqeval's default mode, plus strict-IOB2 F1; UAS/LAS),
+    as percentages."""
     if task == "pos":
         return {"accuracy": 100 * accuracy([s.upos for s in sentences], preds)}
     if task == "ner":  # predictions get the readers' IOB2 repair policy (stray I-X -> B-X), as gold did
-        r = span_f1([s.ner for s in sentences], [repair_iob2(p)[0] for p in preds])
-        return {"f1": 100 * r["f1"], "precision": 100 * r["precision"], "recall": 100 * r["recall"]}
+        gold, preds = [s.ner for s in sentences], [repair_iob2(p)[0] for p in preds]
+        r, strict = span_f1(gold, preds), span_f1(gold, preds, mode="strict")
+        return {"f1": 100 * r["f1"], "precision": 100 * r["precision"], "recall": 100 * r["recall"],
+                "f1_strict": 100 * strict["f1"]}
     if task == "parse":
         r = attachment_scores([s.heads for s in sentences], [s.deprels for s in sentences],
                               [p[0] for p in preds], [p[1] for p in preds])
@@ -140,8 +213,8 @@ def predict_languages(model, tokenizer, data: Mapping[str, Sequence[Sentence]], 
     also returns {language: mean-pooled states [L+1, n, H]} from the same forward pass.
     """
     data = {lang: list(sents) for lang, sents in data.items()}
-    examples = make_examples(tokenizer, [s for sents in data.values() for s in sents], model.task, max_length)
-    preds, pooled = _predict_examples(model, tokenizer, examples, batch_size, max_tokens, bf16, pool)
+    examples = make_examples(tokenizer, [s for sents in data.values() for s in sents], model.task, overflow="keep")
+    preds, pooled = _predict_examples(model, tokenizer, examples, batch_size, max_tokens, bf16, pool, max_length)
     out, states, start = {}, {}, 0
     for lang, sents in data.items():
         end = start + len(sents)

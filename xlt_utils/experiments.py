@@ -24,8 +24,9 @@ from .data.records import Sentence, label_set
 from .data.synthetic import cache_dir, load_toy
 from .evaluation import zero_shot_eval
 from .models import XltModel, load_encoder
+from .precision import resolve_precision
 from .profiles import Profile, check_languages, check_task, get_profile
-from .training import TrainConfig, atomic_save, bf16_supported, fine_tune, set_seed
+from .training import TrainConfig, atomic_save, fine_tune, set_seed
 
 
 @dataclass(frozen=True)
@@ -92,12 +93,13 @@ def load_split(profile: str, lang: str, task: str, split: str, limit: int | None
 
     `limit`: the first `limit` sentences (None: all); an empty result is an error naming the split."""
     check_limit("limit", limit)
-    if get_profile(profile).model == "toy":
+    p = get_profile(profile)
+    if p.model == "toy":
         sents = load_toy(lang, split, task)
     else:
         from .data.real import load_task
 
-        sents = load_task(lang, task, split)
+        sents = load_task(lang, task, split, ner_source=p.ner_source)
     if not sents:
         raise ValueError(f"the {split} split of {lang!r} for {task} ({profile} profile) has no sentences")
     return sents[:limit] if limit is not None else sents
@@ -241,7 +243,7 @@ def _run(cfg: ExperimentConfig, out: Path, record_path: Path, keep_model: bool, 
               "timings": {"train_s": round(t1 - t0, 2), "eval_s": round(t2 - t1, 2)},
               "versions": _versions(), "git": _git_revision(),
               "runtime": {"device": device().type, "threads": torch.get_num_threads(),
-                          "bf16": bf16_supported(device().type) if cfg.train.bf16 == "auto" else bool(cfg.train.bf16)}}
+                          "precision": resolve_precision(cfg.train.bf16, device(), model)}}
     write_atomic(record_path, json.dumps(record, indent=1))
     (out / "checkpoint.pt").unlink(missing_ok=True)  # the run is complete: the resume point is no longer needed
     return record

@@ -46,14 +46,20 @@ translations of the same source sentences, aligned by ``sent_id`` (see `xlt_util
 
 NER
 ---
-``ner_source == "uner"`` for the six languages that have a Universal NER PUD file (en, de, pt,
-ru, sv, zh); ``"wikiann"`` (``unimelb-nlp/wikiann`` on the Hugging Face Hub) elsewhere. UNER
-has train/dev/test for English (EWT) but only a test split (PUD) for de, pt, ru, sv and zh.
+One NER source per profile, so that annotation scheme and domain are not confounded with language:
+``ner_source == "wikiann"`` (``unimelb-nlp/wikiann`` on the Hugging Face Hub, Rahimi et al. 2019
+splits) for every language, as in the paper and XTREME (PAN-X). Universal NER is an option
+(``source="uner"`` in `xlt_utils.data.real.load_ner`, ``ner_source="uner"`` in a profile) for the
+six languages that have a UNER PUD file (``has_uner``: en, de, pt, ru, sv, zh); it has train/dev/test
+for English (EWT) but only a test split (PUD) for the others.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+
+NER_SOURCES = ("wikiann", "uner")
+"""The NER sources: WikiANN (every language; the default) and Universal NER (an option)."""
 
 UD_RELEASE = "r2.17"
 """The UniversalDependencies git tag that every UD file of the manifest is pinned to."""
@@ -74,7 +80,8 @@ class Language:
     ud_prefix: str | None  # file prefix inside it, e.g. "fr_gsd"
     ud_license: str | None
     pud_treebank: str  # e.g. "UD_French-PUD"
-    ner_source: str  # "uner" or "wikiann"
+    ner_source: str  # the default NER source: "wikiann" for every language
+    has_uner: bool = False  # a Universal NER PUD file exists (the "uner" option)
     is_source: bool = False
 
     @property
@@ -97,7 +104,7 @@ def ud_name(treebank: str, prefix: str, split: str) -> str:
     return f"ud/{treebank}/{prefix}-ud-{split}.conllu"
 
 
-def _lang(code, name, family, genus, script, tb, license_, ner="wikiann", source=False):
+def _lang(code, name, family, genus, script, tb, license_, uner=False, source=False):
     prefix = None if tb is None else f"{code}_{tb.split('-', 1)[1].lower()}"
     return Language(
         code=code,
@@ -109,29 +116,30 @@ def _lang(code, name, family, genus, script, tb, license_, ner="wikiann", source
         ud_prefix=prefix,
         ud_license=license_,
         pud_treebank=f"UD_{name}-PUD",
-        ner_source=ner,
+        ner_source="wikiann",
+        has_uner=uner,
         is_source=source,
     )
 
 
 # fmt: off
 _ALL = [
-    _lang("en", "English", "Indo-European", "Germanic", "Latin", "UD_English-EWT", "CC BY-SA 4.0", "uner", True),
+    _lang("en", "English", "Indo-European", "Germanic", "Latin", "UD_English-EWT", "CC BY-SA 4.0", True, True),
     _lang("fr", "French", "Indo-European", "Romance", "Latin", "UD_French-GSD", "CC BY-SA 4.0"),
-    _lang("de", "German", "Indo-European", "Germanic", "Latin", "UD_German-GSD", "CC BY-SA 4.0", "uner"),
-    _lang("ru", "Russian", "Indo-European", "Slavic", "Cyrillic", "UD_Russian-GSD", "CC BY-SA 4.0", "uner"),
+    _lang("de", "German", "Indo-European", "Germanic", "Latin", "UD_German-GSD", "CC BY-SA 4.0", True),
+    _lang("ru", "Russian", "Indo-European", "Slavic", "Cyrillic", "UD_Russian-GSD", "CC BY-SA 4.0", True),
     _lang("tr", "Turkish", "Turkic", "Turkic", "Latin", "UD_Turkish-BOUN", "CC BY-SA 4.0"),
     _lang("id", "Indonesian", "Austronesian", "Malayo-Polynesian", "Latin", "UD_Indonesian-GSD", "CC BY-SA 4.0"),
     _lang("ar", "Arabic", "Afro-Asiatic", "Semitic", "Arabic", "UD_Arabic-PADT", "CC BY-NC-SA 3.0"),
-    _lang("pt", "Portuguese", "Indo-European", "Romance", "Latin", "UD_Portuguese-Bosque", "CC BY-SA 4.0", "uner"),
+    _lang("pt", "Portuguese", "Indo-European", "Romance", "Latin", "UD_Portuguese-Bosque", "CC BY-SA 4.0", True),
     _lang("es", "Spanish", "Indo-European", "Romance", "Latin", "UD_Spanish-AnCora", "CC BY 4.0"),
     _lang("fi", "Finnish", "Uralic", "Finnic", "Latin", "UD_Finnish-TDT", "CC BY-SA 4.0"),
     _lang("it", "Italian", "Indo-European", "Romance", "Latin", "UD_Italian-ISDT", "CC BY-NC-SA 3.0"),
-    _lang("sv", "Swedish", "Indo-European", "Germanic", "Latin", "UD_Swedish-Talbanken", "CC BY-SA 4.0", "uner"),
+    _lang("sv", "Swedish", "Indo-European", "Germanic", "Latin", "UD_Swedish-Talbanken", "CC BY-SA 4.0", True),
     _lang("cs", "Czech", "Indo-European", "Slavic", "Latin", "UD_Czech-CAC", "CC BY-SA 4.0"),
     _lang("pl", "Polish", "Indo-European", "Slavic", "Latin", "UD_Polish-LFG", "CC BY-SA 4.0"),
     _lang("hi", "Hindi", "Indo-European", "Indo-Aryan", "Devanagari", "UD_Hindi-HDTB", "CC BY-NC-SA 4.0"),
-    _lang("zh", "Chinese", "Sino-Tibetan", "Sinitic", "Han (traditional)", "UD_Chinese-GSD", "CC BY-SA 4.0", "uner"),
+    _lang("zh", "Chinese", "Sino-Tibetan", "Sinitic", "Han (traditional)", "UD_Chinese-GSD", "CC BY-SA 4.0", True),
     _lang("ko", "Korean", "Koreanic", "Korean", "Hangul", "UD_Korean-GSD", "CC BY-SA 4.0"),
     _lang("ja", "Japanese", "Japonic", "Japanese", "Kanji and kana", "UD_Japanese-GSD", "CC BY-SA 4.0"),
     _lang("th", "Thai", "Kra-Dai", "Tai", "Thai", "UD_Thai-TUD", "CC BY-SA 4.0"),

@@ -8,6 +8,8 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
+from seqeval.metrics.sequence_labeling import get_entities
+from seqeval.metrics.sequence_labeling import precision_recall_fscore_support as default_prfs
 from seqeval.metrics.v1 import precision_recall_fscore_support
 from seqeval.scheme import IOB2, Entities
 
@@ -46,44 +48,63 @@ def _check_tags(side: str, seqs: Sequence[Sequence[str]]) -> None:
                 )
 
 
+SPAN_F1_MODES = ("default", "strict")
+"""seqeval's two ways of reading entities: "default" (conlleval-compatible; XTREME's PAN-X number,
+the main one here) and "strict" (IOB2 as specified)."""
+
+
 def span_f1(
     gold: Sequence[Sequence[str]],
     pred: Sequence[Sequence[str]],
     per_type: bool = False,
     zero_division: int = 0,
+    mode: str = "default",
 ) -> dict:
-    """Entity-level (exact span and type) micro precision, recall and F1 with seqeval, strict IOB2.
+    """Entity-level (exact span and type) micro precision, recall and F1 with seqeval.
 
     Returns ``{"precision", "recall", "f1", "support"}`` (support: number of gold entities);
     with ``per_type=True`` also ``"per_type": {type: {"precision", "recall", "f1", "support"}}``
-    for every type that occurs in gold or prediction. All values are seqeval's, computed with
-    ``mode="strict", scheme=IOB2``; undefined ratios (no gold or no predicted entity) are
-    `zero_division` (0 by default, which is seqeval's value, without its warning).
+    for every type that occurs in gold or prediction. Undefined ratios (no gold or no predicted
+    entity) are `zero_division` (0 by default, which is seqeval's value, without its warning).
 
-    Malformed IOB2: in strict mode an entity must start with ``B-X`` and continues only over
-    ``I-X`` of the same type. An ``I-X`` that follows ``O``, starts the sentence, or follows a
-    tag of another type begins no entity and is ignored; it is neither a hit nor a false
-    positive (seqeval's default conlleval-compatible mode would instead read it as the start of
-    an entity). So ``["O", "I-PER", "I-PER"]`` holds no entity at all, and ``["B-PER", "I-LOC"]``
-    holds just ``PER`` over the first token. Gold sequences are read the same way. A tag that
-    is neither ``O`` nor ``B-type``/``I-type`` raises ValueError.
+    `mode` says how malformed IOB2 (an ``I-X`` that follows ``O`` or another type, or starts the
+    sentence) is read, in gold and prediction alike:
+
+    - ``"default"`` (seqeval's default, conlleval-compatible; the mode of XTREME's PAN-X scores,
+      and the main number here): such an ``I-X`` *starts* an entity. ``["O", "I-PER", "I-PER"]``
+      holds one PER entity over tokens 1-2; ``["B-PER", "I-LOC"]`` holds PER then LOC.
+    - ``"strict"`` (``mode="strict", scheme=IOB2``): an entity must start with ``B-X`` and continues
+      only over ``I-X`` of the same type; a stray ``I-X`` begins no entity and is ignored (neither a
+      hit nor a false positive). ``["O", "I-PER", "I-PER"]`` holds no entity at all, and
+      ``["B-PER", "I-LOC"]`` holds just PER over the first token. On a model's malformed
+      predictions strict mode can score several points higher than the default mode.
+
+    A tag that is neither ``O`` nor ``B-type``/``I-type`` raises ValueError.
     """
+    if mode not in SPAN_F1_MODES:
+        raise ValueError(f"unknown span_f1 mode {mode!r}; valid modes: {', '.join(SPAN_F1_MODES)}")
     _check_shapes("span_f1", gold, pred)
     _check_tags("gold", gold)
     _check_tags("predicted", pred)
     gold = [list(s) for s in gold]  # seqeval insists on lists of lists
     pred = [list(s) for s in pred]
-    ents_true = Entities(gold, IOB2)
-    ents_pred = Entities(pred, IOB2)
-    common = dict(
-        scheme=IOB2, zero_division=zero_division, entities_true=ents_true, entities_pred=ents_pred
-    )
-    p, r, f, support = precision_recall_fscore_support(gold, pred, average="micro", **common)
+    if mode == "strict":
+        ents_true = Entities(gold, IOB2)
+        ents_pred = Entities(pred, IOB2)
+        types = sorted(ents_true.unique_tags | ents_pred.unique_tags)
+        common = dict(
+            scheme=IOB2, zero_division=zero_division, entities_true=ents_true, entities_pred=ents_pred
+        )
+        prfs = precision_recall_fscore_support
+    else:
+        types = sorted({t for seq in (gold, pred) for t, _, _ in get_entities(seq)})
+        common = dict(zero_division=zero_division)
+        prfs = default_prfs
+    p, r, f, support = prfs(gold, pred, average="micro", **common)
     out = {"precision": float(p), "recall": float(r), "f1": float(f), "support": int(support)}
     if per_type:
-        types = sorted(ents_true.unique_tags | ents_pred.unique_tags)
         if types:
-            ps, rs, fs, ss = precision_recall_fscore_support(gold, pred, average=None, **common)
+            ps, rs, fs, ss = prfs(gold, pred, average=None, **common)
         else:
             ps = rs = fs = ss = []
         out["per_type"] = {

@@ -9,6 +9,7 @@ from pathlib import Path
 from torch import nn
 from transformers import AutoModel, AutoTokenizer, BertConfig, BertModel, PreTrainedTokenizerFast
 
+from .precision import default_device
 from .profiles import Profile
 
 SPECIAL_TOKENS = dict(unk_token="[UNK]", cls_token="[CLS]", sep_token="[SEP]", pad_token="[PAD]", mask_token="[MASK]")
@@ -40,11 +41,18 @@ def _from_hub(cls, name: str, **kw):
         raise RuntimeError(f"could not load {name!r} from the Hugging Face Hub or its cache. {OFFLINE_HINT}") from e
 
 
-def load_encoder(profile: Profile) -> tuple[BertModel, PreTrainedTokenizerFast]:
-    """The pretrained encoder and tokenizer of a profile (the toy BERT, or mBERT from the hub).
+def load_encoder(profile: Profile, device=None) -> tuple[BertModel, PreTrainedTokenizerFast]:
+    """The pretrained encoder and tokenizer of a profile (the toy BERT, or mBERT from the hub), with
+    the encoder on `device` (default: the GPU when there is one, else the CPU), so that hidden states
+    for CKA, evaluation and training run there.
 
     The masked-LM head stored with the weights is dropped without a load report or progress bar.
     """
+    encoder, tok = _load_encoder(profile)
+    return encoder.to(default_device() if device is None else device), tok
+
+
+def _load_encoder(profile: Profile) -> tuple[BertModel, PreTrainedTokenizerFast]:
     from transformers.utils import logging as hf_logging
 
     level, bars = hf_logging.get_verbosity(), hf_logging.is_progress_bar_enabled()

@@ -88,13 +88,25 @@ def install_spec() -> str:
 
 
 def install_cell_source() -> str:
-    """The first code cell of every chapter: install on Colab only (silent elsewhere), then import."""
+    """The first code cell of every chapter: on Colab only (a no-op elsewhere), install the package,
+    say whether the runtime must restart (transformers upgraded after it was imported), and, if the
+    learner asks for it, keep the cache on Google Drive so that a grid resumes after a disconnect."""
     return "\n".join([
         "import sys",
         "",
-        "# On Colab only: install this tutorial's package (it needs torch>=2.4, so Colab's torch is kept).",
+        "cache_on_drive = False  # Colab: True keeps results on Google Drive, so a grid resumes after a disconnect",
+        "",
+        "# On Colab only: install this tutorial's package (it needs torch>=2.4, so Colab's torch is kept;",
+        "# transformers is upgraded to 5.x). A fresh runtime needs no restart: this cell runs before anything",
+        "# imports transformers. If it had been imported already, the line below asks for a restart.",
         COLAB_GUARD,
         f'    %pip install -q "{install_spec()}"',
+        "    from xlt_utils.setup import cache_on_google_drive, restart_needed",
+        "",
+        "    if restart_needed():",
+        '        print("transformers was upgraded after it was imported: Runtime > Restart session, then run all")',
+        "    if cache_on_drive:",
+        "        cache_on_google_drive()",
         "",
         SETUP_IMPORT,
     ])

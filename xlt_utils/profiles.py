@@ -27,6 +27,7 @@ class Profile:
     seeds: tuple[int, ...] = (1, 2, 3)
     max_length: int = 256
     needs_network: bool = False
+    ner_source: str = "wikiann"  # real profiles: one NER source for every language ("wikiann", or "uner")
     runtime: dict = field(default_factory=dict)  # rough runtimes per device, for the notebooks
 
     @property
@@ -54,7 +55,7 @@ PROFILES: dict[str, Profile] = {
         targets=("fr", "de", "ru", "tr", "ja", "ar", "zh", "fi"),
         n_train=2000, n_eval=500, n_cka=500, epochs=2, batch_size=32, lr=5e-5, head_lr=1e-3,
         seeds=(1,), max_length=256, needs_network=True,
-        runtime={"cpu": "about 1 hour", "gpu": "a few minutes"},
+        runtime={"cpu": "hours to 2 days per chapter", "gpu": "minutes (T4)"},  # xlt_utils.budget, README
     ),
     "full": Profile(
         name="full", model="bert-base-multilingual-cased", source="en",
@@ -62,7 +63,7 @@ PROFILES: dict[str, Profile] = {
                  "zh", "ko", "ja", "th"),
         n_train=None, n_eval=None, n_cka=1000, epochs=3, batch_size=32, lr=5e-5, head_lr=1e-3,
         seeds=(1, 2, 3, 4, 5), max_length=256, needs_network=True,
-        runtime={"cpu": "days (not advised)", "gpu": "hours per task and ablation"},
+        runtime={"cpu": "days to months (not advised)", "gpu": "minutes to a day per chapter (T4)"},
     ),
 }
 

@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import os
+import sys
 import warnings
+from pathlib import Path
 
 import torch
 
-from .training import bf16_supported, set_seed
+from .precision import cuda_capability, describe, forced_precision, hardware_precision
+from .training import set_seed
 
 
 def progress_enabled() -> bool:
@@ -22,15 +25,50 @@ def describe_device() -> str:
     the stored outputs compare equal on any machine) and is the same on every run of one machine.
     """
     expect = "each chapter's Runtime line has the details"
+    forced = " (forced by XLT_PRECISION)" if forced_precision() else ""
+    toy = "toy profile always fp32"
     if torch.cuda.is_available():
-        bf16 = "on" if bf16_supported("cuda") else "off"
-        return (f"GPU: {torch.cuda.get_device_name(0)}, bf16 autocast {bf16}. Expect: toy profile in seconds "
-                "to minutes; quick profile in minutes (chapter 3's ablation grid: about an hour); full profile "
-                f"up to about an hour per chapter (chapter 3: a GPU day); {expect}.")
-    bf16 = "on" if bf16_supported() else "off"
-    return (f"CPU only: no GPU found, bf16 autocast {bf16}. Expect: toy profile fine, minutes per chapter; "
-            "quick profile about an hour per chapter (chapter 3: hours); full profile needs a GPU "
+        cap = cuda_capability()
+        how = describe(hardware_precision("cuda"))
+        return (f"GPU: {torch.cuda.get_device_name(0)} (compute capability {cap[0]}.{cap[1]}), mBERT trains in "
+                f"{how}{forced}; {toy}. Expect: toy profile in seconds to minutes; quick and full profiles: "
+                f"{expect} (estimated for this device).")
+    how = describe(hardware_precision("cpu"))
+    return (f"CPU only: no GPU found, mBERT trains in {how}{forced}; {toy}. Expect: toy profile fine, "
+            "minutes per chapter; quick profile hours per chapter; full profile needs a GPU "
             f"(on Colab: Runtime > Change runtime type > GPU); {expect}.")
+
+
+def cache_on_google_drive(folder: str = "xlt-cache", mount: str = "/content/drive") -> str | None:
+    """On Colab: mount Google Drive and put the cache (`XLT_CACHE_DIR`: downloads, result records,
+    fine-tuned models, the checkpoints of interrupted runs) in ``MyDrive/<folder>``, so that a grid
+    resumes after a disconnect instead of starting again. Outside Colab it does nothing and returns None.
+
+    Call it before anything is cached (the chapters' first cell does, when asked). Returns the folder.
+    """
+    if "google.colab" not in sys.modules:
+        return None
+    from google.colab import drive  # only exists on Colab
+
+    drive.mount(mount)
+    path = Path(mount) / "MyDrive" / folder
+    path.mkdir(parents=True, exist_ok=True)
+    os.environ["XLT_CACHE_DIR"] = str(path)
+    print(f"XLT_CACHE_DIR = {path} (on Google Drive: results survive a disconnect)")
+    return str(path)
+
+
+def restart_needed() -> bool:
+    """True when a package this chapter needs was upgraded after it had been imported (on Colab, after
+    the install cell upgraded transformers in a session that had already imported it): the old
+    version stays loaded until the runtime restarts."""
+    import importlib.metadata as md
+
+    for name in ("transformers", "tokenizers", "datasets"):
+        mod = sys.modules.get(name)
+        if mod is not None and getattr(mod, "__version__", None) not in (None, md.version(name)):
+            return True
+    return False
 
 
 def setup_chapter(seed: int = 0, threads: int | None = 2) -> None:

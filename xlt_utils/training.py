@@ -1,12 +1,13 @@
-"""Fine-tuning: length-grouped batches with dynamic padding, bf16 autocast, a fused/foreach AdamW,
+"""Fine-tuning: length-grouped batches with dynamic padding, autocast in the precision the hardware
+runs fast (`xlt_utils.precision`: bf16, or fp16 with a GradScaler, or fp32), a fused/foreach AdamW,
 and per-epoch checkpoints so that an interrupted run resumes where it stopped."""
 
 from __future__ import annotations
 
-import contextlib
 import os
 import pickle
 import random
+import warnings
 from collections.abc import Iterable, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -15,6 +16,8 @@ import numpy as np
 import torch
 
 from .data.records import Sentence, label_set
+from .precision import autocast as precision_autocast
+from .precision import grad_scaler, hardware_precision, resolve_precision
 from .tokenization import encode_words
 
 
@@ -24,22 +27,15 @@ def set_seed(seed: int) -> None:
 
 
 def bf16_supported(device: str = "cpu") -> bool:
-    """True where bf16 matmuls are fast: a GPU with bf16, or a CPU with AVX-512 BF16 or AMX."""
-    if device.startswith("cuda"):
-        return torch.cuda.is_available() and torch.cuda.is_bf16_supported()
-    try:
-        flags = open("/proc/cpuinfo").read()
-    except OSError:
-        return False
-    return " avx512_bf16" in flags or " amx_bf16" in flags
+    """True where bf16 matmuls are native: CUDA capability >= 8.0, or a CPU with AVX-512 BF16 or AMX
+    (the policy of `xlt_utils.precision`; XLT_PRECISION can force it)."""
+    return hardware_precision(device) == "bf16"
 
 
-def autocast(enabled: bool | str = "auto", device: str = "cpu"):
-    """bf16 autocast where the hardware supports it (or as asked); a no-op context otherwise."""
-    use = bf16_supported(device) if enabled == "auto" else bool(enabled)
-    if not use:
-        return contextlib.nullcontext()
-    return torch.autocast(device_type=device.split(":")[0], dtype=torch.bfloat16)
+def autocast(enabled: bool | str = "auto", device: str = "cpu", model=None):
+    """Autocast in the precision `enabled` resolves to ("auto", "bf16", "fp16", "fp32"; True/False =
+    bf16/fp32) on `device`, for `model` (small models: fp32 under "auto"); a no-op context for fp32."""
+    return precision_autocast(resolve_precision(enabled, device, model), device)
 
 
 def decay_groups(groups) -> list[dict]:
@@ -96,30 +92,59 @@ def length_grouped_batches(lengths: Sequence[int], batch_size: int, gen: torch.G
     return [batches[p] for p in perm]
 
 
-def make_examples(tokenizer, sentences: Sequence[Sentence], task: str, max_length: int = 512) -> list[dict]:
-    """Encode sentences and attach label ids for `task` (one label per word, on its first subword)."""
+class TruncationWarning(UserWarning):
+    """Training sentences were longer than the model takes: their last words lost their labels."""
+
+
+def sentence_name(s: Sentence) -> str:
+    """How errors and warnings name a sentence: its file (when the reader recorded one), sent_id, language."""
+    where = s.meta.get("file") if s.meta else None
+    return f"{where} sent_id {s.sent_id} ({s.lang})" if where else f"sent_id {s.sent_id} ({s.lang})"
+
+
+def max_subwords(model) -> int:
+    """The longest input `model` takes, [CLS] and [SEP] included: its number of position embeddings
+    (512 for mBERT, 128 for the toy BERT)."""
+    encoder = getattr(model, "encoder", model)
+    return int(encoder.config.max_position_embeddings)
+
+
+def make_examples(tokenizer, sentences: Sequence[Sentence], task: str, max_length: int = 512,
+                  overflow: str = "raise") -> list[dict]:
+    """Encode sentences and attach label ids for `task` (one label per word, on its first subword).
+
+    `overflow` says what happens to a sentence of more than `max_length` subwords (see
+    `encode_words`): "raise" (naming its file and sent_id), "truncate" (the words cut off lose
+    their labels; `n_dropped` counts them; for parsing, a kept word whose head was cut off is left
+    out of the loss) or "keep" (evaluation windows long sentences itself).
+    """
     labels = {lab: i for i, lab in enumerate(label_set(task))}
-    encs = encode_words(tokenizer, [s.words for s in sentences], max_length=max_length)
+    encs = encode_words(tokenizer, [s.words for s in sentences], max_length=max_length, overflow=overflow,
+                        names=[sentence_name(s) for s in sentences])
     out = []
     for s, e in zip(sentences, encs, strict=True):
+        kept = len(e.first_subword)
         ex = {"input_ids": e.input_ids, "first_subword": e.first_subword}
+        if kept < len(s.words):
+            ex["n_dropped"] = len(s.words) - kept
         if task == "parse":
             if s.heads is None:
-                raise ValueError(f"sentence {s.sent_id} has no dependency annotation")
+                raise ValueError(f"{sentence_name(s)} has no dependency annotation")
             unknown = sorted(set(s.deprels) - set(labels))
             if unknown:
-                raise ValueError(f"sentence {s.sent_id} ({s.lang}): unknown relations {unknown} (universal "
+                raise ValueError(f"{sentence_name(s)}: unknown relations {unknown} (universal "
                                  f"relations without subtypes); valid: {list(labels)}")
-            ex["heads"] = list(s.heads)
-            ex["labels"] = [labels[r] for r in s.deprels]
+            heads = s.heads[:kept]
+            ex["heads"] = [h if h <= kept else 0 for h in heads]  # a head that was cut off: not trained on
+            ex["labels"] = [labels[r] if h <= kept else -100 for r, h in zip(s.deprels[:kept], heads, strict=True)]
         else:
             tags = s.labels(task)
             if tags is None:
-                raise ValueError(f"sentence {s.sent_id} ({s.lang}) has no {task} annotation")
+                raise ValueError(f"{sentence_name(s)} has no {task} annotation")
             unknown = sorted(set(tags) - set(labels))
             if unknown:
-                raise ValueError(f"sentence {s.sent_id}: unknown {task} labels {unknown}; valid: {list(labels)}")
-            ex["labels"] = [labels[t] for t in tags]
+                raise ValueError(f"{sentence_name(s)}: unknown {task} labels {unknown}; valid: {list(labels)}")
+            ex["labels"] = [labels[t] for t in tags[:kept]]
         out.append(ex)
     return out
 
@@ -157,7 +182,8 @@ def task_loss(model, batch: dict) -> torch.Tensor:
         from .parsing import parser_loss
 
         arc, rel = out
-        return parser_loss(arc.float(), rel.float(), batch["heads"], batch["labels"], batch["word_mask"])
+        scored = batch["word_mask"] & (batch["labels"] != -100)  # -100: a head cut off by truncation
+        return parser_loss(arc.float(), rel.float(), batch["heads"], batch["labels"], scored)
     return torch.nn.functional.cross_entropy(out.float().flatten(0, 1), batch["labels"].flatten(), ignore_index=-100)
 
 
@@ -172,7 +198,7 @@ class TrainConfig:
     warmup: float = 0.1
     weight_decay: float = 0.01
     seed: int = 1
-    bf16: bool | str = "auto"
+    bf16: bool | str = "auto"  # precision: "auto" (xlt_utils.precision), "bf16", "fp16", "fp32"; True/False = bf16/fp32
     max_grad_norm: float = 1.0
     max_length: int = 256
     length_bucket: int = 4  # batches per length-sorted bucket (1: random batches); see length_grouped_batches
@@ -192,6 +218,9 @@ def fine_tune(model, tokenizer, train: Iterable[Sentence], cfg: TrainConfig, run
               progress: bool = True) -> list[float]:
     """Fine-tune `model` on `train` in place; returns the mean loss per epoch.
 
+    Sentences longer than the model takes (`max_subwords`, or `cfg.max_length` if smaller) are
+    truncated; the labels of the words cut off are dropped, and a `TruncationWarning` says how many.
+
     Each epoch's batches come from `length_grouped_batches` with buckets of `cfg.length_bucket`
     batches (`length_bucket=1`: random batches).
 
@@ -204,7 +233,14 @@ def fine_tune(model, tokenizer, train: Iterable[Sentence], cfg: TrainConfig, run
     if not train:
         raise ValueError("fine_tune: the training set is empty (0 sentences); check the split and n_train "
                          "that produced it")
-    examples = make_examples(tokenizer, train, model.task, cfg.max_length)
+    limit = min(cfg.max_length, max_subwords(model))
+    examples = make_examples(tokenizer, train, model.task, limit, overflow="truncate")
+    cut = [(s, e["n_dropped"]) for s, e in zip(train, examples, strict=True) if "n_dropped" in e]
+    if cut:  # reported once per run
+        warnings.warn(
+            f"{len(cut)} of {len(train)} training sentences are longer than {limit} subwords and were truncated: "
+            f"{sum(n for _, n in cut)} word labels dropped (e.g. {sentence_name(cut[0][0])}, {cut[0][1]} words)",
+            TruncationWarning, stacklevel=2)
     head_params = {id(p) for p in model.head.parameters()}
     groups = [{"params": [p for p in model.parameters() if p.requires_grad and id(p) not in head_params], "lr": cfg.lr},
               {"params": [p for p in model.head.parameters() if p.requires_grad], "lr": cfg.head_lr or cfg.lr}]
@@ -217,6 +253,7 @@ def fine_tune(model, tokenizer, train: Iterable[Sentence], cfg: TrainConfig, run
     history: list[float] = []
     start_epoch = 0
     ckpt = Path(run_dir) / "checkpoint.pt" if run_dir else None
+    state = None
     if ckpt is not None and ckpt.is_file():
         try:  # weights_only: tensors and plain types only, so a planted pickle cannot run code
             state = torch.load(ckpt, weights_only=True)
@@ -229,6 +266,10 @@ def fine_tune(model, tokenizer, train: Iterable[Sentence], cfg: TrainConfig, run
         start_epoch, history = state["epoch"], state["history"]
         torch.set_rng_state(state["rng"])
     device = next(model.parameters()).device.type
+    precision = resolve_precision(cfg.bf16, device, model)
+    scaler = grad_scaler(precision, device)  # enabled for fp16 only
+    if state is not None and "scaler" in state:
+        scaler.load_state_dict(state["scaler"])
     lengths = [len(e["input_ids"]) for e in examples]
     for epoch in range(start_epoch, cfg.epochs):
         model.train()
@@ -237,17 +278,20 @@ def fine_tune(model, tokenizer, train: Iterable[Sentence], cfg: TrainConfig, run
         total_loss = 0.0
         for idx in tqdm(batches, desc=f"epoch {epoch + 1}/{cfg.epochs}", disable=not progress, leave=False):
             batch = {k: v.to(device) for k, v in collate([examples[i] for i in idx], tokenizer.pad_token_id).items()}
-            with autocast(cfg.bf16, device):
+            with precision_autocast(precision, device):
                 loss = task_loss(model, batch)
-            loss.backward()
+            scaler.scale(loss).backward()
             if cfg.max_grad_norm:
+                scaler.unscale_(opt)  # clip the true gradients, not the scaled ones
                 torch.nn.utils.clip_grad_norm_([p for g in groups for p in g["params"]], cfg.max_grad_norm)
-            opt.step(), sched.step(), opt.zero_grad(set_to_none=True)
+            scaler.step(opt), scaler.update()  # the step is skipped when fp16 gradients overflowed
+            sched.step(), opt.zero_grad(set_to_none=True)
             total_loss += loss.item()
         history.append(total_loss / len(batches))
         if ckpt is not None:
             ckpt.parent.mkdir(parents=True, exist_ok=True)
             atomic_save({"model": model.state_dict(), "optimizer": opt.state_dict(), "scheduler": sched.state_dict(),
-                          "epoch": epoch + 1, "history": history, "rng": torch.get_rng_state()}, ckpt)
+                          "epoch": epoch + 1, "history": history, "rng": torch.get_rng_state(),
+                         "scaler": scaler.state_dict()}, ckpt)
     model.eval()
     return history

@@ -1,9 +1,12 @@
 """Real data: UD treebanks (POS, parsing) and NER (Universal NER or WikiANN) as `Sentence` records.
 
 UD and UNER files go through `xlt_utils.data.download.fetch` (checksums, cache, XLT_DATA_DIR,
-offline mode). WikiANN comes from the Hugging Face Hub (``unimelb-nlp/wikiann``, Parquet) via
+offline mode). WikiANN, the NER source of every language in the real profiles (as in the paper and
+XTREME; UNER is an option), comes from the Hugging Face Hub (``unimelb-nlp/wikiann``, Parquet) via
 `datasets.load_dataset`; with ``HF_HUB_OFFLINE``/``HF_DATASETS_OFFLINE``/``XLT_OFFLINE`` set it
-only reads the local datasets cache and fails within seconds when the data is not there.
+only reads the local datasets cache and fails within seconds when the data is not there. A local
+copy of the Parquet files is read first when there is one:
+``$XLT_DATA_DIR/wikiann/<lang>/<split>*.parquet`` (split = train, validation or test, as on the Hub).
 
 The test split of every language is its PUD treebank (parallel across languages); UNER's test
 split is its PUD file too. The registry in `xlt_utils.languages` documents every choice.
@@ -14,7 +17,7 @@ from __future__ import annotations
 import contextlib
 import os
 
-from ..languages import PUD_TREEBANKS, REAL_LANGUAGES, get_language, pud_file, ud_name
+from ..languages import NER_SOURCES, PUD_TREEBANKS, REAL_LANGUAGES, get_language, pud_file, ud_name
 from .conllu_io import read_conllu
 from .download import FetchError, OfflineError, fetch, offline_reason
 from .iob2 import read_iob2, repair_iob2, validate_tags
@@ -68,18 +71,27 @@ def load_ud(lang: str, split: str, *, treebank: str | None = None, errors: str =
     lists it. `errors`: ``"raise"`` or ``"skip"``, as in `read_conllu`.
     """
     name = ud_file_name(lang, split, treebank)
-    return read_conllu(fetch(name), lang, errors=errors)
+    return _named(read_conllu(fetch(name), lang, errors=errors), name)
+
+
+def _named(sentences: list[Sentence], name: str) -> list[Sentence]:
+    """Record each sentence's file (its manifest name), so that errors name the file and sent_id."""
+    for s in sentences:
+        s.meta["file"] = name
+    return sentences
 
 
 def load_ner(lang: str, split: str, *, source: str | None = None, errors: str = "raise") -> list[Sentence]:
     """NER sentences of `lang` with validated IOB2 tags (PER/ORG/LOC).
 
-    `source` defaults to the registry's ``ner_source``: "uner" (Universal NER files) or
-    "wikiann" (``unimelb-nlp/wikiann`` on the Hub). `errors` (``"raise"`` or ``"skip"``) applies
-    to UNER files, as in `read_iob2`.
+    `source` defaults to the registry's ``ner_source``, "wikiann" (``unimelb-nlp/wikiann``) for
+    every language; "uner" (Universal NER files) is the option for en, de, pt, ru, sv and zh.
+    `errors` (``"raise"`` or ``"skip"``) applies to UNER files, as in `read_iob2`.
     """
     _check_split(split)
     source = source or get_language(lang).ner_source
+    if source not in NER_SOURCES:
+        raise ValueError(f"unknown NER source {source!r}; valid sources: {', '.join(NER_SOURCES)}")
     if source == "uner":
         files = UNER_FILES.get(lang, {})
         if split not in files:
@@ -88,18 +100,18 @@ def load_ner(lang: str, split: str, *, source: str | None = None, errors: str = 
                 f"Universal NER has no {split} split for {lang!r} (available: {have}); "
                 f"use source='wikiann'"
             )
-        return read_iob2(fetch(files[split]), lang, errors=errors)
+        return _named(read_iob2(fetch(files[split]), lang, errors=errors), files[split])
     if source == "wikiann":
         return load_wikiann(lang, split)
     raise ValueError(f"unknown NER source {source!r}; valid sources: uner, wikiann")
 
 
-def load_task(lang: str, task: str, split: str) -> list[Sentence]:
-    """Sentences of `lang` for a task: UD for "pos" and "parse", the NER source for "ner"."""
+def load_task(lang: str, task: str, split: str, ner_source: str | None = None) -> list[Sentence]:
+    """Sentences of `lang` for a task: UD for "pos" and "parse", `ner_source` (default WikiANN) for "ner"."""
     if task in ("pos", "parse"):
         return load_ud(lang, split)
     if task == "ner":
-        return load_ner(lang, split)
+        return load_ner(lang, split, source=ner_source)
     raise ValueError(f"unknown task {task!r}; valid tasks: pos, ner, parse")
 
 
@@ -138,6 +150,11 @@ def load_wikiann(lang: str, split: str, *, cache_dir: str | None = None) -> list
     import datasets
 
     hf_split = _WIKIANN_SPLIT[split]
+    local = local_wikiann_files(lang, hf_split)
+    if local:
+        ds = datasets.load_dataset("parquet", data_files={hf_split: [str(p) for p in local]}, split=hf_split,
+                                   cache_dir=cache_dir)
+        return _named(wikiann_to_sentences(ds, lang, split), f"{local[0].parent}/{hf_split}*.parquet")
     reason = _hf_offline_reason()
     try:
         with _hub_offline() if reason else contextlib.nullcontext():
@@ -159,11 +176,34 @@ def load_wikiann(lang: str, split: str, *, cache_dir: str | None = None) -> list
     return wikiann_to_sentences(ds, lang, split)
 
 
+#: WikiANN's tag ids, as its ClassLabel feature names them (used for Parquet files without that feature).
+WIKIANN_TAGS = ("O", "B-PER", "I-PER", "B-ORG", "I-ORG", "B-LOC", "I-LOC")
+
+
+def local_wikiann_files(lang: str, hf_split: str) -> list:
+    """Local WikiANN Parquet files, ``$XLT_DATA_DIR/wikiann/<lang>/<hf_split>*.parquet`` (sorted), if any."""
+    from pathlib import Path
+
+    root = os.environ.get("XLT_DATA_DIR")
+    if not root:
+        return []
+    return sorted((Path(root).expanduser() / "wikiann" / lang).glob(f"{hf_split}*.parquet"))
+
+
 def wikiann_to_sentences(ds, lang: str, split: str) -> list[Sentence]:
-    """Convert WikiANN rows (``tokens``, integer ``ner_tags``) to `Sentence` records."""
-    names = ds.features["ner_tags"].feature.names
+    """Convert WikiANN rows (``tokens``, integer ``ner_tags``) to `Sentence` records.
+
+    Tag ids are named by the dataset's ClassLabel feature, or by `WIKIANN_TAGS` where the rows
+    carry plain integers (a Parquet file written without the Hugging Face features).
+    """
+    feature = getattr(ds.features["ner_tags"], "feature", None)
+    names = feature.names if hasattr(feature, "names") else list(WIKIANN_TAGS)
     out = []
     for i, row in enumerate(ds):
+        bad = [t for t in row["ner_tags"] if not 0 <= t < len(names)]
+        if bad:
+            raise ValueError(f"WikiANN {lang}/{split} row {i}: tag ids {bad} out of range; valid: 0-{len(names) - 1} "
+                             f"({', '.join(names)})")
         tags = [names[t] for t in row["ner_tags"]]
         validate_tags(tags, where=f"WikiANN {lang}/{split} row {i}: ")
         tags, _ = repair_iob2(tags)  # the one IOB2 policy: a stray I-X is read as B-X

@@ -1,0 +1,176 @@
+"""Honest budgets: a chapter's runtime for the device at hand, from a measured per-step cost.
+
+`measure_step_seconds` times a few real training steps (forward, backward, optimizer step) of a
+model with the profile's architecture (random weights: the cost of a step does not depend on them) at
+the profile's batch shape, on this machine's device, in the precision the policy chooses
+(`xlt_utils.precision`). `chapter_steps` counts the training steps (and evaluation batches, at a
+third of a training step each: a forward pass without backward) that a chapter runs in a profile.
+`estimate` multiplies the two; `print_estimate` prints one line, and does nothing in the toy profile
+(whose chapters take seconds to minutes and whose stored outputs must not depend on the machine).
+
+Counts assume the chapter runs alone with an empty result cache; chapter 4 reuses chapter 2's and
+chapter 3's fine-tunings when they are cached, so it then costs little more than its CKA passes.
+"""
+
+from __future__ import annotations
+
+import functools
+import math
+import time
+from dataclasses import dataclass
+
+import torch
+
+#: Sentences in the full training sets (UD English-EWT train; WikiANN English train).
+FULL_TRAIN_SENTENCES = {"pos": 12544, "parse": 12544, "ner": 20000}
+FULL_EVAL_SENTENCES = 1000  # a PUD test set (NER: WikiANN test sets are larger; PUD-sized is assumed)
+#: Padded subwords per sentence in a batch: English-EWT with mBERT's tokenizer averages about 25
+#: subwords, and length-grouped buckets of 4 batches leave about 60% of the processed tokens real.
+PADDED_LENGTH = 48
+EVAL_STEP_SHARE = 1 / 3  # a forward pass costs about a third of forward + backward + update
+
+
+@dataclass(frozen=True)
+class Estimate:
+    chapter: int
+    fine_tunings: int
+    train_steps: int
+    eval_batches: int
+    step_seconds: float
+    device: str
+    precision: str
+
+    @property
+    def seconds(self) -> float:
+        return (self.train_steps + EVAL_STEP_SHARE * self.eval_batches) * self.step_seconds
+
+    def line(self) -> str:
+        return (f"Estimated runtime of chapter {self.chapter} here ({self.device}, {self.precision}): "
+                f"{format_duration(self.seconds)} = {self.fine_tunings} fine-tunings, {self.train_steps} training steps "
+                f"and {self.eval_batches} evaluation batches x {self.step_seconds:.2f} s per measured step "
+                "(with an empty result cache)")
+
+
+def format_duration(seconds: float) -> str:
+    if seconds < 90:
+        return f"{seconds:.0f} s"
+    if seconds < 5400:
+        return f"{seconds / 60:.0f} min"
+    if seconds < 2 * 86400:
+        return f"{seconds / 3600:.1f} h"
+    return f"{seconds / 86400:.1f} days"
+
+
+def _config_of(model: str):
+    from transformers import AutoConfig, BertConfig
+
+    if model == "toy":
+        from .models import tiny_bert_config
+
+        return tiny_bert_config(vocab_size=8000)
+    if model in ("bert-base-multilingual-cased", "bert-base-multilingual-uncased"):
+        return BertConfig(vocab_size=119547 if model.endswith("-cased") else 105879)  # BERT-base, no download
+    return AutoConfig.from_pretrained(model)  # a local directory or the hub cache
+
+
+def measure_step_seconds(config, batch_size: int = 32, length: int = PADDED_LENGTH, device=None,
+                         precision: str = "auto", steps: int = 2, warmup: int = 1) -> float:
+    """Median seconds of `steps` timed training steps (after `warmup` untimed ones) of a POS tagger
+    on an encoder built from `config` (random weights), at `batch_size` x `length` subwords."""
+    from transformers import BertModel
+
+    from .models import XltModel
+    from .precision import autocast, default_device, grad_scaler, resolve_precision
+    from .training import make_optimizer, task_loss
+
+    device = torch.device(device) if device is not None else default_device()
+    g = torch.Generator().manual_seed(0)
+    model = XltModel(BertModel(config, add_pooling_layer=False), "pos", 17).to(device)
+    precision = resolve_precision(precision, device, model)
+    opt, scaler = make_optimizer(model.parameters(), 5e-5), grad_scaler(precision, device)
+    words = max(1, length // 2)
+    batch = {"input_ids": torch.randint(min(1000, config.vocab_size - 1), config.vocab_size, (batch_size, length), generator=g),
+             "attention_mask": torch.ones(batch_size, length, dtype=torch.long),
+             "first_subword": torch.arange(1, words + 1).repeat(batch_size, 1),
+             "word_mask": torch.ones(batch_size, words, dtype=torch.bool),
+             "labels": torch.randint(0, 17, (batch_size, words), generator=g)}
+    batch = {k: v.to(device) for k, v in batch.items()}
+    times = []
+    model.train()
+    for i in range(warmup + steps):
+        if device.type == "cuda":
+            torch.cuda.synchronize(device)
+        t = time.perf_counter()
+        with autocast(precision, device):
+            loss = task_loss(model, batch)
+        scaler.scale(loss).backward()
+        scaler.step(opt), scaler.update(), opt.zero_grad(set_to_none=True)
+        if device.type == "cuda":
+            torch.cuda.synchronize(device)
+        if i >= warmup:
+            times.append(time.perf_counter() - t)
+    return sorted(times)[len(times) // 2]
+
+
+@functools.cache
+def _measured(model: str, batch_size: int, device: str, precision: str) -> float:
+    return measure_step_seconds(_config_of(model), batch_size, device=device, precision=precision)
+
+
+def _num_layers(profile) -> int:
+    return int(_config_of(profile.model).num_hidden_layers)
+
+
+def chapter_steps(profile, chapter: int) -> tuple[int, int, int]:
+    """(fine-tunings, training steps, evaluation batches) that `chapter` runs in `profile`.
+
+    Chapter 2: reference and random-init per task (first seed). Chapter 3: per task and seed, the
+    reference, the Reinit pairs (the paper's consecutive pairs in quick; every pair in full), the two
+    Freeze halves and random init. Chapter 4: the C5 references and the C1/C2 grid (reference,
+    lowest and highest pair) per task and seed, plus CKA forward passes (pretrained and fine-tuned
+    model) over the parallel sentences. Chapters 0 and 1 train nothing.
+    """
+    tasks, seeds = len(profile.tasks), len(profile.seeds)
+    L = _num_layers(profile)
+    if chapter in (0, 1):
+        return 0, 0, 0
+    if chapter == 2:
+        runs = tasks * 2
+    elif chapter == 3:
+        pairs = L - 1 if profile.name == "quick" else L * (L - 1) // 2
+        runs = tasks * seeds * (1 + pairs + 2 + 1)
+    elif chapter == 4:
+        runs = tasks * seeds * 3
+    else:
+        raise ValueError(f"unknown chapter {chapter}; valid chapters: 0, 1, 2, 3, 4")
+    per_task_steps = [math.ceil((profile.n_train or FULL_TRAIN_SENTENCES[t]) / profile.batch_size) * profile.epochs
+                      for t in profile.tasks]
+    steps = round(runs * sum(per_task_steps) / len(per_task_steps))
+    n_eval = profile.n_eval or FULL_EVAL_SENTENCES
+    eval_batches = runs * math.ceil(n_eval * len(profile.languages) / profile.batch_size)
+    if chapter == 4:
+        eval_batches += 2 * math.ceil(profile.n_cka * len(profile.languages) / profile.batch_size)
+    return runs, steps, eval_batches
+
+
+def estimate(profile, chapter: int, step_seconds: float | None = None, device=None,
+             precision: str = "auto") -> Estimate:
+    """The runtime estimate of a chapter in `profile` on `device` (default: this machine's GPU or CPU),
+    from a measured step (or `step_seconds`, e.g. a number measured elsewhere)."""
+    from .precision import default_device, hardware_precision
+
+    device = str(torch.device(device) if device is not None else default_device())
+    prec = hardware_precision(device) if precision == "auto" else precision
+    if step_seconds is None:
+        step_seconds = _measured(profile.model, profile.batch_size, device, prec)
+    runs, steps, batches = chapter_steps(profile, chapter)
+    return Estimate(chapter, runs, steps, batches, step_seconds, device, prec)
+
+
+def print_estimate(profile, chapter: int) -> Estimate | None:
+    """Print the chapter's estimated runtime for this machine (quick and full profiles; nothing for toy)."""
+    if profile.model == "toy":
+        return None
+    est = estimate(profile, chapter)
+    print(est.line())
+    return est
