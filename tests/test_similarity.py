@@ -15,8 +15,8 @@ from xlt_utils.similarity import (
     cka_matrix,
     cka_per_layer,
     mean_pooled_states,
-    plot_cka_heatmap,
 )
+from xlt_utils.plotting import plot_cka_heatmap
 
 KERNELS = ["linear", "rbf"]
 

@@ -12,7 +12,8 @@ import torch
 
 from xlt_utils.data.records import label_set
 from xlt_utils.data.synthetic import load_toy
-from xlt_utils.models import XltModel, load_encoder
+from xlt_utils.models import XltModel
+from xlt_utils.pretrained import load_encoder
 from xlt_utils.profiles import get_profile
 from xlt_utils.training import (
     TrainConfig,

@@ -46,7 +46,7 @@ import torch
 
 from .tokenization import encode_words
 
-__all__ = ["cka", "cka_per_layer", "cka_matrix", "mean_pooled_states", "plot_cka_heatmap"]
+__all__ = ["cka", "cka_per_layer", "cka_matrix", "mean_pooled_states"]
 
 _KERNELS = ("linear", "rbf")
 
@@ -462,76 +462,3 @@ def mean_pooled_states(
     inverse = torch.empty(n, dtype=torch.long)
     inverse[torch.tensor(order, dtype=torch.long)] = torch.arange(n)
     return torch.cat(pieces, dim=1)[:, inverse]
-
-
-# --------------------------------------------------------------------------------------------
-# Plotting
-# --------------------------------------------------------------------------------------------
-
-
-def plot_cka_heatmap(
-    values,
-    *,
-    row_labels: Sequence | None = None,
-    col_labels: Sequence | None = None,
-    title: str | None = None,
-    xlabel: str = "layer",
-    ylabel: str = "language",
-    vmin: float = 0.0,
-    vmax: float = 1.0,
-    cmap: str = "viridis",
-    annotate: bool = True,
-    fmt: str = ".2f",
-    colorbar_label: str = "CKA",
-    figsize: tuple[float, float] | None = None,
-    ax=None,
-):
-    """Annotated heatmap of CKA values (rows e.g. languages, columns e.g. layers); returns the Figure.
-
-    values: a pandas DataFrame (its index and columns label the axes) or a 2-D array (labels from
-    row_labels / col_labels, default 0..n-1). NaN cells are left blank. Without `ax`, a new
-    `matplotlib.figure.Figure` is made outside pyplot (no global state; in Jupyter it shows when it
-    is the cell's value or passed to `display`). Nothing time-dependent is drawn.
-    """
-    from matplotlib.figure import Figure
-
-    if hasattr(values, "to_numpy") and hasattr(values, "index") and hasattr(values, "columns"):
-        row_labels = list(values.index) if row_labels is None else row_labels
-        col_labels = list(values.columns) if col_labels is None else col_labels
-        data = values.to_numpy(dtype=float)
-    else:
-        data = np.asarray(values, dtype=float)
-    if data.ndim != 2:
-        raise ValueError(f"expected a 2-D table of values, got shape {data.shape}")
-    n_rows, n_cols = data.shape
-    row_labels = list(range(n_rows)) if row_labels is None else list(row_labels)
-    col_labels = list(range(n_cols)) if col_labels is None else list(col_labels)
-    if len(row_labels) != n_rows or len(col_labels) != n_cols:
-        raise ValueError("row_labels / col_labels do not match the shape of values")
-
-    if ax is None:
-        if figsize is None:
-            figsize = (max(4.0, 0.55 * n_cols + 2.2), max(2.5, 0.42 * n_rows + 1.4))
-        fig = Figure(figsize=figsize, layout="constrained")
-        ax = fig.add_subplot()
-    else:
-        fig = ax.figure
-    masked = np.ma.masked_invalid(data)
-    im = ax.imshow(masked, cmap=cmap, vmin=vmin, vmax=vmax, aspect="auto", interpolation="nearest")
-    ax.set_xticks(np.arange(n_cols), labels=[str(c) for c in col_labels])
-    ax.set_yticks(np.arange(n_rows), labels=[str(r) for r in row_labels])
-    ax.set_xlabel(xlabel)
-    ax.set_ylabel(ylabel)
-    if title:
-        ax.set_title(title)
-    fig.colorbar(im, ax=ax, label=colorbar_label)
-    if annotate:
-        for i in range(n_rows):
-            for j in range(n_cols):
-                v = data[i, j]
-                if not np.isfinite(v):
-                    continue
-                r, g, b, _ = im.cmap(im.norm(v))
-                colour = "black" if 0.299 * r + 0.587 * g + 0.114 * b > 0.5 else "white"
-                ax.text(j, i, format(v, fmt), ha="center", va="center", color=colour, fontsize=8)
-    return fig
