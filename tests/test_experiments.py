@@ -183,3 +183,43 @@ def test_verdict_c5_corrects_the_best_layer_for_the_number_of_layers():
     constant = similarity_transfer_correlation(perfect, pd.Series(50.0, index=langs))
     flat = verdict_c5(constant, task="ner")
     assert not flat.holds and "no correlation is defined over 8 languages" in str(flat)
+
+
+def test_ablation_values_travel_from_configs_through_records_analysis_plots_and_widgets():
+    """The chapter 3 chain on records of the real grid configs (numbers made up, deterministic):
+    every step keys on Ablation values; labels appear only where things are drawn or printed."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    from xlt_utils.ablation import RANDOM_INIT, freeze_halves, lower_upper
+    from xlt_utils.analysis import pair_matrix, per_seed_scores
+    from xlt_utils.plotting import plot_deltas, plot_pair_heatmaps
+    from xlt_utils.profiles import get_profile
+    from xlt_utils.sweep import paper_grid
+    from xlt_utils.widgets import reinit_explorer
+
+    L = get_profile("toy").num_layers
+    configs = paper_grid("toy", tasks=("pos",), seeds=(1, 2))
+    records = []
+    for c in configs:
+        cost = sum(c.ablation.layers) + (50 if c.ablation == RANDOM_INIT else 0)
+        metrics = [{"language": lang, "task": "pos", "metric": "accuracy", "n": 10,
+                    "value": 90.0 - cost * (0.1 if lang == "en" else 1.0) + c.seed * 0.01}
+                   for lang in (c.source, *c.targets)]
+        records.append({"key": c.key(), "config": c.to_dict(), "label": c.label, "metrics": metrics})
+    deltas = ablation_deltas(per_seed_scores(records))
+    lower, upper = (Ablation("reinit", layers) for layers in lower_upper(L))
+    assert set(deltas.ablation) == {c.ablation for c in configs} - {REFERENCE}
+    m = pair_matrix(deltas, "pos", "target", L)
+    assert m.loc[1, 2] == pytest.approx(-3.0) and m.loc[L - 1, L] == pytest.approx(-(2 * L - 1))
+    c1, c2 = verdict_c1_c2(deltas, lower, upper, task="pos")
+    assert c1.numbers["ablation"] == "reinit 1,2" and c1.numbers["target"] == pytest.approx(-3.0)
+    focus = [lower, upper, *freeze_halves(L), RANDOM_INIT]
+    fig = plot_deltas(deltas[deltas.ablation.isin(focus)], order=focus)
+    assert [t.get_text() for t in fig.axes[0].get_xticklabels()] == [a.label for a in focus]
+    plot_pair_heatmaps(deltas, L, ["pos"])
+    box = reinit_explorer(deltas, order=focus)
+    options = box.children[0].children[1].options
+    assert list(options[1:len(focus) + 1]) == [a.label for a in focus]
+    table = mean_std_table(deltas, index=["task", "ablation"], columns="role", value="delta")
+    assert table.loc[("pos", lower), "target"] == "-3.0 ± 0.0"
