@@ -11,6 +11,7 @@ from xlt_utils.data.records import label_set
 from xlt_utils.data.synthetic import load_toy
 from xlt_utils.evaluation import (
     METRICS,
+    mean_pooled_states,
     predict,
     predict_languages,
     score,
@@ -21,7 +22,6 @@ from xlt_utils.experiments import build_model, experiment, load_split
 from xlt_utils.models import XltModel
 from xlt_utils.pretrained import load_encoder, num_layers
 from xlt_utils.profiles import get_profile
-from xlt_utils.similarity import mean_pooled_states
 
 
 @pytest.fixture(scope="module")
