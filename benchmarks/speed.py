@@ -6,10 +6,10 @@ Sections (see benchmarks/README.md for what every number means):
 
 1. fine-tuning, useful (non-padding) subword tokens per second, on mBERT's architecture with
    random weights, mBERT's real tokenizer and the UD English-EWT dev sentences (UPOS labels):
-   ours (make_examples, length_grouped_batches, collate, bf16 autocast where native, make_optimizer, XltModel)
-   vs the XTREME `run_tag` recipe (every sentence padded to 128, random batches, fp32, plain
-   AdamW, BertForTokenClassification), both starting from the same weights, batch 32, steps of
-   the two recipes interleaved so that both see the same machine load. Plus the machine's bf16
+   ours (`xlt_utils.training.fine_tune` itself, called for a few steps at a time) vs the XTREME
+   `run_tag` recipe (every sentence padded to 128, random batches, fp32, plain
+   AdamW, BertForTokenClassification), both starting from the same weights, batch 32, the same
+   warm-up and number of timed steps, interleaved so that both see the same machine load. Plus the machine's bf16
    and fp32 matmul peaks and our share of the peak of the precision training really uses (bf16
    where the hardware has it, `xlt_utils.training.bf16_supported`, else fp32; FLOPs = 6 x
    non-embedding parameters x useful tokens).
@@ -69,8 +69,7 @@ FULL = {
     "batch_size": 32,
     "xtreme_max_len": 128,
     "train_sentences": None,  # all EWT dev sentences that fit into 128 subwords
-    "ours_warmup": 2, "ours_steps": 12,
-    "base_warmup": 1, "base_steps": 6,
+    "warmup_steps": 2, "timed_steps": 8, "rounds": 2,  # the same for both recipes
     "eval_per_file": 20, "eval_files": None,  # 20 sentences (the same sent_ids) from each of the 21 PUD files
     "eval_warmup_sentences": 16,
     "cka": dict(layers=13, n=1000, dim=768, repeats=3),
@@ -83,8 +82,7 @@ SMOKE = {
     "batch_size": 8,
     "xtreme_max_len": 128,
     "train_sentences": 64,
-    "ours_warmup": 1, "ours_steps": 2,
-    "base_warmup": 1, "base_steps": 1,
+    "warmup_steps": 2, "timed_steps": 2, "rounds": 1,
     "eval_per_file": 4, "eval_files": 3,
     "eval_warmup_sentences": 2,
     "cka": dict(layers=3, n=50, dim=768, repeats=1),
@@ -257,52 +255,50 @@ def xtreme_features(tok, sentences, labels: dict, max_len: int):
 
 
 class Ours:
-    """The xlt_utils fine-tuning step (as in xlt_utils.training.fine_tune), one batch at a time."""
+    """`xlt_utils.training.fine_tune` itself (no copy of its loop), timed call by call: each call
+    fine-tunes for `steps` optimizer steps (one epoch over the next steps x batch_size sentences),
+    so that it builds its examples, batches, optimizer and schedule as a real run does. The time of
+    the optimizer steps is taken with torch's global optimizer hooks; the rest of the call (data,
+    forward, backward, clipping) is reported as `fwd_bwd_s`, an upper bound of forward + backward."""
 
     name = "ours"
 
     def __init__(self, model, tok, sentences, batch_size: int, seed: int = 1):
-        from xlt_utils.batching import length_grouped_batches, make_examples
-        from xlt_utils.training import TrainConfig, make_optimizer
+        from xlt_utils.training import TrainConfig
 
-        self.cfg = TrainConfig(batch_size=batch_size, seed=seed)
-        self.model, self.tok = model, tok
-        self.examples = make_examples(tok, sentences, "pos", self.cfg.max_length)
-        lengths = [len(e["input_ids"]) for e in self.examples]
-        self.batches = length_grouped_batches(lengths, batch_size, torch.Generator().manual_seed(seed * 1000),
-                                              self.cfg.length_bucket)
-        head = {id(p) for p in model.head.parameters()}
-        self.groups = [g for g in (
-            {"params": [p for p in model.parameters() if p.requires_grad and id(p) not in head], "lr": self.cfg.lr},
-            {"params": [p for p in model.head.parameters() if p.requires_grad], "lr": self.cfg.lr},
-        ) if g["params"]]
-        self.opt = make_optimizer(self.groups, self.cfg.lr, self.cfg.weight_decay)
-        total = len(self.batches) * self.cfg.epochs
-        warm = max(1, int(self.cfg.warmup * total))
-        self.sched = torch.optim.lr_scheduler.LambdaLR(
-            self.opt, lambda s: min((s + 1) / warm, max(0.0, (total - s) / (total - warm))))
-        self.params = [p for g in self.groups for p in g["params"]]
+        self.cfg = TrainConfig(batch_size=batch_size, seed=seed, epochs=1)
+        self.model, self.tok, self.sentences, self.bs = model, tok, list(sentences), batch_size
         self.k = 0
 
-    def step(self) -> dict:
-        from xlt_utils.batching import collate
-        from xlt_utils.training import autocast, task_loss
+    def run(self, steps: int) -> dict:
+        from torch.optim.optimizer import register_optimizer_step_post_hook, register_optimizer_step_pre_hook
 
-        idx = self.batches[self.k % len(self.batches)]
-        self.k += 1
-        t0 = time.perf_counter()
-        batch = collate([self.examples[i] for i in idx], self.tok.pad_token_id)
-        t1 = time.perf_counter()
-        with autocast(self.cfg.bf16, "cpu"):
-            loss = task_loss(self.model, batch)
-        loss.backward()
-        t2 = time.perf_counter()
-        torch.nn.utils.clip_grad_norm_(self.params, self.cfg.max_grad_norm)
-        self.opt.step(), self.sched.step(), self.opt.zero_grad(set_to_none=True)
-        loss = loss.item()
-        t3 = time.perf_counter()
-        return {"useful": int(batch["attention_mask"].sum()), "processed": batch["input_ids"].numel(),
-                "data_s": t1 - t0, "fwd_bwd_s": t2 - t1, "optim_s": t3 - t2, "loss": loss}
+        from xlt_utils.batching import length_grouped_batches, make_examples
+        from xlt_utils.training import fine_tune
+
+        if steps < 2:
+            raise ValueError("a timed fine_tune call needs at least 2 steps (its schedule warms up for one)")
+        n = len(self.sentences)
+        chunk = [self.sentences[(self.k * self.bs + i) % n] for i in range(steps * self.bs)]
+        self.k += steps
+        # the tokens these steps process (computed outside the timed call, as fine_tune batches them)
+        lengths = [len(e["input_ids"]) for e in make_examples(self.tok, chunk, "pos", self.cfg.max_length)]
+        batches = length_grouped_batches(lengths, self.bs, torch.Generator().manual_seed(self.cfg.seed * 1000),
+                                         self.cfg.length_bucket)
+        optim = {"s": 0.0, "t0": 0.0}
+        pre = register_optimizer_step_pre_hook(lambda *_: optim.__setitem__("t0", time.perf_counter()))
+        post = register_optimizer_step_post_hook(
+            lambda *_: optim.__setitem__("s", optim["s"] + time.perf_counter() - optim["t0"]))
+        try:
+            t0 = time.perf_counter()
+            history = fine_tune(self.model, self.tok, chunk, self.cfg, progress=False)
+            seconds = time.perf_counter() - t0
+        finally:
+            pre.remove(), post.remove()
+        return {"steps": len(batches), "useful": sum(lengths), "processed": sum(len(b) * max(lengths[i] for i in b)
+                                                                                for b in batches),
+                "seconds": seconds, "data_s": 0.0, "fwd_bwd_s": seconds - optim["s"], "optim_s": optim["s"],
+                "loss": history[-1]}
 
 
 class XtremeBaseline:
@@ -351,19 +347,22 @@ class XtremeBaseline:
 
 
 def summarise(steps: list[dict]) -> dict:
+    """Totals over timed entries: single steps (the baseline) or fine_tune calls of several steps (ours)."""
     seconds = [s["data_s"] + s["fwd_bwd_s"] + s["optim_s"] for s in steps]
+    per_step = [sec / s.get("steps", 1) for sec, s in zip(seconds, steps, strict=True)]
+    n_steps = sum(s.get("steps", 1) for s in steps)
     total = sum(seconds)
     useful = sum(s["useful"] for s in steps)
     processed = sum(s["processed"] for s in steps)
     return {
-        "timed_steps": len(steps),
+        "timed_steps": n_steps,
         "seconds": total,
         "useful_tokens": useful,
         "processed_tokens": processed,
         "useful_share_of_processed": useful / processed,
         "useful_tokens_per_s": useful / total,
-        "median_step_s": statistics.median(seconds),
-        "mean_useful_tokens_per_step": useful / len(steps),
+        "median_step_s": statistics.median(per_step),
+        "mean_useful_tokens_per_step": useful / n_steps,
         "time_split": {k: sum(s[k] for s in steps) / total for k in ("data_s", "fwd_bwd_s", "optim_s")},
         "losses": [round(s["loss"], 4) for s in steps],
     }
@@ -384,19 +383,18 @@ def bench_finetune(model, config, tok, ewt, cfg: dict) -> dict:
     ours = Ours(model, tok, sentences, cfg["batch_size"])
     base = XtremeBaseline(hf, tok, sentences, cfg["batch_size"], max_len)
 
-    log(f"fine-tuning warm-up: {cfg['ours_warmup']} ours + {cfg['base_warmup']} baseline steps")
-    for _ in range(cfg["ours_warmup"]):
-        ours.step()
-    for _ in range(cfg["base_warmup"]):
+    warm, steps, rounds = cfg["warmup_steps"], cfg["timed_steps"], cfg["rounds"]
+    log(f"fine-tuning warm-up: {warm} steps each; then {steps} timed steps each, in {rounds} interleaved rounds")
+    ours.run(warm)
+    for _ in range(warm):
         base.step()
     timed = {"ours": [], "baseline": []}
-    nb, no = cfg["base_steps"], cfg["ours_steps"]
-    for r in range(nb):  # interleave: one baseline step, then this round's share of our steps
-        timed["baseline"].append(base.step())
-        for _ in range(no * (r + 1) // nb - no * r // nb):
-            timed["ours"].append(ours.step())
-        log(f"fine-tuning round {r + 1}/{nb}: baseline {timed['baseline'][-1]['fwd_bwd_s']:.1f} s fwd+bwd, "
-            f"ours {len(timed['ours'])} steps")
+    for r in range(rounds):  # interleaved, so that both recipes see the same machine load
+        share = steps * (r + 1) // rounds - steps * r // rounds
+        for _ in range(share):
+            timed["baseline"].append(base.step())
+        timed["ours"].append(ours.run(share))
+        log(f"fine-tuning round {r + 1}/{rounds}: {share} steps each")
     res_o, res_b = summarise(timed["ours"]), summarise(timed["baseline"])
     del ours, base, hf
     model.zero_grad(set_to_none=True)
