@@ -26,11 +26,17 @@ _WEIGHT_FILES = ("model.safetensors", "pytorch_model.bin")
 def model_path(model: str) -> str:
     """Where `from_pretrained` finds a model: the toy checkpoint's folder, a local directory, or a hub id."""
     if model == TOY:
-        from .pretraining import toy_model_dir
-
-        return str(toy_model_dir())
+        return _toy_dir()
     p = Path(model).expanduser()
     return str(p) if p.is_dir() else model
+
+
+@functools.cache
+def _toy_dir() -> str:
+    """The toy checkpoint's folder, looked up (its weights hashed against the recipe) once per process."""
+    from .pretraining import toy_model_dir
+
+    return str(toy_model_dir())
 
 
 def _model_and_revision(obj, revision: str | None) -> tuple[str, str | None]:
