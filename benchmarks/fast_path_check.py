@@ -45,16 +45,10 @@ os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
 import torch  # noqa: E402
 
+from xlt_utils.batching import collate, make_examples  # noqa: E402
 from xlt_utils.evaluation import predict_languages, score  # noqa: E402
 from xlt_utils.experiments import build_model, experiment, load_split  # noqa: E402
-from xlt_utils.training import (  # noqa: E402
-    bf16_supported,
-    collate,
-    fine_tune,
-    make_examples,
-    set_seed,
-    task_loss,
-)
+from xlt_utils.training import bf16_supported, fine_tune, set_seed, task_loss  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "benchmarks" / "results"

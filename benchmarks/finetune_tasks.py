@@ -19,9 +19,10 @@ from pathlib import Path
 
 import torch
 
+from xlt_utils.batching import make_examples
 from xlt_utils.evaluation import zero_shot_eval
 from xlt_utils.experiments import build_model, experiment, load_split
-from xlt_utils.training import fine_tune, make_examples
+from xlt_utils.training import fine_tune
 
 ROOT = Path(__file__).resolve().parents[1]
 MAIN = {"pos": "accuracy", "ner": "f1", "parse": "las"}

@@ -36,7 +36,7 @@ from transformers import BertModel  # noqa: E402
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from toy_world import masked_words, retrieval_per_layer  # noqa: E402
 
-from xlt_utils.ablation import apply_ablation  # noqa: E402
+from xlt_utils.ablation import RANDOM_INIT, REFERENCE, apply_ablation  # noqa: E402
 from xlt_utils.analysis import MAIN_METRIC  # noqa: E402
 from xlt_utils.data.records import label_set  # noqa: E402
 from xlt_utils.data.synthetic import cache_dir, load_toy  # noqa: E402
@@ -90,7 +90,7 @@ def pos_transfer(path: Path, ablation: str, seed: int, smoke: bool) -> dict[str,
     prof = get_profile("toy")
     set_seed(seed)
     model = XltModel(BertModel.from_pretrained(path, add_pooling_layer=False), "pos", len(label_set("pos")))
-    apply_ablation(model, ablation, (), seed=seed)
+    apply_ablation(model, ablation, seed=seed)
     cfg = TrainConfig(epochs=1 if smoke else prof.epochs, batch_size=prof.batch_size, lr=prof.lr,
                       head_lr=prof.head_lr, warmup=prof.warmup, seed=seed, max_length=prof.max_length, bf16=False)
     n_train, n_eval = (40, 20) if smoke else (prof.n_train, prof.n_eval)
@@ -110,8 +110,8 @@ def measure(name: str, recipe: PretrainRecipe, smoke: bool, progress: bool) -> d
     n = 20 if smoke else 300
     record = json.loads((path / "recipe.json").read_text())
     res = {"name": name, "recipe": recipe.to_dict(), "final_loss": record["final_loss"],
-           "pretrain_s": round(t1 - t0, 1), "pos": pos_transfer(path, "reference", 1, smoke),
-           "pos_random": pos_transfer(path, "random_init", 1, smoke)}
+           "pretrain_s": round(t1 - t0, 1), "pos": pos_transfer(path, REFERENCE, 1, smoke),
+           "pos_random": pos_transfer(path, RANDOM_INIT, 1, smoke)}
     tok = load_tokenizer(path)
     res["masked_word_accuracy"] = masked_words(tok, prof.languages, n, path)
     res["retrieval"] = retrieval_per_layer(BertModel.from_pretrained(path, add_pooling_layer=False), tok,

@@ -6,10 +6,18 @@ import pytest
 import torch
 from transformers import BertModel
 
-from xlt_utils.ablation import freeze_layers, random_init, reinit_layers
+from xlt_utils.ablation import (
+    Ablation,
+    apply_ablation,
+    freeze_layers,
+    lower_upper,
+    random_init,
+    reinit_layers,
+)
 from xlt_utils.data.records import label_set
 from xlt_utils.data.synthetic import load_toy
-from xlt_utils.models import XltModel, load_tokenizer
+from xlt_utils.models import XltModel, load_tokenizer, tiny_bert_config
+from xlt_utils.pretrained import num_layers
 from xlt_utils.pretraining import toy_model_dir
 from xlt_utils.training import TrainConfig, fine_tune
 
@@ -76,8 +84,64 @@ def test_reinit_is_reproducible_from_its_seed(encoder):
 
 
 def test_unknown_layer_is_an_error(encoder):
-    with pytest.raises(ValueError, match=r"valid layers: 0 \(embeddings\) to 6"):
-        reinit_layers(encoder, [7])
+    L = num_layers(encoder)
+    with pytest.raises(ValueError, match=rf"valid layers: 0 \(embeddings\) to {L}"):
+        reinit_layers(encoder, [L + 1])
+
+
+# ----------------------------------------------------------------------------------------- the value
+
+def test_an_ablation_is_a_validated_value_with_one_label():
+    assert Ablation("reinit", [2, 1, 2]) == Ablation("reinit", (1, 2))
+    assert Ablation("reinit", (1, 2)).label == str(Ablation("reinit", (1, 2))) == "reinit 1,2"
+    assert Ablation("freeze", range(4)).label == "freeze 0-3"
+    assert Ablation("random_init").label == "random-init" and Ablation().label == "reference"
+    assert Ablation.from_dict(Ablation("freeze", (0, 5)).to_dict()) == Ablation("freeze", (0, 5))
+    with pytest.raises(ValueError, match="unknown ablation kind 'reinit-pairs'; valid kinds: reference, reinit, "
+                                         "freeze, random_init"):
+        Ablation("reinit-pairs")
+    with pytest.raises(ValueError, match="needs layers"):
+        Ablation("freeze", ())
+    with pytest.raises(ValueError, match="takes no layers"):
+        Ablation("reference", (1,))
+    with pytest.raises(ValueError, match="not the string '12'"):
+        Ablation("reinit", "12")  # never read as layers 1 and 2
+    with pytest.raises(ValueError, match="layer -1 does not exist"):
+        Ablation("reinit", (-1,))
+    with pytest.raises(ValueError, match="integers"):
+        Ablation("reinit", (1.5,))
+    with pytest.raises(ValueError, match=r"layer\(s\) \[7\] do not exist; valid layers: 0 \(embeddings\) to 6"):
+        Ablation("reinit", (1, 7)).check(6)
+
+
+def _tiny_encoder(depth: int) -> BertModel:
+    torch.manual_seed(0)
+    return BertModel(tiny_bert_config(vocab_size=50, num_hidden_layers=depth, hidden_size=16, num_attention_heads=2,
+                                      intermediate_size=32), add_pooling_layer=False)
+
+
+@pytest.mark.parametrize("depth", [2, 3, 5])
+def test_depth_and_layer_sets_follow_the_model(depth):
+    enc = _tiny_encoder(depth)
+    model = XltModel(enc, "pos", len(label_set("pos")))
+    assert num_layers(enc) == num_layers(model) == num_layers(enc.config) == depth
+    lower, upper = lower_upper(depth)
+    assert lower == (1, 2) and upper == (depth - 1, depth)
+    before = _snapshot(model)
+    names = apply_ablation(model, Ablation("reinit", upper), seed=0)
+    assert names and all(n.startswith((f"encoder.encoder.layer.{depth - 2}.", f"encoder.encoder.layer.{depth - 1}."))
+                         for n in names)
+    assert sum(not torch.equal(p, before[n]) for n, p in model.named_parameters()) > 0
+    assert len(random_init(_tiny_encoder(depth))) == len(list(_tiny_encoder(depth).parameters()))
+    with pytest.raises(ValueError, match=f"valid layers: 0 \\(embeddings\\) to {depth}"):
+        apply_ablation(model, Ablation("freeze", (depth + 1,)))
+    with pytest.raises(TypeError, match="expected an Ablation value"):
+        apply_ablation(model, "reinit 1,2")
+
+
+def test_one_layer_has_no_lower_and_upper_pairs():
+    with pytest.raises(ValueError, match="at least 2 transformer layers"):
+        lower_upper(1)
 
 
 def test_frozen_layers_stay_bit_identical_after_training(encoder):

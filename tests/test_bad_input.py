@@ -10,7 +10,13 @@ import pytest
 
 from xlt_utils.data import DataFormatError, ReadResult, SkippedSentencesWarning
 from xlt_utils.data.conllu_io import ConlluFormatError, read_conllu, write_conllu
-from xlt_utils.data.iob2 import Iob2FormatError, RepairedTagsWarning, read_iob2, repair_iob2, write_iob2
+from xlt_utils.data.iob2 import (
+    Iob2FormatError,
+    RepairedTagsWarning,
+    read_iob2,
+    repair_iob2,
+    write_iob2,
+)
 from xlt_utils.data.records import Sentence
 
 

@@ -24,9 +24,10 @@ def _positive(x) -> bool:
 def smoke(shared_data, tmp_path_factory):
     tmp = tmp_path_factory.mktemp("speed")
     suite = tmp / "toy_suite.json"  # a stand-in for benchmarks/results/toy_suite.json
-    suite.write_text(json.dumps({"notebooks": [{"notebook": "00_overview.ipynb", "seconds": 12.5,
-                                                "peak_rss_mb": 900}],
-                                 "total_seconds": 12.5, "peak_rss_mb": 900, "cpus": 2, "cache": "cold"}))
+    runs = {mode: {"notebooks": [{"notebook": "00_overview.ipynb", "seconds": s, "peak_rss_mb": 900}],
+                   "total_seconds": s, "peak_rss_mb": 900, "cache": mode, "shipped_records": mode == "warm"}
+            for mode, s in (("cold", 2400.5), ("warm", 12.5))}
+    suite.write_text(json.dumps({"runs": runs, "cpus": 2}))
     out = tmp / "speed_smoke.json"
     env = {**os.environ, "HF_HUB_OFFLINE": "1", "TOKENIZERS_PARALLELISM": "false"}
     proc = subprocess.run(
@@ -71,7 +72,12 @@ def test_smoke_numbers_are_positive(smoke):
     assert one["batches"] <= per_file["batches"]
     ck = res["cka"]
     for kernel in ("rbf", "linear"):
-        for key in ("ours_s", "numpy_original_s", "numpy_once_s", "ratio"):
+        for key in ("ours_s", "numpy_kornblith_s", "numpy_explicit_h_s", "ratio"):
+            assert _positive(ck[kernel][key]), (kernel, key)
+        # every side: the same number of timed repeats (after the same one warm-up call)
+        assert len(ck[kernel]["ours_repeats"]) == len(ck[kernel]["numpy_kornblith_repeats"]) == \
+            len(ck[kernel]["numpy_explicit_h_repeats"]) == ck["repeats"]
+        for key in ("ratio",):
             assert _positive(ck[kernel][key]), (kernel, key)
 
 
@@ -103,8 +109,10 @@ def test_smoke_peak_share_is_of_the_training_precision(smoke):
 def test_smoke_reads_the_toy_suite_results(smoke):
     res, _ = smoke
     ts = res["toy_suite"]
-    assert ts["status"] == "read from file"
-    assert _positive(ts["total_seconds"]) and _positive(ts["peak_rss_mb"])
+    assert ts["status"] == "read from file" and set(ts["runs"]) == {"cold", "warm"}
+    for run in ts["runs"].values():
+        assert _positive(run["total_seconds"]) and _positive(run["peak_rss_mb"])
+    assert not ts["runs"]["cold"]["shipped_records"] and ts["runs"]["warm"]["shipped_records"]
 
 
 def _speed_module():
@@ -118,7 +126,7 @@ def _speed_module():
 
 def test_missing_toy_suite_results_are_reported_not_invented(tmp_path):
     ts = _speed_module().toy_suite(tmp_path / "absent.json", run=False)
-    assert ts["status"] == "not available" and "total_seconds" not in ts
+    assert ts["status"] == "not available" and "runs" not in ts
 
 
 def test_numpy_reference_matches_the_library_on_correlated_states():
@@ -130,8 +138,8 @@ def test_numpy_reference_matches_the_library_on_correlated_states():
     a, b = speed.cka_inputs(layers=2, n=30, dim=16, seed=3)
     for kernel in ("rbf", "linear"):
         ours = cka_per_layer(a, b, kernel=kernel)
-        orig = [speed.np_cka_original(a[k], b[k], kernel) for k in range(2)]
-        once = [speed.np_cka_once(a[k], b[k], kernel) for k in range(2)]
+        orig = [speed.np_cka_explicit_h(a[k], b[k], kernel) for k in range(2)]
+        once = [speed.np_cka_kornblith(a[k], b[k], kernel) for k in range(2)]
         np.testing.assert_allclose(ours, orig, atol=1e-10)
         np.testing.assert_allclose(once, orig, atol=1e-10)
         assert ours[0] > ours[1]  # layer 0 of b is the less noisy copy

@@ -27,9 +27,11 @@ def test_constant_scores_give_an_undefined_verdict_without_warnings():
         warnings.simplefilter("error")
         corr = similarity_transfer_correlation(_curves(), scores)
     assert corr["spearman"].isna().all() and best_layer(corr) is None
-    line = verdict_c5(corr)
+    verdict = verdict_c5(corr, task="ner")
+    line = str(verdict)
+    assert not verdict.holds and verdict.outcome == "is undefined"
     assert line.startswith("C5 is undefined: constant scores") and "6 languages" in line
-    row = claims_table([{"task": "ner", "verdict": line}]).iloc[0]
+    row = claims_table([verdict]).iloc[0]
     assert (row.claim, row.verdict) == ("C5", "is undefined")
 
 
@@ -39,5 +41,5 @@ def test_a_constant_similarity_layer_is_skipped_and_counted():
     curves[2] = scores * 0.1  # a perfect rank correlation at layer 2
     corr = similarity_transfer_correlation(curves, scores)
     assert np.isnan(corr.loc[0, "spearman"]) and best_layer(corr) == 2
-    line = verdict_c5(corr)
+    line = str(verdict_c5(corr))
     assert "strongest correlation is at layer 2, Spearman +1.00" in line and "(1 undefined" in line

@@ -36,9 +36,9 @@ def test_drive_cache_on_colab_mounts_drive_and_moves_the_cache(monkeypatch, tmp_
     assert mounted == [str(tmp_path / "drive")]
     assert path == str(tmp_path / "drive" / "MyDrive" / "xlt-cache")
     from xlt_utils.data.download import cache_dir
-    from xlt_utils.experiments import results_dir
+    from xlt_utils.store import ResultStore
 
-    assert str(cache_dir()) == path and str(results_dir()).startswith(path)
+    assert str(cache_dir()) == path and str(ResultStore().root).startswith(path)
 
 
 def test_restart_needed_when_transformers_was_upgraded_after_import(monkeypatch):

@@ -9,8 +9,9 @@ import torch
 
 from xlt_utils.data.records import label_set
 from xlt_utils.data.synthetic import load_toy
-from xlt_utils.models import XltModel, load_encoder
+from xlt_utils.models import XltModel
 from xlt_utils.precision import default_device
+from xlt_utils.pretrained import load_encoder
 from xlt_utils.profiles import get_profile
 
 
@@ -65,7 +66,7 @@ def test_evaluation_sends_batches_to_the_models_device(meta_model):
 
 
 def test_cka_states_are_computed_on_the_models_device(meta_model):
-    from xlt_utils.similarity import mean_pooled_states
+    from xlt_utils.evaluation import mean_pooled_states
 
     model, tok = meta_model
     seen = []

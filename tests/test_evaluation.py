@@ -11,6 +11,7 @@ from xlt_utils.data.records import label_set
 from xlt_utils.data.synthetic import load_toy
 from xlt_utils.evaluation import (
     METRICS,
+    mean_pooled_states,
     predict,
     predict_languages,
     score,
@@ -18,9 +19,9 @@ from xlt_utils.evaluation import (
     zero_shot_eval,
 )
 from xlt_utils.experiments import build_model, experiment, load_split
-from xlt_utils.models import XltModel, load_encoder
+from xlt_utils.models import XltModel
+from xlt_utils.pretrained import load_encoder, num_layers
 from xlt_utils.profiles import get_profile
-from xlt_utils.similarity import mean_pooled_states
 
 
 @pytest.fixture(scope="module")
@@ -54,7 +55,7 @@ def test_hidden_states_come_from_the_same_pass(tok):
     sents = load_toy("ja", "test")[:30]
     preds, pooled = predict(model, tok, sents, batch_size=8, bf16=False, pool=True)
     reference = mean_pooled_states(model, tok, [s.words for s in sents])
-    assert pooled.shape == reference.shape == (model.num_layers + 1, 30, model.encoder.config.hidden_size)
+    assert pooled.shape == reference.shape == (num_layers(model) + 1, 30, model.encoder.config.hidden_size)
     assert torch.allclose(pooled, reference, atol=1e-5)
     assert preds == predict(model, tok, sents, bf16=False)
 
@@ -143,7 +144,7 @@ def test_states_for_cka_come_from_the_same_one_pass(toy_pos):
     assert list(states) == list(data)
     for lang, sents in data.items():
         reference = mean_pooled_states(model, tok, [s.words for s in sents])
-        assert states[lang].shape == reference.shape == (model.num_layers + 1, len(sents), 128)
+        assert states[lang].shape == reference.shape == (num_layers(model) + 1, len(sents), 128)
         assert not states[lang].is_inference()
         assert torch.allclose(states[lang], reference, atol=1e-5)
 

@@ -7,8 +7,14 @@ import json
 import pandas as pd
 import pytest
 
+from xlt_utils.ablation import REFERENCE, Ablation
 from xlt_utils.analysis import ablation_deltas, mean_std_table, verdict_c1_c2
-from xlt_utils.experiments import experiment, records_table, results_dir, run_experiment
+from xlt_utils.experiments import experiment, records_table, run_experiment
+from xlt_utils.store import default_results_dir
+
+
+def results_dir():
+    return default_results_dir()
 
 
 @pytest.fixture()
@@ -25,6 +31,7 @@ def test_config_hash_changes_with_every_field():
               experiment("toy", task="pos", seed=1, lr=5e-4), experiment("toy", task="pos", seed=1, targets=["fr"])]
     assert len({c.key() for c in others} | {base.key()}) == 6
     assert experiment("toy", ablation="reinit", layers=[2, 1]).label == "reinit 1,2"
+    assert experiment("toy", ablation=Ablation("reinit", (1, 2))) == experiment("toy", ablation="reinit", layers=[1, 2])
 
 
 def test_unknown_options_are_errors():
@@ -52,26 +59,35 @@ def test_a_finished_config_returns_from_cache_with_identical_numbers(isolated_re
 def test_deltas_and_verdicts_follow_the_numbers():
     rows = []
     for seed, noise in ((1, 0.1), (2, -0.1), (3, 0.0)):
-        for ablation, src, tgt in (("reference", 90, 60), ("reinit 1,2", 89, 40), ("reinit 5,6", 89.5, 59.5)):
+        for ablation, src, tgt in ((REFERENCE, 90, 60), (LOWER, 89, 40), (UPPER, 89.5, 59.5)):
             rows += [{"task": "pos", "ablation": ablation, "seed": seed, "role": "source", "value": src + noise},
                      {"task": "pos", "ablation": ablation, "seed": seed, "role": "target", "value": tgt - noise}]
     deltas = ablation_deltas(pd.DataFrame(rows))
-    assert deltas[(deltas.ablation == "reinit 1,2") & (deltas.role == "target")]["delta"].round(6).tolist() == [-20] * 3
-    c1, c2 = verdict_c1_c2(deltas, "reinit 1,2", "reinit 5,6")
-    assert c1.startswith("C1 holds") and c2.startswith("C2 holds")
+    assert deltas[(deltas.ablation == LOWER) & (deltas.role == "target")]["delta"].round(6).tolist() == [-20] * 3
+    c1, c2 = verdict_c1_c2(deltas, LOWER, UPPER, task="pos")
+    assert (c1.claim, c1.task, c1.holds, c2.claim, c2.holds) == ("C1", "pos", True, "C2", True)
+    assert round(c1.numbers["target"], 6) == -20 and round(c1.numbers["gap"], 6) == 19
+    assert str(c1).startswith("C1 holds: reinit 1,2 changes the source by -1.0") and str(c2).startswith("C2 holds")
     flipped = deltas.assign(delta=-deltas["delta"] * 10)
-    c1, c2 = verdict_c1_c2(flipped, "reinit 1,2", "reinit 5,6")
-    assert c1.startswith("C1 does not hold")
+    c1, c2 = verdict_c1_c2(flipped, LOWER, UPPER)
+    assert not c1.holds and str(c1).startswith("C1 does not hold")
     table = mean_std_table(deltas, index=["task", "ablation"], columns="role", value="delta")
-    assert table.loc[("pos", "reinit 1,2"), "target"] == "-20.0 ± 0.0"
+    assert table.loc[("pos", LOWER), "target"] == "-20.0 ± 0.0"
+    with pytest.raises(ValueError, match="no runs for ablation 'freeze 0-3'; present: reinit 1,2, reinit 5,6"):
+        verdict_c1_c2(deltas, Ablation("freeze", range(4)), UPPER)
+
+
+LOWER, UPPER = Ablation("reinit", (1, 2)), Ablation("reinit", (5, 6))
 
 
 def test_records_table_is_tidy():
-    record = {"label": "reference", "config": {"task": "pos", "seed": 1, "source": "en"},
+    record = {"label": "reference", "config": {"task": "pos", "seed": 1, "source": "en",
+                                               "ablation": {"kind": "reinit", "layers": [1, 2]}},
               "metrics": [{"language": "en", "task": "pos", "metric": "accuracy", "value": 90.0, "n": 10},
                           {"language": "fr", "task": "pos", "metric": "accuracy", "value": 50.0, "n": 10}]}
     t = records_table([record])
     assert t.role.tolist() == ["source", "target"] and t.value.tolist() == [90.0, 50.0]
+    assert t.ablation.tolist() == [LOWER, LOWER], "the ablation travels as a value, not as its label"
 
 
 def _tiny(seed: int = 1):
@@ -80,7 +96,7 @@ def _tiny(seed: int = 1):
 
 
 def test_shipped_records_are_used_only_for_their_own_config(isolated_results, tmp_path, monkeypatch):
-    from xlt_utils import experiments
+    from xlt_utils import store as experiments
 
     cfg = _tiny()
     record = run_experiment(cfg, progress=False)
@@ -107,14 +123,22 @@ def test_shipped_records_are_used_only_for_their_own_config(isolated_results, tm
 
 
 def test_the_toy_paper_grid_ships_complete_and_keyed_by_its_configs():
-    from xlt_utils.experiments import SHIPPED_RESULTS, shipped_record
-    from xlt_utils.sweep import config_from_dict, paper_grid
+    from xlt_utils.experiments import ExperimentConfig
+    from xlt_utils.profiles import get_profile
+    from xlt_utils.store import SHIPPED_RESULTS, shipped_record
+    from xlt_utils.sweep import paper_grid
 
     data = json.loads((SHIPPED_RESULTS / "toy-paper-grid.json").read_text())
-    for key, record in data["records"].items():
-        assert config_from_dict(record["config"]).key() == key == record["key"]
     grid = paper_grid("toy")
-    assert len(grid) == 171 and {c.key() for c in grid} <= set(data["records"])
+    stale = [k for k, r in data["records"].items() if "ablation" not in r["config"]
+             or not isinstance(r["config"]["ablation"], dict) or r["config"].get("model_sha256") != grid[0].model_sha256
+             or r["config"].get("version") != grid[0].version]
+    assert not stale, (f"{len(stale)} shipped records were made by another toy checkpoint, data or package "
+                       "version: regenerate the shipped grid (benchmarks/README.md, sweep --export)")
+    for key, record in data["records"].items():
+        assert ExperimentConfig.from_dict(record["config"]).key() == key == record["key"]
+    L = get_profile("toy").num_layers
+    assert len(grid) == (1 + L * (L - 1) // 2 + 2 + 1) * 3 * 3 and {c.key() for c in grid} <= set(data["records"])
     assert all(shipped_record(c) is not None for c in grid)
     for record in data["records"].values():
         langs = {m["language"] for m in record["metrics"]}
@@ -127,7 +151,9 @@ def test_pair_matrix_places_each_pair_and_ignores_other_ablations():
 
     rows = []
     for seed in (1, 2):
-        for ablation, d in (("reinit 1,2", -4.0), ("reinit 2,3", -1.0), ("freeze 0,1,2", -9.0), ("reinit 1,2,3", -7.0)):
+        for ablation, d in ((Ablation("reinit", (1, 2)), -4.0), (Ablation("reinit", (2, 3)), -1.0),
+                            (Ablation("freeze", (0, 1, 2)), -9.0), (Ablation("reinit", (1, 2, 3)), -7.0),
+                            (Ablation("reinit", (0, 1)), -5.0)):
             rows.append({"task": "pos", "ablation": ablation, "role": "target", "seed": seed, "delta": d + seed})
     m = pair_matrix(pd.DataFrame(rows), "pos", "target", n_layers=3)
     assert m.shape == (3, 3) and m.loc[1, 2] == -2.5 and m.loc[2, 3] == 0.5
@@ -140,14 +166,60 @@ def test_verdict_c5_corrects_the_best_layer_for_the_number_of_layers():
     langs = [f"l{i}" for i in range(8)]
     scores = pd.Series(range(8), index=langs, dtype=float)
     perfect = pd.DataFrame({0: scores * 0.1, 1: scores[::-1].to_numpy() * 0.1}, index=langs)
-    line = verdict_c5(similarity_transfer_correlation(perfect, scores))
+    verdict = verdict_c5(similarity_transfer_correlation(perfect, scores), task="pos")
+    assert verdict.holds and verdict.numbers["layer"] == 0 and verdict.numbers["spearman"] == pytest.approx(1.0)
+    line = str(verdict)
     assert line.startswith("C5 holds: the strongest correlation is at layer 0, Spearman +1.00 over 8 languages")
     noisy = pd.DataFrame({layer: [0.3, 0.1, 0.2, 0.5, 0.4, 0.7, 0.8, 0.6][::1 if layer % 2 else -1]
                           for layer in range(7)}, index=langs)
     corr = similarity_transfer_correlation(noisy, scores)
     best_p = corr["p"][corr["spearman"].idxmax()]
     assert best_p < 0.05 and best_p * 7 > 0.05  # significant alone, not after the correction
-    assert verdict_c5(corr).startswith("C5 is not supported")
-    table = claims_table([{"task": "pos", "verdict": line}])
+    assert not verdict_c5(corr).holds and str(verdict_c5(corr)).startswith("C5 is not supported")
+    table = claims_table([verdict])
     assert table.iloc[0].to_dict() == {"claim": "C5", "task": "pos", "verdict": "holds",
                                        "numbers": line.split(": ", 1)[1]}
+    # a constant score column (every language the same score): a clear verdict, no crash
+    constant = similarity_transfer_correlation(perfect, pd.Series(50.0, index=langs))
+    flat = verdict_c5(constant, task="ner")
+    assert not flat.holds and "constant scores (or similarities) across the 8 languages" in str(flat)
+
+
+def test_ablation_values_travel_from_configs_through_records_analysis_plots_and_widgets():
+    """The chapter 3 chain on records of the real grid configs (numbers made up, deterministic):
+    every step keys on Ablation values; labels appear only where things are drawn or printed."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    from xlt_utils.ablation import RANDOM_INIT, freeze_halves, lower_upper
+    from xlt_utils.analysis import pair_matrix, per_seed_scores
+    from xlt_utils.plotting import plot_deltas, plot_pair_heatmaps
+    from xlt_utils.profiles import get_profile
+    from xlt_utils.sweep import paper_grid
+    from xlt_utils.widgets import reinit_explorer
+
+    L = get_profile("toy").num_layers
+    configs = paper_grid("toy", tasks=("pos",), seeds=(1, 2))
+    records = []
+    for c in configs:
+        cost = sum(c.ablation.layers) + (50 if c.ablation == RANDOM_INIT else 0)
+        metrics = [{"language": lang, "task": "pos", "metric": "accuracy", "n": 10,
+                    "value": 90.0 - cost * (0.1 if lang == "en" else 1.0) + c.seed * 0.01}
+                   for lang in (c.source, *c.targets)]
+        records.append({"key": c.key(), "config": c.to_dict(), "label": c.label, "metrics": metrics})
+    deltas = ablation_deltas(per_seed_scores(records))
+    lower, upper = (Ablation("reinit", layers) for layers in lower_upper(L))
+    assert set(deltas.ablation) == {c.ablation for c in configs} - {REFERENCE}
+    m = pair_matrix(deltas, "pos", "target", L)
+    assert m.loc[1, 2] == pytest.approx(-3.0) and m.loc[L - 1, L] == pytest.approx(-(2 * L - 1))
+    c1, c2 = verdict_c1_c2(deltas, lower, upper, task="pos")
+    assert c1.numbers["ablation"] == "reinit 1,2" and c1.numbers["target"] == pytest.approx(-3.0)
+    focus = [lower, upper, *freeze_halves(L), RANDOM_INIT]
+    fig = plot_deltas(deltas[deltas.ablation.isin(focus)], order=focus)
+    assert [t.get_text() for t in fig.axes[0].get_xticklabels()] == [a.label for a in focus]
+    plot_pair_heatmaps(deltas, L, ["pos"])
+    box = reinit_explorer(deltas, order=focus)
+    options = box.children[0].children[1].options
+    assert list(options[1:len(focus) + 1]) == [a.label for a in focus]
+    table = mean_std_table(deltas, index=["task", "ablation"], columns="role", value="delta")
+    assert table.loc[("pos", lower), "target"] == "-3.0 ± 0.0"

@@ -10,8 +10,9 @@ from transformers import BertModel
 from xlt_utils import precision
 from xlt_utils.data.records import label_set
 from xlt_utils.data.synthetic import load_toy
-from xlt_utils.models import XltModel, load_encoder, tiny_bert_config
+from xlt_utils.models import XltModel, tiny_bert_config
 from xlt_utils.precision import choose_precision, resolve_precision
+from xlt_utils.pretrained import load_encoder
 from xlt_utils.profiles import get_profile
 from xlt_utils.training import TrainConfig, bf16_supported, fine_tune
 

@@ -47,7 +47,7 @@ def test_an_unverified_checkpoint_is_an_error_naming_the_rebuild_command(tmp_pat
     import shutil
 
     import xlt_utils.pretraining as P
-    from xlt_utils.models import load_encoder
+    from xlt_utils.pretrained import load_encoder
     from xlt_utils.profiles import get_profile
 
     copy = tmp_path / "toy"
@@ -55,10 +55,16 @@ def test_an_unverified_checkpoint_is_an_error_naming_the_rebuild_command(tmp_pat
     data = bytearray((copy / "model.safetensors").read_bytes())
     data[len(data) // 2] ^= 1
     (copy / "model.safetensors").write_bytes(bytes(data))
+    from xlt_utils import pretrained
+
     monkeypatch.setattr(P, "ASSET_DIR", copy)
     monkeypatch.setenv("XLT_CACHE_DIR", str(tmp_path / "empty-cache"))
-    with pytest.raises(P.CheckpointError, match="python -m xlt_utils.pretraining"):
-        load_encoder(get_profile("toy"))
+    pretrained._toy_dir.cache_clear()  # the checkpoint is looked up once per process
+    try:
+        with pytest.raises(P.CheckpointError, match="python -m xlt_utils.pretraining"):
+            load_encoder(get_profile("toy"))
+    finally:
+        pretrained._toy_dir.cache_clear()
     assert not (tmp_path / "empty-cache" / "toy-mbert").exists()  # nothing was pretrained
 
 

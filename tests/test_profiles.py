@@ -32,3 +32,32 @@ def test_overrides_apply_and_tasks_are_checked():
     assert p.seeds == (7,) and p.n_train == 10 and p.languages[0] == "en"
     with pytest.raises(ValueError, match="valid tasks: " + ", ".join(TASKS)):
         get_profile("toy", tasks=("pos", "srl"))
+
+
+@pytest.mark.parametrize("value,offline", [("1", True), ("true", True), ("YES", True), ("on", True), ("0", False)])
+def test_one_offline_predicate_for_downloads_and_models(monkeypatch, value, offline):
+    from xlt_utils.data.download import offline_reason
+    from xlt_utils.models import from_hub
+
+    monkeypatch.delenv("HF_HUB_OFFLINE", raising=False)
+    monkeypatch.setenv("XLT_OFFLINE", value)
+    assert (offline_reason() is not None) == offline
+    seen = {}
+
+    class Loader:
+        @classmethod
+        def from_pretrained(cls, name, **kw):
+            seen.update(kw)
+            raise OSError("not in the cache")
+
+    with pytest.raises(RuntimeError, match="profile='toy'"):
+        from_hub(Loader, "some/model")
+    assert seen == ({"local_files_only": True} if offline else {})
+
+
+def test_profile_overrides_and_data_sources():
+    p = get_profile("quick", model="some/other-model", revision="abc")
+    assert (p.model, p.revision, p.data) == ("some/other-model", "abc", "real")
+    assert get_profile("toy").data == "synthetic"
+    with pytest.raises(ValueError, match="unknown data source 'wiki'; valid: synthetic, real"):
+        get_profile("toy", data="wiki")

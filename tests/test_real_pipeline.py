@@ -14,7 +14,8 @@ from transformers import BertConfig, BertModel
 from xlt_utils.data.real import load_ner, load_ud
 from xlt_utils.data.records import label_set
 from xlt_utils.evaluation import zero_shot_eval
-from xlt_utils.models import XltModel, load_encoder
+from xlt_utils.models import XltModel
+from xlt_utils.pretrained import load_encoder
 from xlt_utils.profiles import get_profile
 from xlt_utils.training import TrainConfig, fine_tune
 

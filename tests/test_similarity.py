@@ -10,13 +10,9 @@ import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from xlt_utils.similarity import (
-    cka,
-    cka_matrix,
-    cka_per_layer,
-    mean_pooled_states,
-    plot_cka_heatmap,
-)
+from xlt_utils.evaluation import mean_pooled_states
+from xlt_utils.plotting import plot_cka_heatmap
+from xlt_utils.similarity import cka, cka_matrix, cka_per_layer, cka_reference
 
 KERNELS = ["linear", "rbf"]
 
@@ -480,3 +476,16 @@ def test_plot_cka_heatmap_dataframe_and_array():
     assert not fig2.axes[0].texts
     with pytest.raises(ValueError):
         plot_cka_heatmap(values, row_labels=["fr"])
+
+
+@pytest.mark.parametrize("kernel", KERNELS)
+@pytest.mark.parametrize("n,d1,d2", [(12, 5, 9), (40, 64, 16), (30, 3, 3)])
+def test_the_fast_path_equals_the_definition_in_the_package(kernel, n, d1, d2):
+    g = np.random.default_rng(n + d1)
+    x = g.standard_normal((n, d1))
+    y = x[:, : min(d1, d2)] @ g.standard_normal((min(d1, d2), d2)) + 0.5 * g.standard_normal((n, d2))
+    ref = cka_reference(x, y, kernel=kernel)
+    assert 0 < ref < 1 and cka(x, y, kernel=kernel) == pytest.approx(ref, abs=1e-10)
+    assert cka_per_layer(x[None], y[None], kernel=kernel)[0] == pytest.approx(ref, abs=1e-10)
+    with pytest.raises(ValueError, match="kernel must be one of"):
+        cka_reference(x, y, kernel="cosine")

@@ -35,7 +35,7 @@ def standin(shared_data, tmp_path_factory):
 
 
 def test_the_standin_is_a_local_model_directory_with_mberts_vocabulary(standin, monkeypatch):
-    from xlt_utils.models import load_encoder
+    from xlt_utils.pretrained import load_encoder
     from xlt_utils.profiles import get_profile
 
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")

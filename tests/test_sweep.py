@@ -15,16 +15,9 @@ from pathlib import Path
 import pytest
 import torch
 
-from xlt_utils.sweep import (
-    SweepError,
-    expand_grid,
-    format_layers,
-    freeze_halves,
-    main,
-    parse_ablation,
-    reinit_pairs,
-    run_grid,
-)
+from xlt_utils.ablation import Ablation, format_layers, freeze_halves, parse_ablation, reinit_pairs
+from xlt_utils.profiles import get_profile
+from xlt_utils.sweep import SweepError, expand_grid, main, run_config, run_grid
 
 ROOT = Path(__file__).resolve().parents[1]
 # Four tiny configs (2 epochs, so that a killed run can resume from its epoch-1 checkpoint), both
@@ -67,32 +60,35 @@ def reference_grid(tmp_path_factory):
 def test_reinit_pairs_and_freeze_halves():
     pairs = reinit_pairs(6)
     assert len(pairs) == 15 == len(set(pairs))
-    assert pairs[:3] == ["reinit:1,2", "reinit:1,3", "reinit:1,4"] and pairs[-1] == "reinit:5,6"
+    assert [p.label for p in pairs[:3]] == ["reinit 1,2", "reinit 1,3", "reinit 1,4"] and pairs[-1].layers == (5, 6)
     assert len(reinit_pairs(12)) == 66
-    assert freeze_halves(6) == ["freeze:0-3", "freeze:4-6"]
-    assert freeze_halves(12) == ["freeze:0-6", "freeze:7-12"]
+    assert [a.layers for a in freeze_halves(6)] == [(0, 1, 2, 3), (4, 5, 6)]
+    assert [a.label for a in freeze_halves(12)] == ["freeze 0-6", "freeze 7-12"]
     assert format_layers([5, 0, 1, 2, 3]) == "0-3,5" and format_layers([2, 1]) == "1,2"
 
 
 def test_grid_counts_order_and_no_duplicates():
+    L = get_profile("toy").num_layers
+    pairs = L * (L - 1) // 2
     grid = expand_grid("toy", tasks=("pos", "ner"), ablations=("reference", "reinit-pairs", "freeze-halves",
                                                                "random_init"), seeds=(1, 2, 3))
-    assert len(grid) == 2 * (1 + 15 + 2 + 1) * 3 == len({c.key() for c in grid})
+    assert len(grid) == 2 * (1 + pairs + 2 + 1) * 3 == len({c.key() for c in grid})
     assert [c.key() for c in grid] == [c.key() for c in expand_grid(
         "toy", tasks=("pos", "ner"), ablations=("reference", "reinit-pairs", "freeze-halves", "random_init"),
         seeds=(1, 2, 3))], "expansion must be deterministic"
     # task outermost, then ablation, then seed
     assert [(c.task, c.label, c.seed) for c in grid[:4]] == [
         ("pos", "reference", 1), ("pos", "reference", 2), ("pos", "reference", 3), ("pos", "reinit 1,2", 1)]
-    assert grid[-1].task == "ner" and grid[-1].ablation == "random_init" and grid[-1].seed == 3
-    assert [c.layers for c in grid if c.ablation == "freeze" and c.seed == 1 and c.task == "pos"] == [
-        (0, 1, 2, 3), (4, 5, 6)]
+    assert grid[-1].task == "ner" and grid[-1].ablation == Ablation("random_init") and grid[-1].seed == 3
+    half = L // 2
+    assert [c.ablation.layers for c in grid if c.ablation.kind == "freeze" and c.seed == 1 and c.task == "pos"] == [
+        tuple(range(half + 1)), tuple(range(half + 1, L + 1))]
     # profile defaults: all targets, the profile's sizes and epochs
     assert grid[0].targets == ("fr", "de", "ru", "tr", "ja", "ar") and grid[0].n_train == 2000
     # the same ablation written several ways is one config
-    same = expand_grid("toy", tasks=("pos",), ablations=("reinit:2,1", "reinit 1,2", "reinit:1-2", "reinit-pairs"),
-                       seeds=(1,))
-    assert len(same) == 15 and same[0].layers == (1, 2)
+    same = expand_grid("toy", tasks=("pos",), ablations=("reinit:2,1", Ablation("reinit", (1, 2)), "reinit:1-2",
+                                                         "reinit-pairs"), seeds=(1,))
+    assert len(same) == pairs and same[0].ablation.layers == (1, 2)
 
 
 def test_grid_overrides_reach_every_config():
@@ -108,18 +104,27 @@ def test_grid_overrides_reach_every_config():
 
 
 def test_parse_ablation_forms():
-    assert parse_ablation("reference") == ("reference", ())
-    assert parse_ablation("random-init") == parse_ablation("random_init") == ("random_init", ())
-    assert parse_ablation("freeze:0-3", 6) == ("freeze", (0, 1, 2, 3))
-    assert parse_ablation("reinit:6,1-2", 6) == ("reinit", (1, 2, 6))
-    assert parse_ablation("reinit 1,2") == ("reinit", (1, 2))  # a record's label reads back
+    assert parse_ablation("reference") == Ablation("reference", ())
+    assert parse_ablation("random-init") == parse_ablation("random_init") == Ablation("random_init")
+    assert parse_ablation("freeze:0-3", 6) == Ablation("freeze", (0, 1, 2, 3))
+    assert parse_ablation("reinit:6,1-2", 6) == Ablation("reinit", (1, 2, 6))
+    with pytest.raises(ValueError, match="unknown ablation 'reinit 1,2'"):
+        parse_ablation("reinit 1,2")  # a label is for people: it is never read back
 
 
-@pytest.mark.parametrize("spec", ["reinit", "freeze:", "reinit:1,7", "reinit:a", "reinit:3-1", "bogus",
-                                  "reference:1", "freeze-quarters"])
+@pytest.mark.parametrize("spec", ["reinit", "freeze:", "reinit:a", "reinit:3-1", "bogus", "reference:1",
+                                  "freeze-quarters", "reinit 1,2"])
 def test_parse_errors_list_the_valid_forms(spec):
     with pytest.raises(ValueError, match=FORMS):
         expand_grid("toy", tasks=("pos",), ablations=(spec,), seeds=(1,))
+
+
+def test_a_layer_beyond_the_profile_depth_is_an_error():
+    L = get_profile("toy").num_layers
+    with pytest.raises(ValueError, match=f"layer\\(s\\) \\[{L + 1}\\] do not exist; {FORMS}"):
+        expand_grid("toy", tasks=("pos",), ablations=(f"reinit:1,{L + 1}",), seeds=(1,))
+    with pytest.raises(ValueError, match=f"valid layers: 0 \\(embeddings\\) to {L}"):
+        expand_grid("toy", tasks=("pos",), ablations=(Ablation("freeze", (L + 1,)),), seeds=(1,))
 
 
 def test_cli_dry_run_lists_and_runs_nothing(tmp_path, capsys):
@@ -128,9 +133,9 @@ def test_cli_dry_run_lists_and_runs_nothing(tmp_path, capsys):
     assert out[0] == f"4 configs (0 already cached) in {tmp_path.resolve()}"
     assert [line.split()[2:] for line in out[1:]] == [
         ["pos", "reference", "seed", "1"], ["pos", "reference", "seed", "2"],
-        ["pos", "reinit:1,2", "seed", "1"], ["pos", "reinit:1,2", "seed", "2"]]
+        ["pos", "reinit", "1,2", "seed", "1"], ["pos", "reinit", "1,2", "seed", "2"]]
     assert not list(tmp_path.iterdir())
-    assert main(["--ablations", "reinit:1,9", "--dry-run", "--results-dir", str(tmp_path)]) == 2
+    assert main(["--ablations", "reinit:1,99", "--dry-run", "--results-dir", str(tmp_path)]) == 2
     assert FORMS in capsys.readouterr().err
 
 
@@ -138,7 +143,7 @@ def test_cli_dry_run_lists_and_runs_nothing(tmp_path, capsys):
 
 def test_second_run_returns_from_cache_with_identical_records(reference_grid, monkeypatch, capsys):
     root, configs, first = reference_grid
-    monkeypatch.setenv("XLT_RESULTS_DIR", str(root))
+    monkeypatch.setenv("XLT_RESULTS_DIR", str(root))  # the default root, for run_grid without `results`
     assert [r["key"] for r in first] == [c.key() for c in configs]
     paths = [root / c.key() / "record.json" for c in configs]
     stamps = [p.stat().st_mtime_ns for p in paths]
@@ -160,23 +165,23 @@ def test_second_run_returns_from_cache_with_identical_records(reference_grid, mo
 def test_a_failing_config_does_not_stop_the_grid(reference_grid, tmp_path):
     ref_root, configs, first = reference_grid
     shutil.copytree(ref_root / configs[0].key(), tmp_path / configs[0].key())
-    bad = dataclasses.replace(configs[1], profile="no-such-profile")
-    with pytest.raises(SweepError, match=r"(?s)1 configuration\(s\) failed.*unknown profile 'no-such-profile'") as err:
+    bad = dataclasses.replace(configs[1], model_sha256="0" * 64)  # weights that are not the toy model's
+    with pytest.raises(SweepError, match=r"(?s)1 configuration\(s\) failed.*are not those this config was made for") as err:
         run_grid([bad, configs[0]], results=tmp_path, progress=False)
     assert [c.key() for c, _ in err.value.failures] == [bad.key()]
-    with pytest.raises(ValueError, match="unknown profile"):
+    with pytest.raises(ValueError, match="are not those this config was made for"):
         run_grid([bad, configs[0]], results=tmp_path, progress=False, keep_going=False)
 
 
 def test_a_config_locked_by_another_sweep_waits_and_is_not_trained_twice(reference_grid, tmp_path):
     import threading
 
-    from xlt_utils.experiments import locked
+    from xlt_utils.store import lock
 
     ref_root, configs, first = reference_grid
     folder = tmp_path / configs[0].key()
     got = []
-    with locked(folder):  # another sweep is training this config
+    with lock(folder):  # another sweep is training this config
         worker = threading.Thread(target=lambda: got.extend(run_grid(configs[:1], results=tmp_path, progress=False)))
         worker.start()
         worker.join(timeout=1.0)
@@ -184,6 +189,26 @@ def test_a_config_locked_by_another_sweep_waits_and_is_not_trained_twice(referen
         shutil.copy(ref_root / configs[0].key() / "record.json", folder / "record.json")  # the other one finishes
     worker.join(timeout=60)
     assert got == first[:1]  # read back, timings included: not trained a second time
+
+
+def test_run_config_restores_the_thread_count_and_sets_no_environment(reference_grid, monkeypatch):
+    ref_root, configs, first = reference_grid
+    monkeypatch.delenv("XLT_RESULTS_DIR", raising=False)
+    before, environ = torch.get_num_threads(), dict(os.environ)
+    seen = []
+    import xlt_utils.sweep as sweep
+
+    real = sweep.run_experiment
+
+    def spy(cfg, **kw):
+        seen.append((torch.get_num_threads(), kw["results"]))
+        return real(cfg, **kw)
+
+    monkeypatch.setattr(sweep, "run_experiment", spy)
+    other = 1 if before != 1 else 2
+    assert run_config(configs[0].to_dict(), ref_root, threads=other) == first[0]
+    assert seen == [(other, ref_root)], "the config runs with the threads and the root it was given"
+    assert torch.get_num_threads() == before and dict(os.environ) == environ
 
 
 # ----------------------------------------------------------------------------------------- SIGKILL

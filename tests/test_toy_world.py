@@ -72,7 +72,7 @@ def test_calibration_smoke_writes_every_measure(tmp_path):
     for row in res["transfer"]["pos"].values():
         assert 0 <= row["pretrained"] <= 100 and 0 <= row["random"] <= 100
         assert row["gain"] == pytest.approx(row["pretrained"] - row["random"])
-    from xlt_utils.models import load_encoder
+    from xlt_utils.pretrained import load_encoder
     from xlt_utils.profiles import get_profile
 
     depth = load_encoder(get_profile("toy"))[0].config.num_hidden_layers

@@ -10,17 +10,13 @@ import time
 import pytest
 import torch
 
+from xlt_utils.batching import collate, length_grouped_batches, make_examples
 from xlt_utils.data.records import label_set
 from xlt_utils.data.synthetic import load_toy
-from xlt_utils.models import XltModel, load_encoder
+from xlt_utils.models import XltModel
+from xlt_utils.pretrained import load_encoder
 from xlt_utils.profiles import get_profile
-from xlt_utils.training import (
-    TrainConfig,
-    collate,
-    fine_tune,
-    length_grouped_batches,
-    make_examples,
-)
+from xlt_utils.training import TrainConfig, fine_tune
 
 
 def test_length_grouped_batches_cover_everything_once_and_group_lengths():

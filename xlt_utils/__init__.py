@@ -1,6 +1,6 @@
 """xlt_utils: the package behind the xlt notebooks (First Align, then Predict)."""
 
-__version__ = "0.1.0"
+__version__ = "0.2.0"
 
 #: The public repository: the "Open in Colab" badges, the Colab install cell and the book's launch
 #: buttons are all built from this one value (and pyproject.toml's [project.urls], which a test

@@ -9,17 +9,18 @@ when asked for (`pool=True`).
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Mapping, Sequence
 
 import pandas as pd
 import torch
 
+from .batching import collate, make_examples, max_subwords
 from .data.iob2 import repair_iob2
 from .data.records import Sentence, label_set
 from .metrics import accuracy, attachment_scores, span_f1
 from .precision import autocast, resolve_precision
-from .similarity import pool_real_subwords
-from .training import collate, make_examples, max_subwords
+from .tokenization import encode_words
 
 #: NER's "f1" (with precision and recall) is seqeval's default mode, XTREME's PAN-X number and the main one;
 #: "f1_strict" is strict IOB2 (stray I- tags ignored), see `xlt_utils.metrics.span_f1`.
@@ -112,6 +113,53 @@ def _predict_long(model, example: dict, limit: int, pad_id: int, labels, pool: b
     return pred, pooled
 
 
+@contextlib.contextmanager
+def _evaluating(module: torch.nn.Module):
+    """`module` in eval mode (no dropout) under `torch.inference_mode`; its mode is restored after."""
+    was_training = module.training
+    module.eval()
+    try:
+        with torch.inference_mode():
+            yield
+    finally:
+        module.train(was_training)
+
+
+def _forward_batches(examples: Sequence[dict], pad_id: int, device: torch.device, batch_size: int,
+                     max_tokens: int | None, order: list[list[int]]):
+    """The one batching of every forward pass here: examples sorted by length (all languages
+    together), cut by `token_budget_batches`, collated and sent to `device`; yields (indices, batch)
+    and appends each batch's indices to `order` (for `_in_input_order`)."""
+    for idx in token_budget_batches([len(e["input_ids"]) for e in examples], batch_size,
+                                    _max_tokens(max_tokens, device)):
+        order.append(idx)
+        yield idx, {k: v.to(device) for k, v in collate([examples[i] for i in idx], pad_id).items()}
+
+
+def _in_input_order(pieces: list[torch.Tensor], order: list[list[int]]) -> torch.Tensor:
+    """Per-batch pooled states [L+1, b, H] concatenated back into input order, [L+1, n, H]. Called
+    outside inference mode, so that the result is an ordinary tensor (usable with autograd code)."""
+    flat = torch.tensor([i for idx in order for i in idx], dtype=torch.long)
+    inverse = torch.empty_like(flat)
+    inverse[flat] = torch.arange(len(flat))
+    return torch.cat(pieces, dim=1)[:, inverse]
+
+
+def pool_real_subwords(hidden_states, attention_mask: torch.Tensor) -> torch.Tensor:
+    """The mean of each sentence's real subword states at every layer, [L+1, B, H] in float32.
+
+    `hidden_states`: the L+1 tensors [B, T, H] of a forward pass with `output_hidden_states`;
+    `attention_mask` [B, T]: 1 on [CLS] w1 ... wn [SEP], 0 on padding. [CLS] (the first position)
+    and [SEP] (the last real one) are left out of the mean: the one pooling rule of this project,
+    used by `mean_pooled_states` and by `predict(pool=True)`.
+    """
+    keep = attention_mask.float()
+    keep[:, 0] = 0  # [CLS]
+    keep[torch.arange(keep.shape[0], device=keep.device), attention_mask.sum(1) - 1] = 0  # [SEP]
+    counts = keep.sum(1, keepdim=True)
+    return torch.stack([torch.einsum("bth,bt->bh", h.float(), keep) / counts for h in hidden_states])
+
+
 def _predict_examples(model, tokenizer, examples: Sequence[dict], batch_size: int, max_tokens: int | None,
                       bf16, pool: bool, max_length: int | None = None):
     """Predictions (and pooled states [L+1, n, H] if asked) for encoded examples, in input order.
@@ -122,53 +170,81 @@ def _predict_examples(model, tokenizer, examples: Sequence[dict], batch_size: in
     labels = label_set(model.task)
     device = next(model.parameters()).device
     limit = min(max_length or 10**9, max_subwords(model))
-    long = [i for i, e in enumerate(examples) if len(e["input_ids"]) > limit]
     fits = [i for i, e in enumerate(examples) if len(e["input_ids"]) <= limit]
-    batches = [[fits[j] for j in b] for b in token_budget_batches(
-        [len(examples[i]["input_ids"]) for i in fits], batch_size, _max_tokens(max_tokens, device))]
+    long = [i for i, e in enumerate(examples) if len(e["input_ids"]) > limit]
+    precision = resolve_precision(bf16, device, model)  # "auto": fp32 for small models, else the hardware's
     preds: list = [None] * len(examples)
     pieces: list[torch.Tensor] = []
-    precision = resolve_precision(bf16, device, model)  # "auto": fp32 for small models, else the hardware's
-    was_training = model.training
-    model.eval()
-    try:
-        with torch.inference_mode():
-            for idx in batches:
-                batch = {k: v.to(device) for k, v in collate([examples[i] for i in idx], tokenizer.pad_token_id).items()}
-                batch.pop("heads", None)
-                with autocast(precision, device.type):
-                    words, hidden = model.word_states(batch["input_ids"], batch["attention_mask"],
-                                                      batch["first_subword"], output_hidden_states=pool)
-                    if model.task == "parse":  # decode from fp32 scores: bf16 would create ties between heads
-                        with torch.autocast(device.type, enabled=False):
-                            heads, rels = model.head.predict(words.float(), batch["word_mask"])
-                        out = [(h, [labels[r] for r in rs]) for h, rs in zip(heads, rels, strict=True)]
-                    else:
-                        ids = model.head(words).argmax(-1).cpu()
-                        out = [[labels[t] for t in ids[b, :len(examples[i]["first_subword"])].tolist()]
-                               for b, i in enumerate(idx)]
-                for b, i in enumerate(idx):
-                    preds[i] = out[b]
-                if pool:
-                    pieces.append(pool_real_subwords(hidden, batch["attention_mask"]).cpu())
-            for i in long:
-                with autocast(precision, device.type):
-                    preds[i], piece = _predict_long(model, examples[i], limit, tokenizer.pad_token_id, labels,
-                                                    pool, device)
-                batches.append([i])
-                if pool:
-                    pieces.append(piece)
-    finally:
-        model.train(was_training)
-    if not pool:
+    order: list[list[int]] = []
+    with _evaluating(model):
+        for sub, batch in _forward_batches([examples[i] for i in fits], tokenizer.pad_token_id, device, batch_size,
+                                           max_tokens, []):
+            idx = [fits[j] for j in sub]
+            order.append(idx)
+            batch.pop("heads", None)
+            with autocast(precision, device.type):
+                words, hidden = model.word_states(batch["input_ids"], batch["attention_mask"],
+                                                  batch["first_subword"], output_hidden_states=pool)
+                if model.task == "parse":  # decode from fp32 scores: bf16 would create ties between heads
+                    with torch.autocast(device.type, enabled=False):
+                        heads, rels = model.head.predict(words.float(), batch["word_mask"])
+                    out = [(h, [labels[r] for r in rs]) for h, rs in zip(heads, rels, strict=True)]
+                else:
+                    ids = model.head(words).argmax(-1).cpu()
+                    out = [[labels[t] for t in ids[b, :len(examples[i]["first_subword"])].tolist()]
+                           for b, i in enumerate(idx)]
+            for b, i in enumerate(idx):
+                preds[i] = out[b]
+            if pool:
+                pieces.append(pool_real_subwords(hidden, batch["attention_mask"]).cpu())
+        for i in long:  # one at a time, through overlapping windows
+            with autocast(precision, device.type):
+                preds[i], piece = _predict_long(model, examples[i], limit, tokenizer.pad_token_id, labels, pool, device)
+            order.append([i])
+            if pool:
+                pieces.append(piece)
+    if not pool or not pieces:
         return preds, None
-    # Outside inference mode, so that the states are ordinary tensors (usable with autograd code).
-    if not pieces:
-        return preds, None
-    order = torch.tensor([i for idx in batches for i in idx], dtype=torch.long)
-    inverse = torch.empty_like(order)
-    inverse[order] = torch.arange(len(order))
-    return preds, torch.cat(pieces, dim=1)[:, inverse]
+    return preds, _in_input_order(pieces, order)
+
+
+def mean_pooled_states(model, tokenizer, sentences: Sequence[Sequence[str]], batch_size: int = 64,
+                       device: torch.device | str | None = None, max_tokens: int | None = None,
+                       bf16=False) -> torch.Tensor:
+    """Per-layer sentence vectors: the mean of each sentence's subword states, [L+1, n, H].
+
+    model: a HF BERT-like encoder, or a model wrapping one (its `base_model` is used, so that a
+    fine-tuned model is run without its head). Layer 0 is the embedding output.
+    sentences: pre-split words, encoded with `encode_words` ([CLS] ... [SEP]).
+
+    The same forward path as evaluation (`_forward_batches`: length-sorted batches of at most
+    `batch_size` sentences and `max_tokens` padded tokens, `torch.inference_mode`, the encoder in
+    eval mode) and the same pooling rule (`pool_real_subwords`: [CLS], [SEP] and padding
+    excluded). fp32 unless `bf16` is asked for. `device`: where the inputs are sent (default: the
+    device of the model's parameters). Returns a float32 CPU tensor, rows in the order of `sentences`.
+    """
+    if batch_size < 1:
+        raise ValueError(f"batch_size must be positive, got {batch_size}")
+    encoder = getattr(model, "base_model", model)
+    encodings = encode_words(tokenizer, sentences)
+    if not encodings:
+        raise ValueError("no sentences to encode")
+    empty = [i for i, e in enumerate(encodings) if len(e) <= 2]
+    if empty:
+        raise ValueError(f"sentences with no words cannot be mean-pooled: indices {empty[:10]}")
+    device = torch.device(device) if device is not None else next(encoder.parameters()).device
+    pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0
+    examples = [{"input_ids": e.input_ids, "first_subword": e.first_subword} for e in encodings]
+    pieces: list[torch.Tensor] = []
+    order: list[list[int]] = []
+    with _evaluating(encoder):
+        precision = resolve_precision(bf16, device, encoder)
+        for _, batch in _forward_batches(examples, pad_id, device, batch_size, max_tokens, order):
+            with autocast(precision, device.type):
+                out = encoder(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"],
+                              output_hidden_states=True)
+            pieces.append(pool_real_subwords(out.hidden_states, batch["attention_mask"]).cpu())
+    return _in_input_order(pieces, order)
 
 
 def predict(model, tokenizer, sentences: Sequence[Sentence], batch_size: int = 128, bf16="auto",

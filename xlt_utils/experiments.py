@@ -1,14 +1,18 @@
 """The paper's experiments as functions of a config: fine-tune (with an ablation), evaluate zero-shot,
-and cache the result record (and optionally the model) under a hash of the config."""
+and store the result record (and optionally the model) under a hash of the config (`store`).
+
+A config carries everything that decides its result, so that its key changes when any of it does:
+the task, languages, ablation, seed and training options, the model (its hub id and revision, or
+the sha256 of the toy checkpoint or of a local directory's weights), the data (its source and
+version) and the package version.
+"""
 
 from __future__ import annotations
 
-import contextlib
 import functools
 import hashlib
 import json
 import numbers
-import os
 import platform
 import subprocess
 import time
@@ -18,58 +22,107 @@ from pathlib import Path
 import pandas as pd
 import torch
 
-from .ablation import apply_ablation
-from .data.download import write_atomic
+from . import __version__
+from .ablation import REFERENCE, Ablation
 from .data.records import Sentence, label_set
-from .data.synthetic import cache_dir, load_toy
 from .evaluation import zero_shot_eval
-from .models import XltModel, load_encoder
+from .models import XltModel
 from .precision import resolve_precision
+from .pretrained import load_encoder, model_identity
 from .profiles import Profile, check_languages, check_task, get_profile
+from .store import ResultStore
 from .training import TrainConfig, atomic_save, fine_tune, set_seed
+
+_UNSET = ""  # a provenance field not filled in yet (None is a value: "no sha256 for a hub id")
+
+
+@functools.cache
+def data_version(data: str) -> str:
+    """The version of a data source, for the cache key: the synthetic corpus's key (generator
+    version, sizes, seed, languages), or the UD release and the data manifest's sha256."""
+    if data == "synthetic":
+        from .data.synthetic import ToyCorpusSpec
+
+        return f"synthetic-{ToyCorpusSpec().key()}"
+    if data == "real":
+        from .data.download import MANIFEST_PATH, sha256_file
+        from .languages import UD_RELEASE
+
+        return f"ud-{UD_RELEASE}+manifest-{sha256_file(MANIFEST_PATH)[:12]}"
+    raise ValueError(f"unknown data source {data!r}; valid: synthetic, real")
 
 
 @dataclass(frozen=True)
 class ExperimentConfig:
-    """One fine-tuning run: task, profile, languages, ablation, seed and hyper-parameters."""
+    """One fine-tuning run: what decides its result, and nothing else."""
 
     task: str = "pos"
-    profile: str = "toy"
+    profile: str = "toy"  # the profile it came from (its values are the fields below)
+    model: str = "toy"  # "toy", a hub id or a local model directory
+    revision: str | None = None
+    model_sha256: str | None = _UNSET  # the toy checkpoint's / local weights' sha256; None for a hub id
+    data: str = "synthetic"
+    data_version: str = _UNSET
+    ner_source: str | None = None  # real data: where NER comes from ("wikiann" or "uner"); None for synthetic
     source: str = "en"
     targets: tuple[str, ...] = ()
-    ablation: str = "reference"  # reference | reinit | freeze | random_init
-    layers: tuple[int, ...] = ()
+    ablation: Ablation = REFERENCE
     seed: int = 1
     train: TrainConfig = field(default_factory=TrainConfig)
     n_train: int | None = None
     n_eval: int | None = None
+    version: str = __version__  # xlt_utils's version
 
     def __post_init__(self):
+        check_task(self.task)
+        if not isinstance(self.ablation, Ablation):
+            raise TypeError(f"ablation must be an Ablation value, got {self.ablation!r}")
+        object.__setattr__(self, "targets", tuple(self.targets))
+        if self.model_sha256 == _UNSET:
+            object.__setattr__(self, "model_sha256", model_identity(self.model, self.revision)["sha256"])
+        if self.data_version == _UNSET:
+            object.__setattr__(self, "data_version", data_version(self.data))
         for name in ("n_train", "n_eval"):
             check_limit(name, getattr(self, name))
 
     def key(self) -> str:
-        """A short hash of the whole config: the name of its cache entry."""
+        """A short hash of the whole config: the name of its folder in the result store."""
         return hashlib.sha256(json.dumps(self.to_dict(), sort_keys=True).encode()).hexdigest()[:16]
 
     def to_dict(self) -> dict:
         d = asdict(self)
-        d["targets"], d["layers"] = list(self.targets), list(self.layers)
+        d["targets"], d["ablation"] = list(self.targets), self.ablation.to_dict()
         return d
+
+    @classmethod
+    def from_dict(cls, d: dict) -> ExperimentConfig:
+        """The inverse of `to_dict` (same key)."""
+        d = dict(d)
+        d["train"] = TrainConfig(**d["train"])
+        d["ablation"] = Ablation.from_dict(d["ablation"])
+        return cls(**d)
 
     @property
     def label(self) -> str:
-        """A short human name, e.g. "reinit 1-2" or "reference"."""
-        if self.ablation in ("reinit", "freeze"):
-            return f"{self.ablation} {','.join(map(str, self.layers))}"
-        return self.ablation.replace("_", "-")
+        """The ablation's label ("reinit 1,2", "reference", ...)."""
+        return self.ablation.label
 
 
-def experiment(profile: str | Profile = "toy", task: str = "pos", ablation: str = "reference",
+def experiment(profile: str | Profile = "toy", task: str = "pos", ablation: Ablation | str = REFERENCE,
                layers=(), seed: int = 1, targets=None, **train_overrides) -> ExperimentConfig:
-    """Build a config from a profile's defaults, with optional overrides."""
+    """Build a config from a profile's values, with optional overrides.
+
+    `ablation` is an `Ablation`, or its kind with `layers` (``ablation="reinit", layers=(1, 2)``);
+    its layers are checked against the depth of the profile's model.
+    """
     p = get_profile(profile)
     check_task(task)
+    if isinstance(ablation, Ablation):
+        if tuple(layers):
+            raise ValueError("layers come with the Ablation value; do not pass them separately")
+    else:
+        ablation = Ablation(ablation, layers)
+    ablation.check(p.num_layers)
     targets = tuple(check_languages(p, targets if targets is not None else p.targets))
     train = TrainConfig(epochs=p.epochs, batch_size=p.batch_size, lr=p.lr, head_lr=p.head_lr, warmup=p.warmup,
                         seed=seed, max_length=p.max_length)
@@ -77,8 +130,10 @@ def experiment(profile: str | Profile = "toy", task: str = "pos", ablation: str 
         if not hasattr(train, k):
             raise ValueError(f"unknown training option {k!r}; valid: {', '.join(train.to_dict())}")
         setattr(train, k, v)
-    return ExperimentConfig(task=task, profile=p.name, source=p.source, targets=targets, ablation=ablation,
-                            layers=tuple(sorted(set(layers))), seed=seed, train=train,
+    ident = model_identity(p.model, p.revision)
+    return ExperimentConfig(task=task, profile=p.name, model=p.model, revision=p.revision,
+                            model_sha256=ident["sha256"], data=p.data, data_version=data_version(p.data),
+                            ner_source=p.ner_source if p.data == "real" else None, source=p.source, targets=targets, ablation=ablation, seed=seed, train=train,
                             n_train=p.n_train, n_eval=p.n_eval)
 
 
@@ -88,71 +143,26 @@ def check_limit(name: str, value) -> None:
         raise ValueError(f"{name} must be a positive number of sentences or None (all), got {value!r}")
 
 
-def load_split(profile: str, lang: str, task: str, split: str, limit: int | None = None) -> list[Sentence]:
-    """Sentences of one language and split for a task: synthetic in toy, real data otherwise.
+def load_split(profile: str | Profile | ExperimentConfig, lang: str, task: str, split: str,
+               limit: int | None = None) -> list[Sentence]:
+    """Sentences of one language and split for a task, from the data source of a profile (or of a
+    config): the synthetic languages, or real data (NER from the profile's `ner_source`).
 
     `limit`: the first `limit` sentences (None: all); an empty result is an error naming the split."""
     check_limit("limit", limit)
-    p = get_profile(profile)
-    if p.model == "toy":
+    p = get_profile(profile) if isinstance(profile, str) else profile
+    if p.data == "synthetic":
+        from .data.synthetic import load_toy
+
         sents = load_toy(lang, split, task)
     else:
         from .data.real import load_task
 
-        sents = load_task(lang, task, split, ner_source=p.ner_source)
+        sents = load_task(lang, task, split, ner_source=p.ner_source or "wikiann")
     if not sents:
-        raise ValueError(f"the {split} split of {lang!r} for {task} ({profile} profile) has no sentences")
+        raise ValueError(f"the {split} split of {lang!r} for {task} ({p.profile if hasattr(p, 'profile') else p.name} "
+                         f"profile) has no sentences")
     return sents[:limit] if limit is not None else sents
-
-
-def results_dir() -> Path:
-    """Where result records and fine-tuned models are cached (XLT_RESULTS_DIR, else in the cache)."""
-    return Path(os.environ.get("XLT_RESULTS_DIR", cache_dir() / "results"))
-
-
-#: Result records that ship with the package (one JSON file per grid, {key: record}): the toy paper
-#: grid, so that a reader (and CI) gets chapter 3's 171 runs without 40 minutes of training.
-SHIPPED_RESULTS = Path(__file__).parent / "assets" / "results"
-
-
-def shipped_results_enabled() -> bool:
-    """Shipped records are used unless XLT_SHIPPED_RESULTS=0 (then every config really trains)."""
-    return os.environ.get("XLT_SHIPPED_RESULTS", "1") != "0"
-
-
-@functools.cache
-def _shipped(folder: Path) -> dict[str, dict]:
-    records: dict[str, dict] = {}
-    for path in sorted(folder.glob("*.json")):
-        data = json.loads(path.read_text())
-        for key, record in data["records"].items():
-            if record.get("key") != key:
-                raise ValueError(f"{path.name}: the record filed under {key} is {record.get('key')}")
-            records[key] = record
-    return records
-
-
-def shipped_record(cfg: ExperimentConfig, folder: Path | None = None) -> dict | None:
-    """The shipped record of a config, or None (none shipped, or XLT_SHIPPED_RESULTS=0).
-
-    A record is returned only if its stored config hashes to the same key as `cfg`: a record can
-    never stand in for another configuration.
-    """
-    if not shipped_results_enabled():
-        return None
-    record = _shipped(Path(folder or SHIPPED_RESULTS)).get(cfg.key())
-    if record is None or record["config"] != cfg.to_dict():
-        return None
-    return record
-
-
-def ship_records(records: list[dict], path: Path, description: str) -> Path:
-    """Write records as a shipped-results file ({"description", "records": {key: record}}), atomically."""
-    data = {"description": description, "records": {r["key"]: r for r in records}}
-    Path(path).parent.mkdir(parents=True, exist_ok=True)
-    write_atomic(Path(path), json.dumps(data, indent=None, separators=(",", ":"), sort_keys=True) + "\n")
-    _shipped.cache_clear()
-    return Path(path)
 
 
 def _git_revision() -> str:
@@ -166,34 +176,28 @@ def _git_revision() -> str:
 def _versions() -> dict:
     import transformers
 
-    from . import __version__
-
     return {"python": platform.python_version(), "torch": torch.__version__,
             "transformers": transformers.__version__, "xlt_utils": __version__}
 
 
+def _pretrained_encoder(cfg: ExperimentConfig):
+    """The config's pretrained encoder, refusing weights other than those its key was made for."""
+    ident = model_identity(cfg.model, cfg.revision)
+    if ident["sha256"] != cfg.model_sha256:
+        raise ValueError(f"the weights of {cfg.model!r} (sha256 {ident['sha256']}) are not those this config "
+                         f"was made for ({cfg.model_sha256}); make the config again with experiment()")
+    return load_encoder(cfg.model, cfg.revision)
+
+
 def build_model(cfg: ExperimentConfig) -> tuple[XltModel, object]:
-    """The pretrained encoder of the profile with a fresh head, after the config's ablation."""
+    """The config's pretrained encoder with a fresh head, after the config's ablation."""
+    from .ablation import apply_ablation
+
     set_seed(cfg.seed)
-    encoder, tok = load_encoder(get_profile(cfg.profile))
+    encoder, tok = _pretrained_encoder(cfg)
     model = XltModel(encoder, cfg.task, len(label_set(cfg.task)))
-    apply_ablation(model, cfg.ablation, cfg.layers, seed=cfg.seed)
+    apply_ablation(model, cfg.ablation, seed=cfg.seed)
     return model, tok
-
-
-@contextlib.contextmanager
-def locked(folder: Path):
-    """An exclusive lock on a config's folder, so that two processes (a restarted grid and the
-    orphans of a killed one, say) never train one config at once; the OS releases it on SIGKILL."""
-    folder.mkdir(parents=True, exist_ok=True)
-    try:
-        import fcntl
-    except ImportError:  # not on Windows: no lock
-        yield
-        return
-    with open(folder / ".lock", "a") as fh:
-        fcntl.flock(fh, fcntl.LOCK_EX)
-        yield
 
 
 def device() -> torch.device:
@@ -201,69 +205,62 @@ def device() -> torch.device:
     return torch.device("cuda" if torch.cuda.is_available() else "cpu")
 
 
-def run_experiment(cfg: ExperimentConfig, keep_model: bool = False, progress: bool = True) -> dict:
-    """Fine-tune and evaluate one config, or return its cached record (atomic writes; resumes).
+def run_experiment(cfg: ExperimentConfig, keep_model: bool = False, progress: bool = True,
+                   results: str | Path | ResultStore | None = None) -> dict:
+    """Fine-tune and evaluate one config, or return its stored record (atomic writes; resumes).
 
-    The record comes from the results cache, else from the records shipped with the package
-    (`shipped_record`; not when `keep_model`, since no model ships), else from a run.
+    `results` is the result store (or its root; default `store.default_results_dir()`). The record
+    comes from the store, else from the records shipped with the package (not when `keep_model`,
+    since no model ships), else from a run, under the config's lock.
     """
-    out = results_dir() / cfg.key()
-    record_path = out / "record.json"
-
-    def cached() -> bool:
-        return record_path.is_file() and (not keep_model or (out / "model.pt").is_file())
-
-    if cached():
-        return json.loads(record_path.read_text())
-    if not keep_model and (shipped := shipped_record(cfg)) is not None:
-        return shipped
-    with locked(out):
-        if cached():  # finished by another process meanwhile
-            return json.loads(record_path.read_text())
-        for stale in out.glob("*.tmp*"):  # left by a writer that was killed
-            stale.unlink(missing_ok=True)
-        return _run(cfg, out, record_path, keep_model, progress)
+    store = results if isinstance(results, ResultStore) else ResultStore(results)
+    if (record := store.get(cfg, keep_model)) is not None:
+        return record
+    with store.locked(cfg) as out:
+        if (record := store.get(cfg, keep_model)) is not None:  # finished by another process meanwhile
+            return record
+        return store.put(cfg, _run(cfg, out, keep_model, progress))
 
 
-def _run(cfg: ExperimentConfig, out: Path, record_path: Path, keep_model: bool, progress: bool) -> dict:
+def _run(cfg: ExperimentConfig, out: Path, keep_model: bool, progress: bool) -> dict:
     t0 = time.perf_counter()
     model, tok = build_model(cfg)
     model.to(device())
-    train = load_split(cfg.profile, cfg.source, cfg.task, "train", cfg.n_train)
+    train = load_split(cfg, cfg.source, cfg.task, "train", cfg.n_train)
     history = fine_tune(model, tok, train, cfg.train, run_dir=out, progress=progress)
     t1 = time.perf_counter()
     langs = (cfg.source,) + tuple(t for t in cfg.targets if t != cfg.source)
-    data = {lang: load_split(cfg.profile, lang, cfg.task, "test", cfg.n_eval) for lang in langs}
+    data = {lang: load_split(cfg, lang, cfg.task, "test", cfg.n_eval) for lang in langs}
     table = zero_shot_eval(model, tok, data, cfg.task, bf16=cfg.train.bf16)
     t2 = time.perf_counter()
     if keep_model:
         atomic_save(model.state_dict(), out / "model.pt")
-    record = {"key": cfg.key(), "config": cfg.to_dict(), "label": cfg.label,
-              "metrics": table.to_dict(orient="records"), "train_loss": history,
-              "timings": {"train_s": round(t1 - t0, 2), "eval_s": round(t2 - t1, 2)},
-              "versions": _versions(), "git": _git_revision(),
-              "runtime": {"device": device().type, "threads": torch.get_num_threads(),
-                          "precision": resolve_precision(cfg.train.bf16, device(), model)}}
-    write_atomic(record_path, json.dumps(record, indent=1))
-    (out / "checkpoint.pt").unlink(missing_ok=True)  # the run is complete: the resume point is no longer needed
-    return record
+    return {"key": cfg.key(), "config": cfg.to_dict(), "label": cfg.label,
+            "metrics": table.to_dict(orient="records"), "train_loss": history,
+            "timings": {"train_s": round(t1 - t0, 2), "eval_s": round(t2 - t1, 2)},
+            "versions": _versions(), "git": _git_revision(),
+            "runtime": {"device": device().type, "threads": torch.get_num_threads(),
+                        "precision": resolve_precision(cfg.train.bf16, device(), model)}}
 
 
-def load_finetuned(cfg: ExperimentConfig) -> tuple[XltModel, object]:
-    """The fine-tuned model of a config (runs it first if its model is not cached)."""
-    run_experiment(cfg, keep_model=True)
-    encoder, tok = load_encoder(get_profile(cfg.profile))
+def load_finetuned(cfg: ExperimentConfig, results: str | Path | ResultStore | None = None) -> tuple[XltModel, object]:
+    """The fine-tuned model of a config (runs it first if its model is not stored)."""
+    store = results if isinstance(results, ResultStore) else ResultStore(results)
+    run_experiment(cfg, keep_model=True, results=store)
+    encoder, tok = _pretrained_encoder(cfg)
     model = XltModel(encoder, cfg.task, len(label_set(cfg.task)))
-    model.load_state_dict(torch.load(results_dir() / cfg.key() / "model.pt", weights_only=True, map_location="cpu"))
+    model.load_state_dict(torch.load(store.model_path(cfg), weights_only=True, map_location="cpu"))
     return model.to(device()).eval(), tok
 
 
 def records_table(records: list[dict]) -> pd.DataFrame:
-    """Flatten result records into one tidy table (one row per language and metric)."""
+    """Flatten result records into one tidy table (one row per language and metric); the
+    `ablation` column holds `Ablation` values (their labels print)."""
     rows = []
     for r in records:
         c = r["config"]
+        ablation = Ablation.from_dict(c["ablation"])
         for m in r["metrics"]:
-            rows.append({"task": c["task"], "ablation": r["label"], "seed": c["seed"],
+            rows.append({"task": c["task"], "ablation": ablation, "seed": c["seed"],
                          "role": "source" if m["language"] == c["source"] else "target", **m})
     return pd.DataFrame(rows)

@@ -3,21 +3,19 @@
 from __future__ import annotations
 
 import json
-import os
 from pathlib import Path
 
 from torch import nn
-from transformers import AutoModel, AutoTokenizer, BertConfig, BertModel, PreTrainedTokenizerFast
+from transformers import AutoTokenizer, BertConfig, BertModel, PreTrainedTokenizerFast
 
-from .precision import default_device
-from .profiles import Profile
+from .data.download import offline_reason
 
 SPECIAL_TOKENS = dict(unk_token="[UNK]", cls_token="[CLS]", sep_token="[SEP]", pad_token="[PAD]", mask_token="[MASK]")
-OFFLINE_HINT = ("This machine is offline (HF_HUB_OFFLINE=1) or cannot reach the model hub. "
+OFFLINE_HINT = ("This machine is offline (XLT_OFFLINE or HF_HUB_OFFLINE set) or cannot reach the model hub. "
                 "The 'toy' profile needs no network: use profile='toy'.")
 
 
-def load_tokenizer(path: str | Path):
+def load_tokenizer(path: str | Path, revision: str | None = None):
     """A fast tokenizer from a directory with tokenizer.json, or from a hub id.
 
     Never build BERT tokenizers with `vocab_file=` under transformers 5: it silently yields
@@ -29,47 +27,17 @@ def load_tokenizer(path: str | Path):
         max_len = json.loads(config.read_text()).get("model_max_length", 512) if config.is_file() else 512
         return PreTrainedTokenizerFast(tokenizer_file=str(p / "tokenizer.json"), model_max_length=min(max_len, 512),
                                        **SPECIAL_TOKENS)
-    return _from_hub(AutoTokenizer, str(path))
+    return from_hub(AutoTokenizer, str(path), **({"revision": revision} if revision else {}))
 
 
-def _from_hub(cls, name: str, **kw):
-    if os.environ.get("HF_HUB_OFFLINE") == "1" or os.environ.get("XLT_OFFLINE") == "1":
+def from_hub(cls, name: str, **kw):
+    """`cls.from_pretrained(name)`, from the local cache only when offline (`offline_reason`)."""
+    if offline_reason() is not None:
         kw.setdefault("local_files_only", True)
     try:
         return cls.from_pretrained(name, **kw)
     except OSError as e:
         raise RuntimeError(f"could not load {name!r} from the Hugging Face Hub or its cache. {OFFLINE_HINT}") from e
-
-
-def load_encoder(profile: Profile, device=None) -> tuple[BertModel, PreTrainedTokenizerFast]:
-    """The pretrained encoder and tokenizer of a profile (the toy BERT, or mBERT from the hub), with
-    the encoder on `device` (default: the GPU when there is one, else the CPU), so that hidden states
-    for CKA, evaluation and training run there.
-
-    The masked-LM head stored with the weights is dropped without a load report or progress bar.
-    """
-    encoder, tok = _load_encoder(profile)
-    return encoder.to(default_device() if device is None else device), tok
-
-
-def _load_encoder(profile: Profile) -> tuple[BertModel, PreTrainedTokenizerFast]:
-    from transformers.utils import logging as hf_logging
-
-    level, bars = hf_logging.get_verbosity(), hf_logging.is_progress_bar_enabled()
-    hf_logging.set_verbosity_error()
-    hf_logging.disable_progress_bar()
-    try:
-        if profile.model == "toy":
-            from .pretraining import toy_model_dir
-
-            path = toy_model_dir()
-            return BertModel.from_pretrained(path, add_pooling_layer=False), load_tokenizer(path)
-        tok = load_tokenizer(profile.model)
-        return _from_hub(AutoModel, profile.model, add_pooling_layer=False), tok
-    finally:
-        hf_logging.set_verbosity(level)
-        if bars:
-            hf_logging.enable_progress_bar()
 
 
 def tiny_bert_config(vocab_size: int, **kw) -> BertConfig:
@@ -102,10 +70,6 @@ class XltModel(nn.Module):
     def base_model(self) -> BertModel:
         """The encoder alone (what CKA and the ablations look at)."""
         return self.encoder
-
-    @property
-    def num_layers(self) -> int:
-        return self.encoder.config.num_hidden_layers
 
     def word_states(self, input_ids, attention_mask, first_subword, output_hidden_states=False):
         """Hidden state of each word's first subword, [B, W, H] (and all layers if asked)."""

@@ -23,10 +23,11 @@ from tokenizers import (
 )
 from transformers import BertForMaskedLM, PreTrainedTokenizerFast
 
+from .batching import length_grouped_batches
 from .data.download import sha256_file
 from .data.synthetic import ToyCorpusSpec, cache_dir, pretraining_files
 from .models import SPECIAL_TOKENS, load_tokenizer, tiny_bert_config
-from .training import autocast, bf16_supported, length_grouped_batches, make_optimizer, set_seed
+from .training import autocast, bf16_supported, make_optimizer, set_seed
 
 ASSET_DIR = Path(__file__).parent / "assets" / "toy-mbert"
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, field, replace
 
 TASKS = ("pos", "ner", "parse")
+DATA_SOURCES = ("synthetic", "real")
 
 
 @dataclass(frozen=True)
@@ -12,7 +13,7 @@ class Profile:
     """Everything a notebook needs besides its `parameters` cell."""
 
     name: str
-    model: str  # "toy" (this repository's tiny multilingual BERT) or a hub id
+    model: str  # "toy" (this repository's tiny multilingual BERT), a hub id, or a local model directory
     source: str
     targets: tuple[str, ...]
     tasks: tuple[str, ...] = TASKS
@@ -29,11 +30,34 @@ class Profile:
     needs_network: bool = False
     ner_source: str = "wikiann"  # real profiles: one NER source for every language ("wikiann", or "uner")
     runtime: dict = field(default_factory=dict)  # rough runtimes per device, for the notebooks
+    revision: str | None = None  # the model's hub revision (a tag, branch or commit), if pinned
+    data: str = "synthetic"  # "synthetic" (the toy languages) or "real" (UD, NER and PUD files)
 
     @property
     def languages(self) -> tuple[str, ...]:
         """Source first, then the targets."""
         return (self.source,) + self.targets
+
+    @property
+    def num_layers(self) -> int:
+        """The number of transformer layers L of the profile's model (read from its config)."""
+        from .pretrained import num_layers
+
+        return num_layers(self)
+
+    @property
+    def lower_layers(self) -> tuple[int, ...]:
+        """The lower layers of claim C1: the first two transformer layers, (1, 2)."""
+        from .ablation import lower_upper
+
+        return lower_upper(self.num_layers)[0]
+
+    @property
+    def upper_layers(self) -> tuple[int, ...]:
+        """The upper layers of claim C2: the last two transformer layers, (L-1, L)."""
+        from .ablation import lower_upper
+
+        return lower_upper(self.num_layers)[1]
 
     def with_(self, **changes) -> Profile:
         """A copy with some fields changed (the notebooks' `parameters` cell overrides)."""
@@ -54,7 +78,7 @@ PROFILES: dict[str, Profile] = {
         name="quick", model="bert-base-multilingual-cased", source="en",
         targets=("fr", "de", "ru", "tr", "ja", "ar", "zh", "fi"),
         n_train=2000, n_eval=500, n_cka=500, epochs=2, batch_size=32, lr=5e-5, head_lr=1e-3,
-        seeds=(1,), max_length=256, needs_network=True,
+        seeds=(1,), max_length=256, needs_network=True, data="real",
         runtime={"cpu": "hours to 2 days per chapter", "gpu": "minutes (T4)"},  # xlt_utils.budget, README
     ),
     "full": Profile(
@@ -62,7 +86,7 @@ PROFILES: dict[str, Profile] = {
         targets=("fr", "de", "ru", "tr", "id", "ar", "pt", "es", "fi", "it", "sv", "cs", "pl", "hi",
                  "zh", "ko", "ja", "th"),
         n_train=None, n_eval=None, n_cka=1000, epochs=3, batch_size=32, lr=5e-5, head_lr=1e-3,
-        seeds=(1, 2, 3, 4, 5), max_length=256, needs_network=True,
+        seeds=(1, 2, 3, 4, 5), max_length=256, needs_network=True, data="real",
         runtime={"cpu": "days to months (not advised)", "gpu": "minutes to a day per chapter (T4)"},
     ),
 }
@@ -71,10 +95,13 @@ PROFILES: dict[str, Profile] = {
 def get_profile(name: str | Profile = "toy", **overrides) -> Profile:
     """Look a profile up by name (raises listing the valid names) and apply overrides."""
     if isinstance(name, Profile):
-        return name.with_(**overrides)
-    if name not in PROFILES:
+        profile = name.with_(**overrides)
+    elif name not in PROFILES:
         raise ValueError(f"unknown profile {name!r}; valid profiles: {', '.join(PROFILES)}")
-    profile = PROFILES[name].with_(**overrides)
+    else:
+        profile = PROFILES[name].with_(**overrides)
+    if profile.data not in DATA_SOURCES:
+        raise ValueError(f"unknown data source {profile.data!r}; valid: {', '.join(DATA_SOURCES)}")
     check_languages(profile, profile.languages)
     for t in profile.tasks:
         check_task(t)
@@ -83,7 +110,7 @@ def get_profile(name: str | Profile = "toy", **overrides) -> Profile:
 
 def valid_languages(profile: Profile) -> tuple[str, ...]:
     """The language codes a profile can use: the synthetic ones for toy, the registry's otherwise."""
-    if profile.model == "toy":
+    if profile.data == "synthetic":
         from .data.synthetic import TOY_LANGUAGES
 
         return tuple(TOY_LANGUAGES)

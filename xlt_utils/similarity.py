@@ -1,4 +1,5 @@
-"""Centred kernel alignment (CKA) between hidden representations, and mean-pooled BERT states.
+"""Centred kernel alignment (CKA) between hidden representations (the sentence vectors it compares
+come from `evaluation.mean_pooled_states`).
 
 CKA (Kornblith et al., ICML 2019) compares two representations X [n, d1] and Y [n, d2] of the
 same n examples:
@@ -44,15 +45,44 @@ from collections.abc import Sequence
 import numpy as np
 import torch
 
-from .tokenization import encode_words
-
-__all__ = ["cka", "cka_per_layer", "cka_matrix", "mean_pooled_states", "plot_cka_heatmap"]
+__all__ = ["cka", "cka_per_layer", "cka_matrix", "cka_reference"]
 
 _KERNELS = ("linear", "rbf")
 
 
 # --------------------------------------------------------------------------------------------
-# CKA
+# The definition, as written (for reading, and to test the fast path below against)
+# --------------------------------------------------------------------------------------------
+
+
+def cka_reference(X, Y, kernel: str = "linear", sigma_frac: float = 0.8) -> float:
+    """CKA straight from its definition, in numpy: Gram matrices K and L, the centring matrix
+    H = I - 11^T/n, HSIC(K, L) = tr(K H L H) / (n-1)^2, CKA = HSIC(K, L) / sqrt(HSIC(K, K) HSIC(L, L)).
+    RBF: K_ij = exp(-d_ij / (2 sigma^2)), d the squared distances, sigma^2 = sigma_frac^2 x median(d).
+    O(n^3) and n x n memory: `cka` gives the same number fast."""
+    if kernel not in _KERNELS:
+        raise ValueError(f"kernel must be one of {_KERNELS}, got {kernel!r}")
+    x, y = np.asarray(X, dtype=np.float64), np.asarray(Y, dtype=np.float64)
+    n = x.shape[0]
+
+    def gram(z):
+        if kernel == "linear":
+            return z @ z.T
+        d = np.maximum(np.sum(z**2, 1)[:, None] + np.sum(z**2, 1)[None, :] - 2 * z @ z.T, 0.0)
+        np.fill_diagonal(d, 0.0)
+        return np.exp(-d / (2 * sigma_frac**2 * np.median(d)))
+
+    h = np.eye(n) - np.ones((n, n)) / n
+
+    def hsic(k, l):  # noqa: E741
+        return np.trace(k @ h @ l @ h) / (n - 1) ** 2
+
+    k, l = gram(x), gram(y)  # noqa: E741
+    return float(hsic(k, l) / np.sqrt(hsic(k, k) * hsic(l, l)))
+
+
+# --------------------------------------------------------------------------------------------
+# CKA, the fast path
 # --------------------------------------------------------------------------------------------
 
 
@@ -381,157 +411,3 @@ def cka_matrix(
     a, b = _layer_pair(states_a, states_b, same_layers=False)
     out = _cka_batched(a, b, kernel, debiased, sigma_frac, pairwise=True)
     return out.cpu().numpy()
-
-
-# --------------------------------------------------------------------------------------------
-# Sentence representations
-# --------------------------------------------------------------------------------------------
-
-
-def pool_real_subwords(hidden_states, attention_mask: torch.Tensor) -> torch.Tensor:
-    """The mean of each sentence's real subword states at every layer, [L+1, B, H] in float32.
-
-    `hidden_states`: the L+1 tensors [B, T, H] of a forward pass with `output_hidden_states`;
-    `attention_mask` [B, T]: 1 on [CLS] w1 ... wn [SEP], 0 on padding. [CLS] (the first position)
-    and [SEP] (the last real one) are left out of the mean: the one pooling rule of this project,
-    used by `mean_pooled_states` and by `evaluation.predict(pool=True)`.
-    """
-    keep = attention_mask.float()
-    keep[:, 0] = 0  # [CLS]
-    keep[torch.arange(keep.shape[0], device=keep.device), attention_mask.sum(1) - 1] = 0  # [SEP]
-    counts = keep.sum(1, keepdim=True)
-    return torch.stack([torch.einsum("bth,bt->bh", h.float(), keep) / counts for h in hidden_states])
-
-
-def mean_pooled_states(
-    model,
-    tokenizer,
-    sentences: Sequence[Sequence[str]],
-    batch_size: int = 64,
-    device: torch.device | str | None = None,
-) -> torch.Tensor:
-    """Per-layer sentence vectors: the mean of each sentence's subword states, [L+1, n, H].
-
-    model: a HF BERT-like encoder, or a model wrapping one (its `base_model` is used, so that a
-    BertForTokenClassification is run without its head). Layer 0 is the embedding output.
-    sentences: pre-split words, encoded with `encode_words` ([CLS] ... [SEP]).
-
-    Only the real subwords are averaged: [CLS], [SEP] and padding are excluded. Sentences are
-    batched by length (longest first) with dynamic padding, under `torch.inference_mode` and with
-    the encoder temporarily in eval mode (no dropout). `device` is where the inputs are sent;
-    by default the device of the model's parameters (the model must already be there).
-    Returns a float32 CPU tensor, rows in the order of `sentences`.
-    """
-    if batch_size < 1:
-        raise ValueError(f"batch_size must be positive, got {batch_size}")
-    encoder = getattr(model, "base_model", model)
-    encodings = encode_words(tokenizer, sentences)
-    if not encodings:
-        raise ValueError("no sentences to encode")
-    empty = [i for i, e in enumerate(encodings) if len(e) <= 2]
-    if empty:
-        raise ValueError(f"sentences with no words cannot be mean-pooled: indices {empty[:10]}")
-    if device is None:
-        device = next(encoder.parameters()).device
-    pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0
-    n = len(encodings)
-    order = sorted(range(n), key=lambda i: -len(encodings[i]))  # stable: deterministic batches
-    pieces: list[torch.Tensor] = []  # [L+1, batch, H] per batch, in `order`
-    was_training = encoder.training
-    encoder.eval()
-    try:
-        with torch.inference_mode():
-            for start in range(0, n, batch_size):
-                idx = order[start : start + batch_size]
-                width = max(len(encodings[i]) for i in idx)
-                ids = torch.full((len(idx), width), pad_id, dtype=torch.long)
-                attention = torch.zeros((len(idx), width), dtype=torch.long)
-                for r, i in enumerate(idx):
-                    length = len(encodings[i])
-                    ids[r, :length] = torch.tensor(encodings[i].input_ids, dtype=torch.long)
-                    attention[r, :length] = 1
-                outputs = encoder(
-                    input_ids=ids.to(device),
-                    attention_mask=attention.to(device),
-                    output_hidden_states=True,
-                )
-                pieces.append(pool_real_subwords(outputs.hidden_states, attention.to(device)).cpu())
-    finally:
-        encoder.train(was_training)
-    # Outside inference mode, so that the result is an ordinary tensor.
-    inverse = torch.empty(n, dtype=torch.long)
-    inverse[torch.tensor(order, dtype=torch.long)] = torch.arange(n)
-    return torch.cat(pieces, dim=1)[:, inverse]
-
-
-# --------------------------------------------------------------------------------------------
-# Plotting
-# --------------------------------------------------------------------------------------------
-
-
-def plot_cka_heatmap(
-    values,
-    *,
-    row_labels: Sequence | None = None,
-    col_labels: Sequence | None = None,
-    title: str | None = None,
-    xlabel: str = "layer",
-    ylabel: str = "language",
-    vmin: float = 0.0,
-    vmax: float = 1.0,
-    cmap: str = "viridis",
-    annotate: bool = True,
-    fmt: str = ".2f",
-    colorbar_label: str = "CKA",
-    figsize: tuple[float, float] | None = None,
-    ax=None,
-):
-    """Annotated heatmap of CKA values (rows e.g. languages, columns e.g. layers); returns the Figure.
-
-    values: a pandas DataFrame (its index and columns label the axes) or a 2-D array (labels from
-    row_labels / col_labels, default 0..n-1). NaN cells are left blank. Without `ax`, a new
-    `matplotlib.figure.Figure` is made outside pyplot (no global state; in Jupyter it shows when it
-    is the cell's value or passed to `display`). Nothing time-dependent is drawn.
-    """
-    from matplotlib.figure import Figure
-
-    if hasattr(values, "to_numpy") and hasattr(values, "index") and hasattr(values, "columns"):
-        row_labels = list(values.index) if row_labels is None else row_labels
-        col_labels = list(values.columns) if col_labels is None else col_labels
-        data = values.to_numpy(dtype=float)
-    else:
-        data = np.asarray(values, dtype=float)
-    if data.ndim != 2:
-        raise ValueError(f"expected a 2-D table of values, got shape {data.shape}")
-    n_rows, n_cols = data.shape
-    row_labels = list(range(n_rows)) if row_labels is None else list(row_labels)
-    col_labels = list(range(n_cols)) if col_labels is None else list(col_labels)
-    if len(row_labels) != n_rows or len(col_labels) != n_cols:
-        raise ValueError("row_labels / col_labels do not match the shape of values")
-
-    if ax is None:
-        if figsize is None:
-            figsize = (max(4.0, 0.55 * n_cols + 2.2), max(2.5, 0.42 * n_rows + 1.4))
-        fig = Figure(figsize=figsize, layout="constrained")
-        ax = fig.add_subplot()
-    else:
-        fig = ax.figure
-    masked = np.ma.masked_invalid(data)
-    im = ax.imshow(masked, cmap=cmap, vmin=vmin, vmax=vmax, aspect="auto", interpolation="nearest")
-    ax.set_xticks(np.arange(n_cols), labels=[str(c) for c in col_labels])
-    ax.set_yticks(np.arange(n_rows), labels=[str(r) for r in row_labels])
-    ax.set_xlabel(xlabel)
-    ax.set_ylabel(ylabel)
-    if title:
-        ax.set_title(title)
-    fig.colorbar(im, ax=ax, label=colorbar_label)
-    if annotate:
-        for i in range(n_rows):
-            for j in range(n_cols):
-                v = data[i, j]
-                if not np.isfinite(v):
-                    continue
-                r, g, b, _ = im.cmap(im.norm(v))
-                colour = "black" if 0.299 * r + 0.587 * g + 0.114 * b > 0.5 else "white"
-                ax.text(j, i, format(v, fmt), ha="center", va="center", color=colour, fontsize=8)
-    return fig

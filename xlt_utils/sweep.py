@@ -1,49 +1,38 @@
 """The paper's protocol as a grid: tasks x ablations x seeds, run locally or on a Ray cluster.
 
 Every configuration goes through `run_experiment`, so whichever way it was computed its record and
-its per-epoch checkpoints land in the same cache (``results_dir()/<key>/``): a grid that was killed
+its per-epoch checkpoints land in the same result store (``<root>/<key>/``, see `store`): a grid that was killed
 restarts where it stopped, configurations already done are never run (or submitted) again, and a grid
 run locally and one run on Ray give the same records.
 
     python -m xlt_utils.sweep --profile toy --tasks pos ner \\
         --ablations reference reinit-pairs freeze-halves random_init --seeds 1 2 3 --dry-run
 
-Ablations are written as strings: ``reference``, ``random_init``, ``reinit:1,2``, ``freeze:0-3``
-(layers are numbered as in ``hidden_states``: 0 is the embedding layer, 1..L the transformer layers),
-or one of two families: ``reinit-pairs`` (every pair of transformer layers, see `reinit_pairs`) and
-``freeze-halves`` (the lower and the upper half, see `freeze_halves`).
+Ablations are `Ablation` values, or strings of the grammar of `ablation.parse_ablation`:
+``reference``, ``random_init``, ``reinit:1,2``, ``freeze:0-3`` (layers are numbered as in
+``hidden_states``: 0 is the embedding layer, 1..L the transformer layers), or one of two families:
+``reinit-pairs`` (every pair of transformer layers) and ``freeze-halves`` (the lower and the upper half).
 """
 
 from __future__ import annotations
 
 import argparse
-import contextlib
 import dataclasses
 import itertools
-import json
 import os
 import sys
 import time
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 
+from .ablation import Ablation, describe_forms, expand_ablations
 from .analysis import mean_std_table, per_seed_scores
-from .experiments import (
-    ExperimentConfig,
-    experiment,
-    records_table,
-    results_dir,
-    run_experiment,
-    ship_records,
-    shipped_record,
-)
+from .experiments import ExperimentConfig, experiment, records_table, run_experiment
 from .profiles import Profile, get_profile
+from .store import ResultStore, ship_records
 from .training import TrainConfig
 
-ABLATION_FORMS = ("reference", "random_init", "reinit:<layers>", "freeze:<layers>", "reinit-pairs",
-                  "freeze-halves")
 _PROFILE_DEFAULT = object()  # n_train / n_eval not given: the profile's value (None means "all")
-_KNOWN_LAYERS = {"bert-base-multilingual-cased": 12, "bert-base-multilingual-uncased": 12}
 
 
 class SweepError(RuntimeError):
@@ -54,109 +43,6 @@ class SweepError(RuntimeError):
         lines = [f"  {c.task} {c.label} seed {c.seed} ({c.key()}): {type(e).__name__}: {e}" for c, e in failures]
         super().__init__(f"{len(failures)} configuration(s) failed (the others are cached; rerun to retry):\n"
                          + "\n".join(lines))
-
-
-# ----------------------------------------------------------------------------------------- ablations
-
-def num_layers(profile: str | Profile = "toy") -> int:
-    """The number of transformer layers L of a profile's encoder (layers 0..L exist)."""
-    p = get_profile(profile)
-    if p.model == "toy":
-        from .models import tiny_bert_config
-
-        return tiny_bert_config(vocab_size=1).num_hidden_layers
-    if p.model in _KNOWN_LAYERS:
-        return _KNOWN_LAYERS[p.model]
-    from transformers import AutoConfig
-
-    return AutoConfig.from_pretrained(p.model).num_hidden_layers
-
-
-def format_layers(layers: Iterable[int]) -> str:
-    """``(1, 2)`` -> ``"1,2"``; runs of three or more become ranges: ``(0, 1, 2, 3, 5)`` -> ``"0-3,5"``."""
-    layers = sorted(set(layers))
-    parts = []
-    for _, run in itertools.groupby(enumerate(layers), key=lambda t: t[1] - t[0]):
-        run = [v for _, v in run]
-        parts += [f"{run[0]}-{run[-1]}"] if len(run) >= 3 else [str(v) for v in run]
-    return ",".join(parts)
-
-
-def ablation_spec(ablation: str, layers: Iterable[int] = ()) -> str:
-    """The canonical string of an ablation: ``reference``, ``random_init``, ``reinit:1,2``, ``freeze:0-3``."""
-    return f"{ablation}:{format_layers(layers)}" if ablation in ("reinit", "freeze") else ablation
-
-
-def reinit_pairs(n_layers: int) -> list[str]:
-    """Every pair of transformer layers to re-initialise: ``["reinit:1,2", "reinit:1,3", ...]`` (L(L-1)/2)."""
-    return [ablation_spec("reinit", pair) for pair in itertools.combinations(range(1, n_layers + 1), 2)]
-
-
-def freeze_halves(n_layers: int) -> list[str]:
-    """Freeze the lower half (embeddings and layers 1..L/2) or the upper half (L/2+1..L)."""
-    half = n_layers // 2
-    return [ablation_spec("freeze", range(0, half + 1)), ablation_spec("freeze", range(half + 1, n_layers + 1))]
-
-
-FAMILIES = {"reinit-pairs": reinit_pairs, "freeze-halves": freeze_halves}
-
-
-def _forms(n_layers: int | None) -> str:
-    span = f"0..{n_layers}" if n_layers is not None else "0..L"
-    return (f"valid ablations: {', '.join(ABLATION_FORMS)} (<layers>: numbers or ranges in {span}, "
-            "comma-separated, e.g. 'reinit:1,2' or 'freeze:0-3')")
-
-
-def _parse_layers(text: str, spec: str, n_layers: int | None) -> tuple[int, ...]:
-    layers: set[int] = set()
-    try:
-        for part in text.split(","):
-            part = part.strip()
-            lo, _, hi = part.partition("-")
-            a, b = int(lo), int(hi) if hi else int(lo)
-            if b < a:
-                raise ValueError(part)
-            layers.update(range(a, b + 1))
-    except ValueError:
-        raise ValueError(f"cannot read the layers of ablation {spec!r}; {_forms(n_layers)}") from None
-    bad = sorted(i for i in layers if i < 0 or (n_layers is not None and i > n_layers))
-    if bad:
-        raise ValueError(f"ablation {spec!r}: layer(s) {bad} do not exist; {_forms(n_layers)}")
-    return tuple(sorted(layers))
-
-
-def parse_ablation(spec: str, n_layers: int | None = None) -> tuple[str, tuple[int, ...]]:
-    """``"reinit:1,2"`` -> ``("reinit", (1, 2))``; raises a ValueError listing the valid forms.
-
-    ``random-init`` is read as ``random_init``, and the labels of records (``"reinit 1,2"``) are
-    accepted too. With `n_layers`, layers outside 0..n_layers are errors.
-    """
-    text = spec.strip()
-    name, sep, rest = text.replace(" ", ":", 1).partition(":")
-    name = name.strip().lower().replace("random-init", "random_init")
-    if name in ("reference", "random_init") and not sep:
-        return name, ()
-    if name in ("reinit", "freeze") and rest.strip():
-        return name, _parse_layers(rest, spec, n_layers)
-    if name in ("reinit", "freeze"):
-        raise ValueError(f"ablation {spec!r} needs layers, e.g. '{name}:1,2'; {_forms(n_layers)}")
-    raise ValueError(f"unknown ablation {spec!r}; {_forms(n_layers)}")
-
-
-def expand_ablations(specs: Iterable[str] | str, n_layers: int | None = None) -> list[tuple[str, tuple[int, ...]]]:
-    """Parse ablation strings (families expanded) into ``(ablation, layers)``, in order, without duplicates."""
-    if isinstance(specs, str):
-        specs = [specs]
-    out: dict[tuple[str, tuple[int, ...]], None] = {}
-    for spec in specs:
-        family = FAMILIES.get(spec.strip().lower().replace("_", "-"))
-        if family is not None:
-            if n_layers is None:
-                raise ValueError(f"{spec!r} needs the number of layers")
-            out.update(dict.fromkeys(parse_ablation(s, n_layers) for s in family(n_layers)))
-        else:
-            out[parse_ablation(spec, n_layers)] = None
-    return list(out)
 
 
 # ----------------------------------------------------------------------------------------- the grid
@@ -170,13 +56,14 @@ def paper_grid(profile: str | Profile = "toy", tasks: Sequence[str] | None = Non
                seeds: Sequence[int] | None = None, **kwargs) -> list[ExperimentConfig]:
     """The configs of `PAPER_ABLATIONS` x tasks x seeds (the profile's tasks and seeds by default).
 
-    In the toy profile (6 layers, 3 tasks, 3 seeds) that is (1 + 15 + 2 + 1) x 3 x 3 = 171 runs.
+    With L layers, T tasks and S seeds that is (1 + L(L-1)/2 + 2 + 1) x T x S runs (toy, 6 layers:
+    (1 + 15 + 2 + 1) x 3 x 3 = 171; 12 layers: (1 + 66 + 2 + 1) x 3 x 3 = 630).
     """
     return expand_grid(profile, tasks=tasks, ablations=PAPER_ABLATIONS, seeds=seeds, **kwargs)
 
 
 def expand_grid(profile: str | Profile = "toy", tasks: Sequence[str] | None = None,
-                ablations: Sequence[str] | str = ("reference",), seeds: Sequence[int] | None = None,
+                ablations: Sequence[str | Ablation] | str | Ablation = ("reference",), seeds: Sequence[int] | None = None,
                 targets: Sequence[str] | None = None, n_train=_PROFILE_DEFAULT, n_eval=_PROFILE_DEFAULT,
                 **train_overrides) -> list[ExperimentConfig]:
     """The configs of tasks x ablations x seeds, in that order (task outermost), without duplicates.
@@ -193,70 +80,35 @@ def expand_grid(profile: str | Profile = "toy", tasks: Sequence[str] | None = No
         raise ValueError("a grid needs at least one task and one seed")
     if "seed" in train_overrides:
         raise ValueError("the training seed is the config's seed: pass seeds=(...)")
-    parsed = expand_ablations(ablations, num_layers(p))
+    n_layers = p.num_layers
+    parsed = expand_ablations(ablations, n_layers)
     if not parsed:
-        raise ValueError(f"a grid needs at least one ablation; {_forms(num_layers(p))}")
+        raise ValueError(f"a grid needs at least one ablation; {describe_forms(n_layers)}")
     configs: dict[str, ExperimentConfig] = {}
-    for task, (ablation, layers), seed in itertools.product(tasks, parsed, seeds):
-        cfg = experiment(p, task=task, ablation=ablation, layers=layers, seed=seed, targets=targets,
-                         **train_overrides)
+    for task, ablation, seed in itertools.product(tasks, parsed, seeds):
+        cfg = experiment(p, task=task, ablation=ablation, seed=seed, targets=targets, **train_overrides)
         changes = {k: v for k, v in (("n_train", n_train), ("n_eval", n_eval)) if v is not _PROFILE_DEFAULT}
         cfg = dataclasses.replace(cfg, **changes) if changes else cfg
         configs.setdefault(cfg.key(), cfg)
     return list(configs.values())
 
 
-def config_from_dict(d: dict) -> ExperimentConfig:
-    """The inverse of `ExperimentConfig.to_dict` (same key)."""
-    d = dict(d)
-    d["train"] = TrainConfig(**d["train"])
-    d["targets"], d["layers"] = tuple(d["targets"]), tuple(d["layers"])
-    return ExperimentConfig(**d)
-
-
-def record_path(cfg: ExperimentConfig, root: Path | None = None) -> Path:
-    """Where the record of a config is cached."""
-    return Path(root or results_dir()) / cfg.key() / "record.json"
-
-
-def is_cached(cfg: ExperimentConfig, root: Path | None = None) -> bool:
-    """True when the config's record is in the cache at `root` or ships with the package."""
-    return record_path(cfg, root).is_file() or shipped_record(cfg) is not None
-
-
-def cached_record(cfg: ExperimentConfig, root: Path | None = None) -> dict | None:
-    """The config's record from the cache at `root`, else the shipped one, else None."""
-    path = record_path(cfg, root)
-    return json.loads(path.read_text()) if path.is_file() else shipped_record(cfg)
-
-
-@contextlib.contextmanager
-def _environ(values: dict[str, str]) -> Iterator[None]:
-    """Set environment variables for the duration of a block, then restore them."""
-    old = {k: os.environ.get(k) for k in values}
-    os.environ.update(values)
-    try:
-        yield
-    finally:
-        for k, v in old.items():
-            if v is None:
-                os.environ.pop(k, None)
-            else:
-                os.environ[k] = v
-
-
 def run_config(cfg: ExperimentConfig | dict, root: str | Path | None = None, progress: bool = False,
                threads: int | None = None) -> dict:
-    """Run (or read from the cache) one config under its lock, with `root` as the results directory:
-    what every config of a grid goes through, locally or in a Ray task."""
-    if isinstance(cfg, dict):
-        cfg = config_from_dict(cfg)
-    if threads:
-        import torch
+    """Run (or read from the store) one config under its lock, with `root` as the result store's
+    root: what every config of a grid goes through, locally or in a Ray task. With `threads`, torch
+    uses that many threads for this config only (the previous setting is restored)."""
+    import torch
 
+    if isinstance(cfg, dict):
+        cfg = ExperimentConfig.from_dict(cfg)
+    before = torch.get_num_threads()
+    if threads:
         torch.set_num_threads(threads)
-    with _environ({"XLT_RESULTS_DIR": str(root)} if root is not None else {}):
-        return run_experiment(cfg, progress=progress)  # under the config's lock
+    try:
+        return run_experiment(cfg, progress=progress, results=root)  # under the config's lock
+    finally:
+        torch.set_num_threads(before)
 
 
 def _quiet_libraries() -> None:
@@ -305,37 +157,39 @@ def _describe(i: int, n: int, cfg: ExperimentConfig) -> str:
 
 def run_grid(configs: Sequence[ExperimentConfig], backend: str = "local", ray_address: str | None = None,
              resources: dict | None = None, progress: bool = True, results: str | Path | None = None,
-             keep_going: bool = True) -> list[dict]:
+             keep_going: bool = True, threads: int | None = None) -> list[dict]:
     """Run every config (cached ones return at once) and return their records, in config order.
 
     backend="local" runs them one after the other in this process. backend="ray" submits one Ray
     task per config not cached yet (``ray.init(address=ray_address)``, or a local instance when no
     Ray is running and no address is given); `resources` are the task's Ray options (default
     ``{"num_cpus": 1}``; e.g. ``{"num_gpus": 1}``), and torch uses num_cpus threads in each task.
-    Every task writes to the same results directory (`results`, else ``results_dir()``), which
+    Every task writes to the same result store (root `results`, else the default), which
     must therefore be on a file system that the workers share with the driver.
+
+    `threads`: torch threads per config on the local backend (default: unchanged).
 
     With `keep_going`, a failing config does not stop the others; a SweepError lists the failures
     at the end (rerunning the grid retries only them).
     """
     configs = list(configs)
-    root = Path(results or results_dir()).expanduser().resolve()
+    root = ResultStore(results).root.resolve()
     if backend == "local":
-        return _run_local(configs, root, progress, keep_going)
+        return _run_local(configs, root, progress, keep_going, threads)
     if backend == "ray":
         return _run_ray(configs, root, ray_address, resources, progress, keep_going)
     raise ValueError(f"unknown backend {backend!r}; valid: local, ray")
 
 
-def _run_local(configs, root: Path, progress: bool, keep_going: bool) -> list[dict]:
+def _run_local(configs, root: Path, progress: bool, keep_going: bool, threads: int | None) -> list[dict]:
     from .setup import progress_enabled
 
     records: list[dict | None] = []
     failures = []
     for i, cfg in enumerate(configs):
-        cached, t0 = is_cached(cfg, root), time.perf_counter()
+        cached, t0 = ResultStore(root).is_cached(cfg), time.perf_counter()
         try:
-            records.append(run_config(cfg, root, progress=progress and progress_enabled()))
+            records.append(run_config(cfg, root, progress=progress and progress_enabled(), threads=threads))
         except Exception as e:
             if not keep_going:
                 raise
@@ -352,12 +206,12 @@ def _run_local(configs, root: Path, progress: bool, keep_going: bool) -> list[di
 
 def _ray_options(resources: dict | None, root: Path) -> dict:
     """Ray task options: the given resources, and a runtime_env that gives every worker the driver's
-    XLT_* settings and the HF_* ones it needs (offline mode, caches; never tokens: `_driver_env`)
-    and the shared results directory."""
+    XLT_* settings and the HF_* ones it needs (offline mode, caches; never tokens: `_driver_env`);
+    the results root is the task's argument."""
     opts = {"num_cpus": 1, **(resources or {})}
     opts.setdefault("max_retries", 1)  # a worker that died (OOM, node lost) is retried once; it resumes
     runtime_env = dict(opts.get("runtime_env") or {})
-    runtime_env["env_vars"] = {**_driver_env(), **runtime_env.get("env_vars", {}), "XLT_RESULTS_DIR": str(root)}
+    runtime_env["env_vars"] = {**_driver_env(), **runtime_env.get("env_vars", {})}
     opts["runtime_env"] = runtime_env
     return opts
 
@@ -369,7 +223,7 @@ def _run_ray(configs, root: Path, ray_address, resources, progress: bool, keep_g
         key = cfg.key()
         if key in records or key in todo:  # the same config twice: one run, its record returned twice
             continue
-        if (record := cached_record(cfg, root)) is not None:
+        if (record := ResultStore(root).get(cfg)) is not None:
             records[key] = record
             _log(progress, f"{_describe(i, len(configs), cfg)} cached")
         else:
@@ -515,8 +369,6 @@ def _grid_command(argv: Sequence[str]) -> str:
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     _quiet_libraries()
-    if args.results_dir:
-        os.environ["XLT_RESULTS_DIR"] = str(Path(args.results_dir).expanduser().resolve())
     overrides = {k[len("train_"):]: v for k, v in vars(args).items() if k.startswith("train_") and v is not None}
     try:
         configs = expand_grid(args.profile, tasks=args.tasks, ablations=args.ablations, seeds=args.seeds,
@@ -524,24 +376,21 @@ def main(argv: Sequence[str] | None = None) -> int:
     except (ValueError, TypeError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
-    root = results_dir()
-    cached = [is_cached(c, root) for c in configs]
+    store = ResultStore(args.results_dir)
+    root = store.root.resolve()
+    cached = [store.is_cached(c) for c in configs]
     print(f"{len(configs)} configs ({sum(cached)} already cached) in {root}", flush=True)
     if args.dry_run:
         for i, (c, hit) in enumerate(zip(configs, cached, strict=True)):
-            print(f"{i + 1:4d}  {c.key()}  {c.task:<5} {ablation_spec(c.ablation, c.layers):<14} seed {c.seed}"
+            print(f"{i + 1:4d}  {c.key()}  {c.task:<5} {c.label:<14} seed {c.seed}"
                   f"{'  cached' if hit else ''}")
         return 0
-    if args.threads:
-        import torch
-
-        torch.set_num_threads(args.threads)
     resources = {"num_cpus": args.cpus_per_task}
     if args.gpus_per_task:
         resources["num_gpus"] = args.gpus_per_task
     try:
         records = run_grid(configs, backend=args.backend, ray_address=args.address, resources=resources,
-                           progress=not args.quiet, results=root)
+                           progress=not args.quiet, results=root, threads=args.threads)
     except SweepError as e:
         print(f"error: {e}", file=sys.stderr)
         return 1

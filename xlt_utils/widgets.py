@@ -18,12 +18,13 @@ notebook does not churn its stored outputs.
 from __future__ import annotations
 
 import html
-import io
 import math
 from collections.abc import Sequence
 
 import numpy as np
 import pandas as pd
+
+from .plotting import DPI, ROLES, delta_bars, new_figure, png_bytes, qualitative_colours
 
 __all__ = ["cka_explorer", "reinit_explorer", "ALL_LANGUAGES", "ALL_ABLATIONS"]
 
@@ -32,39 +33,12 @@ ALL_LANGUAGES = "all languages"
 #: The first option of reinit_explorer's ablation Dropdown: every ablation of the task side by side.
 ALL_ABLATIONS = "all ablations"
 
-DPI = 80
-ROLES = ("source", "target")
-ROLE_COLOURS = {"source": "tab:blue", "target": "tab:red"}
 REINIT_COLUMNS = ("task", "ablation", "role", "seed", "delta")
 
 
 # --------------------------------------------------------------------------------------------
 # Rendering
 # --------------------------------------------------------------------------------------------
-
-
-def _new_figure(figsize: tuple[float, float]):
-    """A Figure outside pyplot: no global state, and nothing is shown by the inline backend."""
-    from matplotlib.backends.backend_agg import FigureCanvasAgg
-    from matplotlib.figure import Figure
-
-    fig = Figure(figsize=figsize, dpi=DPI, layout="constrained")
-    FigureCanvasAgg(fig)
-    return fig
-
-
-def _png(fig, colours: int = 64) -> bytes:
-    """The figure as PNG bytes: deterministic (no metadata) and reduced to a 64-colour palette."""
-    from PIL import Image
-
-    buf = io.BytesIO()
-    fig.savefig(buf, format="png", dpi=DPI, metadata={"Software": None}, facecolor="white")
-    rgb = Image.open(io.BytesIO(buf.getvalue())).convert("RGB")
-    enums = (getattr(Image, "Quantize", Image), getattr(Image, "Dither", Image))  # Pillow < 9.1: flat
-    small = rgb.quantize(colors=colours, method=enums[0].MEDIANCUT, dither=enums[1].NONE)
-    out = io.BytesIO()
-    small.save(out, format="PNG", optimize=True)
-    return out.getvalue()
 
 
 def _image(png: bytes, fig_width_in: float):
@@ -133,12 +107,12 @@ def _curve_ylim(values: np.ndarray) -> tuple[float, float]:
 
 
 def _cka_png(curves: pd.DataFrame, chosen, title: str, ylabel: str, ylim, figsize) -> bytes:
-    fig = _new_figure(figsize)
+    fig = new_figure(figsize)
     ax = fig.add_subplot()
     layers = np.asarray(curves.columns, dtype=int)
     mean = curves.mean(axis=0).to_numpy()
     if chosen is None:
-        cmap = _qualitative(len(curves))
+        cmap = qualitative_colours(len(curves))
         for k, (lang, row) in enumerate(curves.iterrows()):
             ax.plot(layers, row.to_numpy(), marker="o", ms=3, lw=1.2, color=cmap[k], label=str(lang))
         ax.plot(layers, mean, color="black", lw=2.2, ls="--", label="mean")
@@ -163,15 +137,7 @@ def _cka_png(curves: pd.DataFrame, chosen, title: str, ylabel: str, ylim, figsiz
     ax.set_ylabel(ylabel)
     ax.set_ylim(*ylim)
     ax.grid(alpha=0.3, lw=0.5)
-    return _png(fig)
-
-
-def _qualitative(n: int) -> list:
-    from matplotlib import colormaps
-
-    name = "tab10" if n <= 10 else "tab20"
-    cmap = colormaps[name]
-    return [cmap(i % cmap.N) for i in range(n)]
+    return png_bytes(fig)
 
 
 def cka_explorer(
@@ -272,17 +238,12 @@ def _delta_ylim(stats: pd.DataFrame) -> tuple[float, float]:
 
 
 def _reinit_png(stats: pd.DataFrame, task: str, ablations: list[str], ylim, figsize) -> bytes:
-    fig = _new_figure(figsize)
+    fig = new_figure(figsize)
     ax = fig.add_subplot()
     x = np.arange(len(ablations))
-    width = 0.38 if len(ablations) > 1 else 0.5
-    for k, role in enumerate(ROLES):
-        means = [stats["mean"].get((a, role), math.nan) for a in ablations]
-        stds = [stats["std"].get((a, role), 0.0) for a in ablations]
-        offset = (k - 0.5) * width
-        ax.bar(x + offset, means, width, yerr=stds, capsize=3, color=ROLE_COLOURS[role],
-               label=role, error_kw={"lw": 1})
-    ax.axhline(0, color="black", lw=0.8)
+    means = {role: [stats["mean"].get((a, role), math.nan) for a in ablations] for role in ROLES}
+    stds = {role: [stats["std"].get((a, role), 0.0) for a in ablations] for role in ROLES}
+    delta_bars(ax, means, stds, ablations, width=0.38 if len(ablations) > 1 else 0.5)
     ax.set_xticks(x, ablations, rotation=20 if len(ablations) > 3 else 0, fontsize=8,
                   ha="right" if len(ablations) > 3 else "center")
     ax.set_ylim(*ylim)
@@ -291,7 +252,7 @@ def _reinit_png(stats: pd.DataFrame, task: str, ablations: list[str], ylim, figs
     ax.grid(axis="y", alpha=0.3, lw=0.5)
     name = ablations[0] if len(ablations) == 1 else ALL_ABLATIONS
     ax.set_title(f"{task}: {name}", fontsize=10)
-    return _png(fig)
+    return png_bytes(fig)
 
 
 def _table_html(data: pd.DataFrame, stats: pd.DataFrame, ablation: str) -> str:
@@ -339,7 +300,7 @@ def reinit_explorer(
 ):
     """Dropdowns of task and ablation over the source vs target Δ (mean ± std over seeds); a VBox.
 
-    deltas: one row per task, ablation, role ("source" or "target") and seed, with the change
+    deltas: one row per task, ablation (`Ablation` values, or names; their labels are shown), role ("source" or "target") and seed, with the change
     `delta` to the reference in points (the output of xlt_utils.analysis.ablation_deltas, after
     averaging over target languages). `order` fixes the order of the ablations in the Dropdown
     (default: as they first appear). The first ablation option, "all ablations", shows every

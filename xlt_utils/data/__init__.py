@@ -5,7 +5,14 @@ Every reader error is a `DataFormatError` (``path``, ``line``, ``message``); rea
 
 from .conllu_io import ConlluFormatError, read_conllu, write_conllu
 from .iob2 import Iob2FormatError, read_iob2, repair_iob2, write_iob2
-from .records import NER_TAGS, UPOS_TAGS, DataFormatError, ReadResult, Sentence, SkippedSentencesWarning
+from .records import (
+    NER_TAGS,
+    UPOS_TAGS,
+    DataFormatError,
+    ReadResult,
+    Sentence,
+    SkippedSentencesWarning,
+)
 
 __all__ = [
     "ConlluFormatError", "DataFormatError", "Iob2FormatError", "NER_TAGS", "ReadResult", "Sentence",

@@ -1,0 +1,216 @@
+"""The result store: one folder per experiment config (named by its key) holding its record, its
+per-epoch checkpoint while it trains, and optionally its fine-tuned model; plus the records that
+ship with the package. `experiments.run_experiment` and `sweep` both go through it.
+
+The root is a parameter (`ResultStore(root)`); `XLT_RESULTS_DIR` (else the cache's ``results/``) is
+only its default. Reading is defensive: a record that is not valid JSON, or that belongs to another
+config than the folder's, and a truncated or corrupt checkpoint or model file, are moved aside
+(``<name>.corrupt-<time>``) with a warning naming the file, and the config simply trains again.
+Writers leave no partial files: every write goes to a temporary name and is renamed, and leftover
+temporaries (``*.tmp*``, ``*.part``) of a killed writer are removed under the config's lock.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import functools
+import json
+import os
+import time
+import warnings
+import zipfile
+from collections.abc import Iterator
+from pathlib import Path
+
+RECORD = "record.json"
+CHECKPOINT = "checkpoint.pt"
+MODEL = "model.pt"
+
+#: Result records that ship with the package (one JSON file per grid, {key: record}): the toy paper
+#: grid, so that a reader (and CI) gets chapter 3's runs without training them.
+SHIPPED_RESULTS = Path(__file__).parent / "assets" / "results"
+
+
+class CorruptResultWarning(UserWarning):
+    """A cached file could not be used; it was moved aside and the config runs again."""
+
+
+def default_results_dir() -> Path:
+    """``$XLT_RESULTS_DIR``, else ``results/`` in the cache (``$XLT_CACHE_DIR`` or ``~/.cache/xlt``)."""
+    from .data.download import cache_dir
+
+    return Path(os.environ.get("XLT_RESULTS_DIR") or cache_dir() / "results").expanduser()
+
+
+def write_text_atomic(path: Path, text: str) -> None:
+    """Write through a temporary file and a rename; the file is created with the usual mode
+    (0666 minus the umask: 0644 under the common umask 022), never the 0600 of `mkstemp`."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o666)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as fh:
+            fh.write(text)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
+
+
+def torch_file_is_intact(path: Path) -> bool:
+    """Whether a `torch.save` file (a zip archive) is complete and its members pass their CRC checks."""
+    try:
+        with zipfile.ZipFile(path) as z:
+            return z.testzip() is None
+    except (OSError, zipfile.BadZipFile, EOFError):
+        return False
+
+
+def move_aside(path: Path, why: str) -> Path:
+    """Rename a file that cannot be used to ``<name>.corrupt-<time>``, with a warning naming it."""
+    target = path.with_name(f"{path.name}.corrupt-{time.strftime('%Y%m%dT%H%M%S')}-{os.getpid()}")
+    os.replace(path, target)
+    warnings.warn(f"{path}: {why}; moved aside to {target.name}, and the config runs again",
+                  CorruptResultWarning, stacklevel=3)
+    return target
+
+
+# ----------------------------------------------------------------------------------------- shipped
+
+def shipped_results_enabled() -> bool:
+    """Shipped records are used unless XLT_SHIPPED_RESULTS=0 (then every config really trains)."""
+    return os.environ.get("XLT_SHIPPED_RESULTS", "1") != "0"
+
+
+@functools.cache
+def _shipped(folder: Path) -> dict[str, dict]:
+    records: dict[str, dict] = {}
+    for path in sorted(folder.glob("*.json")):
+        data = json.loads(path.read_text())
+        for key, record in data["records"].items():
+            if record.get("key") != key:
+                raise ValueError(f"{path.name}: the record filed under {key} is {record.get('key')}")
+            records[key] = record
+    return records
+
+
+def shipped_record(cfg, folder: Path | None = None) -> dict | None:
+    """The shipped record of a config, or None (none shipped, or XLT_SHIPPED_RESULTS=0).
+
+    A record is returned only if its stored config equals `cfg` (hence hashes to its key): a record
+    can never stand in for another configuration.
+    """
+    if not shipped_results_enabled():
+        return None
+    record = _shipped(Path(folder or SHIPPED_RESULTS)).get(cfg.key())
+    if record is None or record["config"] != cfg.to_dict():
+        return None
+    return record
+
+
+def ship_records(records: list[dict], path: Path, description: str) -> Path:
+    """Write records as a shipped-results file ({"description", "records": {key: record}}), atomically."""
+    data = {"description": description, "records": {r["key"]: r for r in records}}
+    write_text_atomic(Path(path), json.dumps(data, indent=None, separators=(",", ":"), sort_keys=True) + "\n")
+    _shipped.cache_clear()
+    return Path(path)
+
+
+# ----------------------------------------------------------------------------------------- the store
+
+class ResultStore:
+    """Records (and checkpoints, models) of experiment configs under `root`, one folder per key."""
+
+    def __init__(self, root: str | Path | None = None):
+        self.root = Path(root).expanduser() if root is not None else default_results_dir()
+
+    def __repr__(self) -> str:
+        return f"ResultStore({str(self.root)!r})"
+
+    def folder(self, cfg) -> Path:
+        return self.root / cfg.key()
+
+    def record_path(self, cfg) -> Path:
+        return self.folder(cfg) / RECORD
+
+    def model_path(self, cfg) -> Path:
+        return self.folder(cfg) / MODEL
+
+    def local_record(self, cfg) -> dict | None:
+        """The record in the config's folder, if it is intact and is this config's; else None
+        (a corrupt record, or another config's, is moved aside with a warning)."""
+        path = self.record_path(cfg)
+        if not path.is_file():
+            return None
+        try:
+            record = json.loads(path.read_text(encoding="utf-8"))
+        except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
+            move_aside(path, f"not a readable JSON record ({type(e).__name__}: {e})")
+            return None
+        if not isinstance(record, dict) or not {"key", "config", "metrics"} <= set(record):
+            move_aside(path, "not a result record (no key, config and metrics)")
+            return None
+        if record["key"] != cfg.key() or record["config"] != cfg.to_dict():
+            move_aside(path, f"the record of another config (key {record['key']}, expected {cfg.key()})")
+            return None
+        return record
+
+    def has_model(self, cfg) -> bool:
+        """Whether the config's fine-tuned model is stored and intact (a corrupt one is moved aside)."""
+        path = self.model_path(cfg)
+        if not path.is_file():
+            return False
+        if torch_file_is_intact(path):
+            return True
+        move_aside(path, "a truncated or corrupt model file")
+        return False
+
+    def get(self, cfg, keep_model: bool = False) -> dict | None:
+        """The config's record: from this store, else shipped with the package (not when the model
+        is wanted too, since no model ships), else None."""
+        record = self.local_record(cfg)
+        if record is not None and (not keep_model or self.has_model(cfg)):
+            return record
+        if keep_model:
+            return None
+        return shipped_record(cfg)
+
+    def is_cached(self, cfg) -> bool:
+        return self.get(cfg) is not None
+
+    @contextlib.contextmanager
+    def locked(self, cfg) -> Iterator[Path]:
+        """The config's folder, under an exclusive lock (two processes never train one config at
+        once; the OS releases the lock when its holder dies, even on SIGKILL), after removing
+        what a killed writer left: temporaries, and a checkpoint that is not intact."""
+        folder = self.folder(cfg)
+        with lock(folder):
+            for stale in [*folder.glob("*.tmp*"), *folder.glob(".*.tmp*"), *folder.glob("*.part"),
+                          *folder.glob(".*.part")]:
+                stale.unlink(missing_ok=True)
+            ckpt = folder / CHECKPOINT
+            if ckpt.is_file() and not torch_file_is_intact(ckpt):
+                move_aside(ckpt, "a truncated or corrupt checkpoint")
+            yield folder
+
+    def put(self, cfg, record: dict) -> dict:
+        """Store a finished config's record; its resume checkpoint is no longer needed."""
+        write_text_atomic(self.record_path(cfg), json.dumps(record, indent=1))
+        (self.folder(cfg) / CHECKPOINT).unlink(missing_ok=True)
+        return record
+
+
+@contextlib.contextmanager
+def lock(folder: Path):
+    """An exclusive lock on a folder (``.lock`` in it); no lock on systems without fcntl."""
+    folder.mkdir(parents=True, exist_ok=True)
+    try:
+        import fcntl
+    except ImportError:  # not on Windows: no lock
+        yield
+        return
+    with open(folder / ".lock", "a") as fh:
+        fcntl.flock(fh, fcntl.LOCK_EX)
+        yield
