@@ -26,7 +26,8 @@ TINY = dict(profile="toy", tasks=("pos",), ablations=("reference", "reinit:1,2")
             targets=("fr",), epochs=2, n_train=64, n_eval=20)
 TINY_ARGS = ["--profile", "toy", "--tasks", "pos", "--ablations", "reference", "reinit:1,2", "--seeds", "1", "2",
              "--targets", "fr", "--epochs", "2", "--n-train", "64", "--n-eval", "20"]
-FORMS = "valid ablations: reference, random_init, reinit:<layers>, freeze:<layers>, reinit-pairs, freeze-halves"
+FORMS = ("valid ablations: reference, random_init, reinit:<layers>, freeze:<layers>, reinit-consecutive, "
+         "reinit-pairs, freeze-halves")
 
 
 def _stable(record: dict) -> dict:
@@ -56,6 +57,16 @@ def reference_grid(tmp_path_factory):
 
 
 # ----------------------------------------------------------------------------------------- expansion
+
+def test_reinit_consecutive_is_the_papers_pairs():
+    from xlt_utils.ablation import reinit_consecutive
+
+    assert [a.layers for a in reinit_consecutive(12)] == [(1, 2), (3, 4), (5, 6), (7, 8), (9, 10), (11, 12)]
+    assert [a.layers for a in reinit_consecutive(5)] == [(1, 2), (3, 4), (5,)]
+    from xlt_utils.ablation import expand_ablations
+
+    assert expand_ablations(["reinit-consecutive"], 4) == [Ablation("reinit", (1, 2)), Ablation("reinit", (3, 4))]
+
 
 def test_reinit_pairs_and_freeze_halves():
     pairs = reinit_pairs(6)

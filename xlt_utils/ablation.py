@@ -5,8 +5,8 @@ Layers are numbered as in `hidden_states`: 0 is the embedding layer, 1..L the tr
 An `Ablation` is a value (kind, layers) that travels unchanged through configs, records, analyses,
 widgets and notebooks; `Ablation.label` is the one rendering of it for people ("reinit 1,2"), and
 nothing parses a label back. The command-line grammar (`parse_ablation`) reads ``reference``,
-``random_init``, ``reinit:1,2``, ``freeze:0-3`` and the families ``reinit-pairs`` and
-``freeze-halves``.
+``random_init``, ``reinit:1,2``, ``freeze:0-3`` and the families ``reinit-consecutive`` (the
+paper's pairs of consecutive layers), ``reinit-pairs`` (every pair) and ``freeze-halves``.
 """
 
 from __future__ import annotations
@@ -23,7 +23,7 @@ from torch import nn
 #: and the randomly initialised encoder (every layer re-initialised).
 KINDS = ("reference", "reinit", "freeze", "random_init")
 _WITH_LAYERS = ("reinit", "freeze")
-ABLATION_FORMS = ("reference", "random_init", "reinit:<layers>", "freeze:<layers>", "reinit-pairs",
+ABLATION_FORMS = ("reference", "random_init", "reinit:<layers>", "freeze:<layers>", "reinit-consecutive", "reinit-pairs",
                   "freeze-halves")
 
 
@@ -118,6 +118,12 @@ def format_layers(layers: Iterable[int]) -> str:
     return ",".join(parts)
 
 
+def reinit_consecutive(n_layers: int) -> list[Ablation]:
+    """The paper's Reinit grid (Muller et al., 2021, Table 2): consecutive pairs of transformer layers,
+    (1,2), (3,4), ... ((L-1,L) for an even depth; an odd depth ends with its last layer alone)."""
+    return [Ablation("reinit", tuple(range(i, min(i + 2, n_layers + 1)))) for i in range(1, n_layers + 1, 2)]
+
+
 def reinit_pairs(n_layers: int) -> list[Ablation]:
     """Every pair of transformer layers re-initialised: (1,2), (1,3), ... (L(L-1)/2 ablations)."""
     return [Ablation("reinit", pair) for pair in itertools.combinations(range(1, n_layers + 1), 2)]
@@ -129,7 +135,7 @@ def freeze_halves(n_layers: int) -> list[Ablation]:
     return [Ablation("freeze", range(0, half + 1)), Ablation("freeze", range(half + 1, n_layers + 1))]
 
 
-FAMILIES = {"reinit-pairs": reinit_pairs, "freeze-halves": freeze_halves}
+FAMILIES = {"reinit-consecutive": reinit_consecutive, "reinit-pairs": reinit_pairs, "freeze-halves": freeze_halves}
 
 
 def describe_forms(n_layers: int | None) -> str:
@@ -276,5 +282,5 @@ def apply_ablation(model, ablation: Ablation, seed: int = 0) -> list[str]:
 
 
 __all__ = ["Ablation", "KINDS", "REFERENCE", "RANDOM_INIT", "lower_upper", "format_layers", "parse_ablation",
-           "expand_ablations", "describe_forms", "reinit_pairs", "freeze_halves", "apply_ablation", "reinit_layers",
+           "expand_ablations", "describe_forms", "reinit_consecutive", "reinit_pairs", "freeze_halves", "apply_ablation", "reinit_layers",
            "freeze_layers", "random_init", "bert_init_", "layer_modules"]
