@@ -56,8 +56,12 @@ def test_a_planted_pickle_checkpoint_is_refused_and_runs_nothing(toy, tmp_path):
         fine_tune(model, tok, load_toy("en", "train")[:8], cfg, run_dir=run_dir, progress=False)
     assert str(ckpt) in str(e.value) and "refused" in str(e.value)
     assert not marker.exists()
-    # the plant is real: an unsafe load would have run it
-    torch.load(ckpt, weights_only=False)
+    # the plant is real: pickle itself (what an unrestricted torch.load runs) executes it
+    import zipfile
+
+    with zipfile.ZipFile(ckpt) as z:
+        payload = z.read(next(n for n in z.namelist() if n.endswith("data.pkl")))
+    pickle.loads(payload)
     assert marker.exists()
 
 

@@ -98,7 +98,7 @@ def test_an_interrupted_run_resumes_to_the_same_weights(tmp_path):
     assert (run_dir / "checkpoint.pt").exists(), "the first epoch never finished"
     os.kill(proc.pid, signal.SIGKILL)  # interrupted during epoch 2
     proc.join()
-    state = torch.load(run_dir / "checkpoint.pt", weights_only=False)
+    state = torch.load(run_dir / "checkpoint.pt", weights_only=True)
     assert state["epoch"] == 1
     resumed = _train(run_dir)
     for (n, a), (_, b) in zip(reference.named_parameters(), resumed.named_parameters(), strict=True):
