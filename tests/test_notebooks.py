@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import re
 import shutil
 from pathlib import Path
@@ -200,3 +201,15 @@ def test_readme_chapter_table_has_every_chapter_with_its_colab_badge():
         assert nbtools.badge_markdown(path.name) in row, f"README: stale Colab badge for {path.name}"
         cells = [c.strip() for c in row.strip("|").split("|")]
         assert len(cells) == 6 and all(cells), f"README row for {path.name} lacks a column: {row}"
+
+
+def test_every_stored_figure_is_an_image():
+    """A figure stored only as its text ("<Figure size ...>") is missing from the chapter and the book."""
+    missing = []
+    for path in NOTEBOOKS:
+        for i, cell in enumerate(json.loads(path.read_text()).get("cells", [])):
+            for out in cell.get("outputs", []):
+                data = out.get("data", {})
+                if "<Figure size" in "".join(data.get("text/plain", [])) and not any(k.startswith("image/") for k in data):
+                    missing.append(f"{path.name} cell {i}")
+    assert not missing, f"figures stored as text, without an image: {missing}"
