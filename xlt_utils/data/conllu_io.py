@@ -32,7 +32,6 @@ control characters, invalid tags or trees (it validates the text before writing 
 
 from __future__ import annotations
 
-import os
 import re
 import warnings
 from collections.abc import Iterable
@@ -51,6 +50,7 @@ from .records import (
     check_errors_mode,
     check_field,
     is_valid_deprel,
+    write_read_back,
 )
 
 COLUMNS = ("ID", "FORM", "LEMMA", "UPOS", "XPOS", "FEATS", "HEAD", "DEPREL", "DEPS", "MISC")
@@ -252,16 +252,4 @@ def write_conllu(sentences: Iterable[Sentence], path: str | Path) -> None:
     """Write sentences (words, UPOS, heads, relations) as CoNLL-U, refusing anything that would
     not read back as written: the text goes to ``<path>.part``, is validated like `read_conllu`,
     and only then replaces `path` (an invalid sentence raises `DataFormatError` and writes nothing)."""
-    path = Path(path)
-    text = format_conllu(sentences)
-    tmp = path.with_name(path.name + ".part")
-    try:
-        tmp.write_text(text, encoding="utf-8")
-        try:
-            read_conllu(tmp, "xx")
-        except ConlluFormatError as e:
-            raise DataFormatError(f"cannot write sentence {e.sent_id or '?'!r}: it would not read back: "
-                                  f"{e.message}", path) from None
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
+    write_read_back(format_conllu(sentences), path, lambda f: read_conllu(f, "xx"))

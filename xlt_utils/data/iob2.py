@@ -19,7 +19,6 @@ repaired the same way before scoring (`xlt_utils.evaluation.score` does).
 
 from __future__ import annotations
 
-import os
 import warnings
 from collections.abc import Iterable, Sequence
 from pathlib import Path
@@ -33,6 +32,7 @@ from .records import (
     blocks,
     check_errors_mode,
     check_field,
+    write_read_back,
 )
 
 _TAGS = frozenset(NER_TAGS)
@@ -196,16 +196,4 @@ def format_iob2(sentences: Iterable[Sentence]) -> str:
 def write_iob2(sentences: Iterable[Sentence], path: str | Path) -> None:
     """Write sentences with NER tags in the UNER IOB2 layout, refusing anything that would not read
     back as written (validated through ``<path>.part`` before it replaces `path`)."""
-    path = Path(path)
-    text = format_iob2(sentences)
-    tmp = path.with_name(path.name + ".part")
-    try:
-        tmp.write_text(text, encoding="utf-8")
-        try:
-            read_iob2(tmp, "xx")
-        except Iob2FormatError as e:
-            raise DataFormatError(f"cannot write sentence {e.sent_id or '?'!r}: it would not read back: "
-                                  f"{e.message}", path) from None
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
+    write_read_back(format_iob2(sentences), path, lambda f: read_iob2(f, "xx"))

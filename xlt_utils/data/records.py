@@ -180,3 +180,24 @@ def check_field(value: str, what: str, sent_id: str, k: int) -> None:
     if "\t" in value or "\n" in value or _control_char(value) is not None:
         raise DataFormatError(f"cannot write {where}: {what} {value!r} holds a TAB, a newline or another "
                               "control character, which the file format cannot hold")
+
+
+def write_read_back(text: str, path: str | Path, read) -> None:
+    """Write `text` to `path` only if it reads back: it goes to ``<path>.part``, `read` (a reader
+    that raises `DataFormatError`) must accept it, and only then does it replace `path`; an invalid
+    sentence raises `DataFormatError` naming it, and nothing is written."""
+    import os
+
+    path = Path(path)
+    tmp = path.with_name(path.name + ".part")
+    try:
+        tmp.write_text(text, encoding="utf-8")
+        try:
+            read(tmp)
+        except DataFormatError as e:
+            raise DataFormatError(f"cannot write sentence {e.sent_id or '?'!r}: it would not read back: "
+                                  f"{e.message}", path) from None
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
+
