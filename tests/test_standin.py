@@ -83,11 +83,11 @@ def _execute(name: str, out: Path, **params) -> None:
 
 def test_chapters_2_to_4_run_on_the_standin(standin, chapter_env):
     out, overrides = chapter_env, _overrides(standin)
-    start = time.perf_counter()
+    start, cpu_start = time.perf_counter(), _cpu_seconds()
     for name, params in CHAPTERS.items():  # any exception in a cell raises PapermillExecutionError here
         _execute(name, out, profile_overrides=overrides, **params)
-    seconds = time.perf_counter() - start
-    print(f"chapters 2-4 on the stand-in: {seconds:.0f} s")
+    seconds, cpu = time.perf_counter() - start, _cpu_seconds() - cpu_start
+    print(f"chapters 2-4 on the stand-in: {seconds:.0f} s wall, {cpu:.0f} CPU s (this process and its kernels)")
 
     # The overrides reached training and the cache key: every record was trained here, on the
     # stand-in's weights, with the tiny sizes and the source's dev split.
@@ -114,7 +114,14 @@ def test_chapters_2_to_4_run_on_the_standin(standin, chapter_env):
     cka_cell = next(c for c in nb.cells if c.cell_type == "code" and "cka_per_layer(states[P.source]" in c.source)
     table = "".join(o.get("data", {}).get("text/plain", "") for o in cka_cell.outputs)
     assert all(lang in table for lang in ("de", "ru", "zh")), table
-    assert seconds < 2 * 180, f"the stand-in run took {seconds:.0f} s; it should take about 3 minutes on 2 idle cores"
+    # The budget is CPU time, so that a busy machine does not fail the test: 3 minutes on 2 idle cores.
+    assert cpu < 2 * 180, f"the stand-in run used {cpu:.0f} CPU s; it should take about 3 minutes on 2 idle cores"
+
+
+def _cpu_seconds() -> float:
+    """CPU seconds of this process and of its finished children (the chapters' kernels)."""
+    t = os.times()
+    return t.user + t.system + t.children_user + t.children_system
 
 
 def test_a_chapter_that_raises_fails_the_run(standin, chapter_env):
