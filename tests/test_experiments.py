@@ -223,3 +223,40 @@ def test_ablation_values_travel_from_configs_through_records_analysis_plots_and_
     assert list(options[1:len(focus) + 1]) == [a.label for a in focus]
     table = mean_std_table(deltas, index=["task", "ablation"], columns="role", value="delta")
     assert table.loc[("pos", lower), "target"] == "-3.0 ± 0.0"
+
+
+def test_train_split_is_in_the_key_only_when_it_is_not_train():
+    from xlt_utils.experiments import ExperimentConfig
+    from xlt_utils.profiles import get_profile
+
+    base = experiment("toy", task="pos", seed=1)
+    dev = experiment(get_profile("toy", train_split="dev"), task="pos", seed=1)
+    assert (base.train_split, dev.train_split) == ("train", "dev")
+    # the default is left out of the dict, so configs on the train split keep their earlier keys
+    # (the shipped toy grid's keys are checked in test_the_toy_paper_grid_ships_complete...)
+    assert "train_split" not in base.to_dict() and dev.to_dict()["train_split"] == "dev"
+    assert dev.key() != base.key()
+    for cfg in (base, dev):
+        assert ExperimentConfig.from_dict(cfg.to_dict()) == cfg
+    with pytest.raises(ValueError, match="train_split must be one of train, dev"):
+        ExperimentConfig(train_split="test")
+
+
+def test_a_config_trains_on_its_train_split(isolated_results, monkeypatch):
+    """`_run` reads the source's training sentences from `cfg.train_split` (here toy dev)."""
+    import xlt_utils.experiments as experiments
+    from xlt_utils.profiles import get_profile
+
+    seen = []
+    real = experiments.load_split
+
+    def spy(cfg, lang, task, split, limit=None):
+        seen.append((lang, split))
+        return real(cfg, lang, task, split, limit)
+
+    monkeypatch.setattr(experiments, "load_split", spy)
+    cfg = experiment(get_profile("toy", train_split="dev", n_train=40, n_eval=10), task="pos", targets=["fr"],
+                     epochs=1)
+    record = run_experiment(cfg, progress=False)
+    assert seen == [("en", "dev"), ("en", "test"), ("fr", "test")]
+    assert record["config"]["train_split"] == "dev" and record["train_loss"]

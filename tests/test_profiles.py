@@ -61,3 +61,19 @@ def test_profile_overrides_and_data_sources():
     assert get_profile("toy").data == "synthetic"
     with pytest.raises(ValueError, match="unknown data source 'wiki'; valid: synthetic, real"):
         get_profile("toy", data="wiki")
+
+
+def test_papermill_overrides_json_lists_become_tuples_and_unknown_fields_are_errors():
+    p = get_profile("quick", **{"targets": ["de", "ru"], "seeds": [1], "n_train": 64, "revision": None})
+    assert (p.targets, p.seeds, p.n_train, p.revision) == (("de", "ru"), (1,), 64, None)
+    assert p == get_profile("quick", targets=("de", "ru"), seeds=(1,), n_train=64)
+    assert get_profile("toy", **{}) == get_profile("toy")  # the chapters' default: nothing changes
+    with pytest.raises(ValueError, match=r"unknown profile field\(s\) 'n_trian'; valid: name, model"):
+        get_profile("toy", n_trian=64)
+
+
+def test_train_split_is_train_by_default_and_dev_as_a_local_data_override():
+    assert all(p.train_split == "train" for p in PROFILES.values())
+    assert get_profile("quick", train_split="dev").train_split == "dev"
+    with pytest.raises(ValueError, match="train_split must be one of train, dev .*got 'test'"):
+        get_profile("quick", train_split="test")

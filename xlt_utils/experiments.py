@@ -4,7 +4,7 @@ and store the result record (and optionally the model) under a hash of the confi
 A config carries everything that decides its result, so that its key changes when any of it does:
 the task, languages, ablation, seed and training options, the model (its hub id and revision, or
 the sha256 of the toy checkpoint or of a local directory's weights), the data (its source and
-version) and the package version.
+version, and the source split fine-tuning reads) and the package version.
 """
 
 from __future__ import annotations
@@ -29,7 +29,7 @@ from .evaluation import zero_shot_eval
 from .models import XltModel
 from .precision import resolve_precision
 from .pretrained import load_encoder, model_identity
-from .profiles import Profile, check_languages, check_task, get_profile
+from .profiles import Profile, check_languages, check_task, check_train_split, get_profile
 from .store import ResultStore
 from .training import TrainConfig, atomic_save, fine_tune, set_seed
 
@@ -72,6 +72,7 @@ class ExperimentConfig:
     n_train: int | None = None
     n_eval: int | None = None
     version: str = __version__  # xlt_utils's version
+    train_split: str = "train"  # the source split fine-tuning reads ("train", or "dev": Profile.train_split)
 
     def __post_init__(self):
         check_task(self.task)
@@ -84,14 +85,20 @@ class ExperimentConfig:
             object.__setattr__(self, "data_version", data_version(self.data))
         for name in ("n_train", "n_eval"):
             check_limit(name, getattr(self, name))
+        check_train_split(self.train_split)
 
     def key(self) -> str:
         """A short hash of the whole config: the name of its folder in the result store."""
         return hashlib.sha256(json.dumps(self.to_dict(), sort_keys=True).encode()).hexdigest()[:16]
 
     def to_dict(self) -> dict:
+        """The config as JSON-ready values (what `key` hashes and a record stores). `train_split` is
+        written only when it is not "train", so that configs training on the train split keep the
+        keys (and the stored and shipped records) they had before the field existed."""
         d = asdict(self)
         d["targets"], d["ablation"] = list(self.targets), self.ablation.to_dict()
+        if d["train_split"] == "train":
+            del d["train_split"]
         return d
 
     @classmethod
@@ -134,7 +141,7 @@ def experiment(profile: str | Profile = "toy", task: str = "pos", ablation: Abla
     return ExperimentConfig(task=task, profile=p.name, model=p.model, revision=p.revision,
                             model_sha256=ident["sha256"], data=p.data, data_version=data_version(p.data),
                             ner_source=p.ner_source if p.data == "real" else None, source=p.source, targets=targets, ablation=ablation, seed=seed, train=train,
-                            n_train=p.n_train, n_eval=p.n_eval)
+                            n_train=p.n_train, n_eval=p.n_eval, train_split=p.train_split)
 
 
 def check_limit(name: str, value) -> None:
@@ -226,7 +233,7 @@ def _run(cfg: ExperimentConfig, out: Path, keep_model: bool, progress: bool) -> 
     t0 = time.perf_counter()
     model, tok = build_model(cfg)
     model.to(device())
-    train = load_split(cfg, cfg.source, cfg.task, "train", cfg.n_train)
+    train = load_split(cfg, cfg.source, cfg.task, cfg.train_split, cfg.n_train)
     history = fine_tune(model, tok, train, cfg.train, run_dir=out, progress=progress)
     t1 = time.perf_counter()
     langs = (cfg.source,) + tuple(t for t in cfg.targets if t != cfg.source)

@@ -2,15 +2,27 @@
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import asdict, dataclass, field, fields, replace
 
 TASKS = ("pos", "ner", "parse")
 DATA_SOURCES = ("synthetic", "real")
+#: The source splits fine-tuning may read (`Profile.train_split`); the test split is what is evaluated.
+TRAIN_SPLITS = ("train", "dev")
 
 
 @dataclass(frozen=True)
 class Profile:
-    """Everything a notebook needs besides its `parameters` cell."""
+    """Everything a notebook needs besides its `parameters` cell.
+
+    Any field can be overridden: ``get_profile("quick", model="/path/to/dir", n_train=64)``, or in a
+    chapter through its `profile_overrides` papermill parameter (a dict of these fields; lists are
+    read as tuples). Every override reaches training, evaluation and CKA, and the cache key.
+
+    `train_split` is the source-language split that fine-tuning reads: ``"train"`` (the default), or
+    ``"dev"`` as a documented local-data override where the train file is not at hand (for example
+    ``../shared/data`` holds UD_English-EWT and UNER English-EWT dev and test, but not train). The
+    test split is always the one evaluated. A config made with ``"dev"`` has its own cache key.
+    """
 
     name: str
     model: str  # "toy" (this repository's tiny multilingual BERT), a hub id, or a local model directory
@@ -32,6 +44,7 @@ class Profile:
     runtime: dict = field(default_factory=dict)  # rough runtimes per device, for the notebooks
     revision: str | None = None  # the model's hub revision (a tag, branch or commit), if pinned
     data: str = "synthetic"  # "synthetic" (the toy languages) or "real" (UD, NER and PUD files)
+    train_split: str = "train"  # the source split fine-tuning reads: "train", or "dev" (see the docstring)
 
     @property
     def languages(self) -> tuple[str, ...]:
@@ -60,8 +73,15 @@ class Profile:
         return lower_upper(self.num_layers)[1]
 
     def with_(self, **changes) -> Profile:
-        """A copy with some fields changed (the notebooks' `parameters` cell overrides)."""
-        return replace(self, **{k: v for k, v in changes.items() if v is not None})
+        """A copy with some fields changed (the notebooks' `parameters` cell overrides); None leaves
+        a field as it is, a list given for a tuple field (JSON, papermill) becomes a tuple."""
+        valid = [f.name for f in fields(self)]
+        unknown = [k for k in changes if k not in valid]
+        if unknown:
+            raise ValueError(f"unknown profile field(s) {', '.join(map(repr, unknown))}; valid: {', '.join(valid)}")
+        changes = {k: tuple(v) if isinstance(v, list) and isinstance(getattr(self, k), tuple) else v
+                   for k, v in changes.items() if v is not None}
+        return replace(self, **changes)
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -102,6 +122,7 @@ def get_profile(name: str | Profile = "toy", **overrides) -> Profile:
         profile = PROFILES[name].with_(**overrides)
     if profile.data not in DATA_SOURCES:
         raise ValueError(f"unknown data source {profile.data!r}; valid: {', '.join(DATA_SOURCES)}")
+    check_train_split(profile.train_split)
     check_languages(profile, profile.languages)
     for t in profile.tasks:
         check_task(t)
@@ -128,6 +149,14 @@ def check_languages(profile: Profile, languages) -> list[str]:
             f"unknown language(s) {', '.join(map(repr, bad))} for profile {profile.name!r}; "
             f"valid languages: {', '.join(valid)}")
     return list(languages)
+
+
+def check_train_split(split: str) -> str:
+    """Raise a ValueError listing the valid training splits if `split` is not one of them."""
+    if split not in TRAIN_SPLITS:
+        raise ValueError(f"train_split must be one of {', '.join(TRAIN_SPLITS)} (the test split is the one "
+                         f"evaluated), got {split!r}")
+    return split
 
 
 def check_task(task: str) -> str:

@@ -14,14 +14,17 @@ import json
 import shutil
 from pathlib import Path
 
-#: Small but mBERT-shaped where it matters: the vocabulary and 512 positions.
-STANDIN_CONFIG = dict(hidden_size=64, num_hidden_layers=2, num_attention_heads=2, intermediate_size=128,
+#: Small but mBERT-shaped where it matters: the vocabulary and 512 positions. Four layers, so that the
+#: lower pair of claim C1 (1-2) and the upper pair of claim C2 (3-4) are different layers.
+STANDIN_CONFIG = dict(hidden_size=64, num_hidden_layers=4, num_attention_heads=2, intermediate_size=128,
                       max_position_embeddings=512, type_vocab_size=2)
 
-#: The profile overrides of a quick-shaped run on the stand-in (tiny sizes; languages whose real
-#: files are in shared/data: UD PUD test sets, UNER for en/de/ru/zh).
+#: The profile overrides of a quick-shaped run on the stand-in: tiny sizes, and only real files that
+#: ../shared/data holds. The source trains on its dev split (`train_split="dev"`: UD_English-EWT dev for
+#: POS and parsing, UNER English-EWT dev for NER, since neither train file is there), NER comes from
+#: Universal NER, and the targets have both a UD PUD and a UNER PUD test file (de, ru, zh).
 QUICK_SHAPED = dict(targets=("de", "ru", "zh"), n_train=64, n_eval=24, n_cka=24, epochs=1, batch_size=16,
-                    seeds=(1,), ner_source="uner")
+                    seeds=(1,), ner_source="uner", train_split="dev")
 
 
 def build_standin(out_dir: str | Path, tokenizer_dir: str | Path, seed: int = 0, **config) -> Path:
