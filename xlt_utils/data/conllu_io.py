@@ -43,12 +43,14 @@ from conllu.parser import parse_dict_value, parse_id_value, parse_pair_value
 from .records import (
     UPOS_TAGS,
     DataFormatError,
+    LineError,
     ReadResult,
     Sentence,
     SkippedSentencesWarning,
     blocks,
     check_errors_mode,
     check_field,
+    comment_line,
     is_valid_deprel,
     write_read_back,
 )
@@ -65,16 +67,11 @@ class ConlluFormatError(DataFormatError):
     """A CoNLL-U file breaks the format; ``path``, ``line`` and ``message`` say where and what."""
 
 
-class _Bad(Exception):
-    def __init__(self, line: int, message: str):
-        self.line, self.message = line, message
-
-
 def _check_block(block: list, path: str) -> tuple[TokenList, list[int]]:
     """Validate one block; return its TokenList (words only) and each word's line number."""
     for lineno, _, err in block:
         if err is not None:
-            raise _Bad(lineno, err.message)
+            raise LineError(lineno, err.message)
     metadata = Metadata()
     seen_keys: dict[str, int] = {}
     words: list[Token] = []
@@ -82,84 +79,71 @@ def _check_block(block: list, path: str) -> tuple[TokenList, list[int]]:
     ranges: list[tuple[int, int, int]] = []  # (line, first, last)
     in_words = False
     for lineno, text, _ in block:
-        if not text.strip():
-            raise _Bad(lineno, "whitespace-only line: a sentence ends at an empty line, without spaces or TABs")
-        if text.startswith("#"):
-            if in_words:
-                raise _Bad(lineno, "comment line inside a sentence: comments go before its first word line")
-            key, value = parse_pair_value(text[1:])
-            if key in ("sent_id", "text"):
-                if key in seen_keys:
-                    raise _Bad(lineno, f"second # {key} in one sentence (the first is on line {seen_keys[key]})")
-                seen_keys[key] = lineno
-                if key == "sent_id" and not value:
-                    raise _Bad(lineno, "empty sent_id")
-            if key and value:
-                metadata[key] = value
+        if comment_line(lineno, text, in_words, seen_keys, metadata, lambda t: parse_pair_value(t[1:]), "word"):
             continue
         in_words = True
         cols = text.split("\t")
         if len(cols) != 10:
             tail = " (the line ends with a TAB)" if text.endswith("\t") else ""
-            raise _Bad(lineno, f"expected 10 tab-separated columns, found {len(cols)}{tail}: {text[:60]!r}")
+            raise LineError(lineno, f"expected 10 tab-separated columns, found {len(cols)}{tail}: {text[:60]!r}")
         for name, value in zip(COLUMNS, cols, strict=True):
             if value == "":
-                raise _Bad(lineno, f"column {name} is empty (an empty field is written _)")
+                raise LineError(lineno, f"column {name} is empty (an empty field is written _)")
             if value != value.strip():
-                raise _Bad(lineno, f"column {name} {value!r} has leading or trailing whitespace")
+                raise LineError(lineno, f"column {name} {value!r} has leading or trailing whitespace")
         tid, form, upos, head, deprel = cols[0], cols[1], cols[3], cols[6], cols[7]
         n = len(words)
         if m := _RANGE_ID.fullmatch(tid):
             a, b = int(m[1]), int(m[2])
             if a >= b:
-                raise _Bad(lineno, f"multiword token {tid}: the range must span at least two words (N < M)")
+                raise LineError(lineno, f"multiword token {tid}: the range must span at least two words (N < M)")
             if a != n + 1:
-                raise _Bad(lineno, f"multiword token {tid} must come right before word {a} (after word {n})")
+                raise LineError(lineno, f"multiword token {tid} must come right before word {a} (after word {n})")
             if ranges and ranges[-1][2] >= a:
-                raise _Bad(lineno, f"multiword token {tid} overlaps {ranges[-1][1]}-{ranges[-1][2]}")
+                raise LineError(lineno, f"multiword token {tid} overlaps {ranges[-1][1]}-{ranges[-1][2]}")
             ranges.append((lineno, a, b))
             continue
         if m := _EMPTY_ID.fullmatch(tid):
             if int(m[1]) != n:
-                raise _Bad(lineno, f"empty node {tid} must come right after word {m[1]} (it follows word {n})")
+                raise LineError(lineno, f"empty node {tid} must come right after word {m[1]} (it follows word {n})")
             continue
         if not _WORD_ID.fullmatch(tid):
-            raise _Bad(lineno, f"invalid ID {tid!r} (expected N, N-M or N.M)")
+            raise LineError(lineno, f"invalid ID {tid!r} (expected N, N-M or N.M)")
         if int(tid) != n + 1:
-            raise _Bad(lineno, f"word ID {tid} out of order: expected {n + 1} (words are numbered 1..n)")
+            raise LineError(lineno, f"word ID {tid} out of order: expected {n + 1} (words are numbered 1..n)")
         if upos not in _UPOS:
-            raise _Bad(lineno, f"word {tid} has unknown UPOS {upos!r}; valid: {', '.join(UPOS_TAGS)}")
+            raise LineError(lineno, f"word {tid} has unknown UPOS {upos!r}; valid: {', '.join(UPOS_TAGS)}")
         if not _HEAD.fullmatch(head):
-            raise _Bad(lineno, f"word {tid} has a non-integer HEAD {head!r}")
+            raise LineError(lineno, f"word {tid} has a non-integer HEAD {head!r}")
         if deprel == "_":
-            raise _Bad(lineno, f"word {tid} has no DEPREL")
+            raise LineError(lineno, f"word {tid} has no DEPREL")
         if not is_valid_deprel(deprel):
-            raise _Bad(lineno, f"word {tid} has unknown DEPREL {deprel!r} (a universal relation, optionally "
+            raise LineError(lineno, f"word {tid} has unknown DEPREL {deprel!r} (a universal relation, optionally "
                                "with a lowercase subtype such as nmod:poss)")
         if (head == "0") != (deprel.split(":")[0] == "root"):
-            raise _Bad(lineno, f"word {tid} has HEAD {head} and DEPREL {deprel!r}: DEPREL is root exactly "
+            raise LineError(lineno, f"word {tid} has HEAD {head} and DEPREL {deprel!r}: DEPREL is root exactly "
                                "when HEAD is 0")
         words.append(Token(id=parse_id_value(tid), form=form, upos=upos, head=int(head), deprel=deprel,
                            misc=parse_dict_value(cols[9])))
         word_lines.append(lineno)
     if not words:
-        raise _Bad(block[0][0], "comment lines with no word line after them (a sentence needs words; "
+        raise LineError(block[0][0], "comment lines with no word line after them (a sentence needs words; "
                                 "is an empty line separating the comments from their sentence?)")
     n = len(words)
     for lineno, a, b in ranges:
         if b > n:
-            raise _Bad(lineno, f"multiword token {a}-{b} goes beyond the sentence's last word {n}")
+            raise LineError(lineno, f"multiword token {a}-{b} goes beyond the sentence's last word {n}")
     heads = [t["head"] for t in words]
     for k, h in enumerate(heads, start=1):
         if h > n:
-            raise _Bad(word_lines[k - 1], f"word {k} has HEAD {h} outside 0..{n}")
+            raise LineError(word_lines[k - 1], f"word {k} has HEAD {h} outside 0..{n}")
         if h == k:
-            raise _Bad(word_lines[k - 1], f"word {k} is its own head")
+            raise LineError(word_lines[k - 1], f"word {k} is its own head")
     roots = [k for k, h in enumerate(heads, start=1) if h == 0]
     if not roots:
-        raise _Bad(word_lines[0], "no root: no word has HEAD 0")
+        raise LineError(word_lines[0], "no root: no word has HEAD 0")
     if len(roots) > 1:
-        raise _Bad(word_lines[roots[1] - 1], f"second root: words {roots[0]} and {roots[1]} both have HEAD 0")
+        raise LineError(word_lines[roots[1] - 1], f"second root: words {roots[0]} and {roots[1]} both have HEAD 0")
     reaches_root = {0}
     for k in range(1, n + 1):
         path, node = [], k
@@ -170,7 +154,7 @@ def _check_block(block: list, path: str) -> tuple[TokenList, list[int]]:
             cycle = path[path.index(node):]
             first = min(cycle)
             chain = " -> ".join(map(str, cycle + [cycle[0]]))
-            raise _Bad(word_lines[first - 1], f"the heads of words {chain} form a cycle (no path to the root)")
+            raise LineError(word_lines[first - 1], f"the heads of words {chain} form a cycle (no path to the root)")
         reaches_root.update(path)
     return TokenList(words, metadata), word_lines
 
@@ -197,8 +181,8 @@ def read_conllu(path: str | Path, lang: str, errors: str = "raise") -> ReadResul
             if sent_id is not None and sent_id in seen_ids:
                 line = next(n for n, text, _ in block if text.startswith("#") and parse_pair_value(text[1:])[0]
                             == "sent_id")
-                raise _Bad(line, f"duplicate sent_id {sent_id!r} (first used on line {seen_ids[sent_id]})")
-        except _Bad as bad:
+                raise LineError(line, f"duplicate sent_id {sent_id!r} (first used on line {seen_ids[sent_id]})")
+        except LineError as bad:
             sid = next((parse_pair_value(t[1:])[1] for _, t, _ in block if t.startswith("#")
                         and parse_pair_value(t[1:])[0] == "sent_id"), None)
             err = ConlluFormatError(bad.message, path, bad.line, sid)

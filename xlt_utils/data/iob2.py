@@ -26,12 +26,14 @@ from pathlib import Path
 from .records import (
     NER_TAGS,
     DataFormatError,
+    LineError,
     ReadResult,
     Sentence,
     SkippedSentencesWarning,
     blocks,
     check_errors_mode,
     check_field,
+    comment_line,
     write_read_back,
 )
 
@@ -72,11 +74,6 @@ def repair_iob2(tags: Sequence[str]) -> tuple[list[str], int]:
     return out, changed
 
 
-class _Bad(Exception):
-    def __init__(self, line: int, message: str):
-        self.line, self.message = line, message
-
-
 def _meta(text: str) -> tuple[str, str]:
     key, _, value = text[1:].partition("=")
     return key.strip(), value.strip()
@@ -85,44 +82,31 @@ def _meta(text: str) -> tuple[str, str]:
 def _check_block(block: list) -> tuple[dict, list[str], list[str]]:
     for lineno, _, err in block:
         if err is not None:
-            raise _Bad(lineno, err.message)
+            raise LineError(lineno, err.message)
     meta: dict[str, str] = {}
     seen: dict[str, int] = {}
     words: list[str] = []
     tags: list[str] = []
     for lineno, text, _ in block:
-        if not text.strip():
-            raise _Bad(lineno, "whitespace-only line: a sentence ends at an empty line, without spaces or TABs")
-        if text.startswith("#"):
-            if words:
-                raise _Bad(lineno, "comment line inside a sentence: comments go before its first token line")
-            key, value = _meta(text)
-            if key in ("sent_id", "text"):
-                if key in seen:
-                    raise _Bad(lineno, f"second # {key} in one sentence (the first is on line {seen[key]})")
-                seen[key] = lineno
-                if key == "sent_id" and not value:
-                    raise _Bad(lineno, "empty sent_id")
-            if key and value:
-                meta[key] = value
+        if comment_line(lineno, text, bool(words), seen, meta, _meta, "token"):
             continue
         cols = text.split("\t")
         if len(cols) < 3:
-            raise _Bad(lineno, f"expected at least 3 TAB-separated columns, found {len(cols)}")
+            raise LineError(lineno, f"expected at least 3 TAB-separated columns, found {len(cols)}")
         for k, value in enumerate(cols, start=1):
             if value == "":
                 tail = " (the line ends with a TAB)" if k == len(cols) else ""
-                raise _Bad(lineno, f"column {k} is empty{tail}")
+                raise LineError(lineno, f"column {k} is empty{tail}")
             if value != value.strip():
-                raise _Bad(lineno, f"column {k} {value!r} has leading or trailing whitespace")
+                raise LineError(lineno, f"column {k} {value!r} has leading or trailing whitespace")
         if cols[0] != str(len(words) + 1):
-            raise _Bad(lineno, f"token index {cols[0]!r}, expected {len(words) + 1}")
+            raise LineError(lineno, f"token index {cols[0]!r}, expected {len(words) + 1}")
         if cols[2] not in _TAGS:
-            raise _Bad(lineno, f"unknown tag {cols[2]!r}; valid tags: {', '.join(NER_TAGS)}")
+            raise LineError(lineno, f"unknown tag {cols[2]!r}; valid tags: {', '.join(NER_TAGS)}")
         words.append(cols[1])
         tags.append(cols[2])
     if not words:
-        raise _Bad(block[0][0], "comment lines with no token line after them (a sentence needs tokens; "
+        raise LineError(block[0][0], "comment lines with no token line after them (a sentence needs tokens; "
                                 "is an empty line separating the comments from their sentence?)")
     return meta, words, tags
 
@@ -148,8 +132,8 @@ def read_iob2(path: str | Path, lang: str, errors: str = "raise") -> ReadResult:
         try:
             meta, words, tags = _check_block(block)
             if sid is not None and sid in seen_ids:
-                raise _Bad(sid_line, f"duplicate sent_id {sid!r} (first used on line {seen_ids[sid]})")
-        except _Bad as bad:
+                raise LineError(sid_line, f"duplicate sent_id {sid!r} (first used on line {seen_ids[sid]})")
+        except LineError as bad:
             err = Iob2FormatError(bad.message, path, bad.line, sid)
             if errors == "raise":
                 raise err from None

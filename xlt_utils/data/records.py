@@ -201,3 +201,34 @@ def write_read_back(text: str, path: str | Path, read) -> None:
     finally:
         tmp.unlink(missing_ok=True)
 
+
+class LineError(Exception):
+    """A problem at one line of a block; the readers turn it into a `DataFormatError` with the file."""
+
+    def __init__(self, line: int, message: str):
+        super().__init__(message)
+        self.line, self.message = line, message
+
+
+def comment_line(lineno: int, text: str, inside: bool, seen: dict, metadata: dict, parse, unit: str) -> bool:
+    """The lines both readers treat alike: a whitespace-only line is an error; a comment line is
+    stored in `metadata` (``# key = value``; `parse` splits it) after the checks that keep metadata
+    with its own sentence (no comment after the first `unit` line, one sent_id and one text per
+    sentence, no empty sent_id). Returns True for a comment line, False for a `unit` line."""
+    if not text.strip():
+        raise LineError(lineno, "whitespace-only line: a sentence ends at an empty line, without spaces or TABs")
+    if not text.startswith("#"):
+        return False
+    if inside:
+        raise LineError(lineno, f"comment line inside a sentence: comments go before its first {unit} line")
+    key, value = parse(text)
+    if key in ("sent_id", "text"):
+        if key in seen:
+            raise LineError(lineno, f"second # {key} in one sentence (the first is on line {seen[key]})")
+        seen[key] = lineno
+        if key == "sent_id" and not value:
+            raise LineError(lineno, "empty sent_id")
+    if key and value:
+        metadata[key] = value
+    return True
+
