@@ -167,7 +167,7 @@ def load_split(profile: str | Profile | ExperimentConfig, lang: str, task: str, 
 
         sents = load_task(lang, task, split, ner_source=p.ner_source or "wikiann")
     if not sents:
-        raise ValueError(f"the {split} split of {lang!r} for {task} ({p.profile if hasattr(p, 'profile') else p.name} "
+        raise ValueError(f"the {split} split of {lang!r} for {task} ({getattr(p, 'profile', None) or p.name} "
                          f"profile) has no sentences")
     return sents[:limit] if limit is not None else sents
 
