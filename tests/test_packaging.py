@@ -7,6 +7,7 @@ from pathlib import Path
 
 import tomllib
 import yaml
+from packaging.requirements import Requirement
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -40,6 +41,25 @@ def test_torch_is_a_range_for_the_package_and_pinned_for_this_repository():
     assert _environment()["torch"] == "torch==2.13.0"
     assert "torch==2.13.0" in (ROOT / "constraints.txt").read_text()
     assert "torch==2.13.0" in (ROOT / "Makefile").read_text()
+
+
+def test_every_pin_in_constraints_is_a_dependency_within_its_range():
+    py = _pyproject()
+    pins = [Requirement(line) for line in (ROOT / "constraints.txt").read_text().splitlines()
+            if line.strip() and not line.startswith("#")]
+    assert {_name(p.name) for p in pins} >= {"torch", "jupyterlab"}
+    for pin in pins:
+        name = _name(pin.name)
+        assert name in py, f"constraints.txt pins {name}, which pyproject.toml does not ask for"
+        (version,) = [s.version for s in pin.specifier if s.operator == "=="]
+        assert Requirement(py[name]).specifier.contains(version), f"{pin} is outside {py[name]!r}"
+
+
+def test_jupyterlab_is_a_dev_dependency_and_make_lab_is_documented():
+    assert "jupyterlab" in _pyproject() and "jupyterlab" in _environment()
+    assert "\nlab: install\n" in (ROOT / "Makefile").read_text()
+    readme = (ROOT / "README.md").read_text()
+    assert "## Open the chapters" in readme and "make lab" in readme
 
 
 def test_ci_runs_the_readme_test_command():
