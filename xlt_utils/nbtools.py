@@ -169,3 +169,17 @@ def main(argv: list[str]) -> int:
 
 if __name__ == "__main__":
     sys.exit(main(sys.argv[1:]))
+
+
+def glue(name: str, value) -> None:
+    """Show `value` in the notebook and store it under `name` for the book (MyST-NB's glue), so
+    that another page pastes this very output (the landing page pastes chapter 0's tables). Where
+    MyST-NB is not installed (Colab), the value is only shown."""
+    try:
+        from myst_nb import glue as myst_glue
+    except ImportError:
+        from IPython.display import display
+
+        display(value)
+    else:
+        myst_glue(name, value, display=True)

@@ -1,0 +1,77 @@
+"""The tables that open chapter 0 and the book: what replicates (from verdict values) and where each
+part of the paper is rebuilt (every row names a real section of its chapter)."""
+
+from __future__ import annotations
+
+import json
+import re
+import sys
+from pathlib import Path
+
+from xlt_utils.analysis import Verdict
+from xlt_utils.claims import CLAIMS, PAPER, PAPER_MAP, paper_map, replication_table
+from xlt_utils.nbtools import glue
+
+ROOT = Path(__file__).resolve().parents[1]
+NOTEBOOKS = ROOT / "notebooks"
+
+
+def _verdict(claim, task, holds, **numbers):
+    return Verdict(claim, task, holds, numbers)
+
+
+def test_replication_table_groups_each_claims_verdicts_by_outcome():
+    verdicts = [_verdict("C1", "pos", True), _verdict("C1", "ner", False), _verdict("C1", "parse", True),
+                _verdict("C3", "(pretrained)", False), _verdict("C5", "pos", False, layer=None)]
+    table = replication_table(verdicts, "toy")
+    column = "toy profile, seeds 1, 2, 3"
+    assert list(table.index) == ["C1", "C2", "C3", "C4", "C5"]
+    assert table.loc["C1", column] == "holds (pos, parse); does not hold (ner)"
+    assert table.loc["C2", column] == "not tested"
+    assert table.loc["C3", column] == "does not hold (pretrained)"
+    assert table.loc["C5", column] == "is undefined (pos)"
+    assert list(table["statement"]) == list(CLAIMS.values())
+    assert list(table["the paper's evidence (mBERT)"]) == [PAPER[c] for c in CLAIMS]
+
+
+def _headings(notebook: Path) -> list[str]:
+    cells = json.loads(notebook.read_text())["cells"]
+    text = "\n".join("".join(c["source"]) for c in cells if c["cell_type"] == "markdown")
+    return [m.group(1) for m in re.finditer(r"^#{1,3} (.+)$", text, flags=re.M)]
+
+
+def test_every_row_of_the_paper_map_names_a_section_of_its_chapter():
+    assert len(paper_map()) == len(PAPER_MAP)
+    for chapter, section, _ in PAPER_MAP:
+        number = int(chapter.split()[0])
+        (notebook,) = NOTEBOOKS.glob(f"{number:02d}_*.ipynb")
+        assert any(h.startswith(section) for h in _headings(notebook)), (chapter, section, _headings(notebook))
+
+
+def test_the_landing_page_pastes_what_chapter_0_glues():
+    intro = (ROOT / "book" / "intro.md").read_text()
+    pasted = re.findall(r"```\{glue\} (\S+)\n:doc: notebooks/00_overview\.ipynb\n```", intro)
+    assert pasted == ["replicates", "paper_map"]
+    cells = json.loads((NOTEBOOKS / "00_overview.ipynb").read_text())["cells"]
+    glued = {o["metadata"]["scrapbook"]["name"]: o for c in cells if c["cell_type"] == "code"
+             for o in c.get("outputs", []) if "scrapbook" in o.get("metadata", {})}
+    assert set(pasted) <= set(glued)
+    html = glued["replicates"]["data"]["text/html"]
+    html = "".join(html) if isinstance(html, list) else html
+    for claim in CLAIMS:  # the stored table has a verdict for every claim
+        assert f"<th>{claim}</th>" in html
+
+
+def test_glue_shows_the_value_without_myst_nb(monkeypatch):
+    shown = []
+    monkeypatch.setitem(sys.modules, "myst_nb", None)  # import fails, as on Colab
+    monkeypatch.setattr("IPython.display.display", lambda value: shown.append(value))
+    glue("key", 42)
+    assert shown == [42]
+
+
+def test_glue_stores_the_value_for_the_book(monkeypatch):
+    calls = []
+    monkeypatch.setattr("myst_nb.glue", lambda name, value, display=True: calls.append((name, value, display)))
+    glue("key", 42)
+    assert calls == [("key", 42, True)]
