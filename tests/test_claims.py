@@ -8,8 +8,18 @@ import re
 import sys
 from pathlib import Path
 
+import pytest
+
 from xlt_utils.analysis import Verdict
-from xlt_utils.claims import CLAIMS, PAPER, PAPER_MAP, paper_map, replication_table
+from xlt_utils.claims import (
+    CLAIMS,
+    PAPER,
+    PAPER_MAP,
+    MissingRuns,
+    paper_map,
+    replication_table,
+    verdicts,
+)
 from xlt_utils.nbtools import glue
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -75,3 +85,9 @@ def test_glue_stores_the_value_for_the_book(monkeypatch):
     monkeypatch.setattr("myst_nb.glue", lambda name, value, display=True: calls.append((name, value, display)))
     glue("key", 42)
     assert calls == [("key", 42, True)]
+
+
+def test_verdicts_without_training_name_the_missing_runs(tmp_path, monkeypatch):
+    monkeypatch.setenv("XLT_RESULTS_DIR", str(tmp_path))  # an empty store: the grid ships, no fine-tuned model
+    with pytest.raises(MissingRuns, match=r"1 of the 28 runs behind the verdicts of the toy profile .* chapter 4"):
+        verdicts("toy", train=False)

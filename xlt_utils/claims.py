@@ -34,7 +34,7 @@ from .analysis import (
 )
 from .profiles import Profile, get_profile
 
-__all__ = ["CLAIMS", "PAPER", "PAPER_MAP", "parallel_states", "en_x_curves", "reference_scores", "verdicts",
+__all__ = ["MissingRuns", "CLAIMS", "PAPER", "PAPER_MAP", "parallel_states", "en_x_curves", "reference_scores", "verdicts",
            "replication_table", "paper_map"]
 
 #: The claims, as the chapters state them.
@@ -114,19 +114,36 @@ def reference_scores(profile: str | Profile, tasks: Sequence[str] | None = None)
     return table.groupby(["language", "task"])["value"].mean().unstack("task")[tasks]
 
 
+class MissingRuns(LookupError):
+    """`verdicts(..., train=False)` needs runs that are not in the result store yet."""
+
+
 def verdicts(profile: str | Profile = "toy", task: str = "pos", seed: int = 1, kernel: str = "linear",
-             n: int | None = None, tasks: Sequence[str] | None = None) -> list[Verdict]:
+             n: int | None = None, tasks: Sequence[str] | None = None, train: bool = True) -> list[Verdict]:
     """The verdicts of C1–C5 for a profile (see the module's docstring): C1, C2 and C5 for every
     task of `tasks` (default: pos, ner, parse), C3 for the pretrained model, C4 for the model
-    fine-tuned on `task` with `seed`. Runs what is not cached yet."""
+    fine-tuned on `task` with `seed`.
+
+    `train=True` runs what is not cached yet; `train=False` raises `MissingRuns` instead, naming
+    how many runs are missing and the chapters that make them (for mBERT they take hours)."""
     from .experiments import experiment, load_finetuned
     from .pretrained import load_encoder
+    from .store import ResultStore
     from .sweep import expand_grid, run_grid
 
     P = get_profile(profile) if isinstance(profile, str) else profile
     tasks = list(tasks or MAIN_METRIC)
     lower, upper = Ablation("reinit", P.lower_layers), Ablation("reinit", P.upper_layers)
-    grid = run_grid(expand_grid(P, tasks=tasks, seeds=P.seeds, ablations=[REFERENCE, lower, upper]), progress=False)
+    configs = expand_grid(P, tasks=tasks, seeds=P.seeds, ablations=[REFERENCE, lower, upper])
+    tuned_cfg = experiment(P, task=task, seed=seed)
+    if not train:
+        store = ResultStore()
+        missing = sum(store.get(c) is None for c in configs) + (not store.has_model(tuned_cfg))
+        if missing:
+            raise MissingRuns(f"{missing} of the {len(configs) + 1} runs behind the verdicts of the {P.name} profile are "
+                              f"not in the result store ({store.root}) yet: run chapter 3 (the grid) and chapter 4 "
+                              f"(the fine-tuned {task} model, seed {seed}) first, or call verdicts(..., train=True)")
+    grid = run_grid(configs, progress=False)
     deltas = ablation_deltas(per_seed_scores(grid))
     out: list[Verdict] = []
     for t in tasks:
@@ -139,7 +156,7 @@ def verdicts(profile: str | Profile = "toy", task: str = "pos", seed: int = 1, k
 
     from .similarity import cka_per_layer
 
-    tuned, _ = load_finetuned(experiment(P, task=task, seed=seed))
+    tuned, _ = load_finetuned(tuned_cfg)
     tuned_states = parallel_states(tuned, tokenizer, P, n)
     change = pd.DataFrame({lang: cka_per_layer(states[lang], tuned_states[lang], kernel=kernel)
                            for lang in P.languages}, index=range(states[P.source].shape[0])).T
