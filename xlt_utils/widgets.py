@@ -344,7 +344,7 @@ def _reinit_panel_html(data, stats, task: str, ablation: str, xlim, width: int) 
         return (f"<p>No runs of <code>{html.escape(ablation)}</code> for "
                 f"<code>{html.escape(task)}</code>.</p>")
     return ("<div style='display:flex;flex-wrap:wrap;align-items:center;gap:4px 16px'>"
-            f"{_delta_svg(data, stats, task, [ablation], xlim, ablation, round(0.72 * width))}"
+            f"{_delta_svg(data, stats, task, [ablation], xlim, ablation, round(0.62 * width))}"
             f"<div>{_table_html(data, stats, ablation)}</div></div>")
 
 
@@ -364,7 +364,7 @@ def reinit_explorer(
     ablation (source and target bars, ± std, each seed) and a table (mean ± std, seed count,
     per-seed values, the source-target gap). The Δ axis is shared by all panels of a task. `width`:
     of the overview chart, in CSS pixels (charts shrink with a narrower column); a one-ablation
-    chart is 0.72 of it, so that its table fits beside it in the book's column.
+    chart is 0.62 of it, so that its table fits beside it in the book's column.
 
     Every panel is pre-rendered as HTML with an inline SVG chart, so the widget works in the static
     book and its stored state stays small (a few kB per panel; the widgets share one Layout and one
