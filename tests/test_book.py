@@ -3,14 +3,17 @@
 The book is built once per session into a temporary folder, exactly as `make book` builds it
 (stored notebook outputs, warnings are errors), served with http.server on 127.0.0.1 and opened
 with Playwright driving the system Chromium (/usr/bin/chromium: `playwright install` is not needed).
-On every page of the table of contents: no console or page errors, every image loaded, the
-notebook figures and tables present, no traceback text. On a page whose notebook stores ipywidgets
-(explorers from xlt_utils.widgets), every widget renders from the embedded state with the vendored
-scripts (no kernel, no CDN), and choosing another option in each Dropdown changes the visible panel.
+On every page of the table of contents: no request leaves 127.0.0.1 (the book works offline), no
+console or page errors, every image loaded, every notebook figure shown as an image that fits the
+column, the notebook tables present, no traceback text, no output line cut off at the column's
+edge, and the formulas typeset by the book's own MathJax (no raw TeX left). On a page whose
+notebook stores ipywidgets (explorers from xlt_utils.widgets), every widget renders from the
+embedded state with the vendored scripts (no kernel, no CDN), and choosing another option in each
+Dropdown changes the visible panel. Japanese text renders as glyphs, not as empty boxes.
 Screenshots go to test-artifacts/.
 
-Without Chromium or the `playwright` package the browser tests skip; XLT_REQUIRE_BROWSER=1 (CI)
-turns the skip into a failure.
+Without Chromium, the `playwright` package or (for the Japanese test) a Japanese font, the browser
+tests skip; XLT_REQUIRE_BROWSER=1 (CI) turns the skip into a failure.
 """
 
 from __future__ import annotations
@@ -19,6 +22,7 @@ import functools
 import http.server
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -43,16 +47,23 @@ CHROMIUM_ARGS = [
 ]
 BUILD_TIMEOUT_S = 180
 
-# Third-party hosts the built pages may request. The test aborts these requests on every machine
-# (so the result does not depend on the network) and ignores the console errors that follow; a
-# request to any other non-local host fails the test.
-ALLOWED_THIRD_PARTY = {
-    "cdn.jsdelivr.net": "MathJax 3, loaded by sphinx.ext.mathjax on pages with math",
-}
+# Every request a page makes must go to the local server: a request to any other host is aborted
+# (so the result never depends on the network) and fails the test. MathJax, the widget scripts and
+# their fonts are served by the book (book/_static/mathjax/, book/_static/ipywidgets/).
 TRACEBACK = "Traceback (most recent call last)"
 # Screenshots (under test-artifacts/): the landing page, every chapter (full page) and, for a
 # chapter with figures, the viewport at its first figure.
 LANDING_SCREENSHOT = "book-landing.png"
+
+# The vendored MathJax 3 (mathjax_path in book/_config.yml).
+MATHJAX_JS = "_static/mathjax/tex-chtml.js"
+MATHJAX_TIMEOUT_MS = 60_000
+# The page whose outputs show Japanese (the toy corpus's ja sentences), its screenshot, and
+# characters drawn besides those found on the page: hiragana and kanji (the page has katakana).
+JAPANESE_DOC = "notebooks/01_data_and_tokenisation"
+JAPANESE_SCREENSHOT = "book-japanese.png"
+JAPANESE_EXTRA = "の日本語"
+JAPANESE_RE = r"[\u3040-\u30ff\u4e00-\u9fff]"
 
 WIDGET_VIEW = "application/vnd.jupyter.widget-view+json"
 WIDGET_STATE = "application/vnd.jupyter.widget-state+json"
@@ -225,26 +236,19 @@ def test_page_in_browser(docname, server, browser):
     """Open one page in Chromium: no errors, images loaded, outputs rendered, no traceback."""
     url = urljoin(server, f"{docname}.html")
     local = urlparse(server).netloc
-    third_party, unexpected, failed, bad_status = [], [], [], []
+    unexpected, failed, bad_status = [], [], []
     console_errors, page_errors = [], []
 
     def route(r):
-        host = urlparse(r.request.url).hostname or ""
         if urlparse(r.request.url).netloc == local or r.request.url.startswith(("data:", "blob:")):
             r.continue_()
         else:
-            (third_party if host in ALLOWED_THIRD_PARTY else unexpected).append(r.request.url)
+            unexpected.append(r.request.url)
             r.abort()
 
     def on_console(msg):
-        if msg.type != "error":
-            return
-        where = (msg.location or {}).get("url", "")
-        if (urlparse(where).hostname or "") in ALLOWED_THIRD_PARTY:
-            return
-        if any(h in msg.text for h in ALLOWED_THIRD_PARTY):
-            return
-        console_errors.append(f"{msg.text} ({where})")
+        if msg.type == "error":
+            console_errors.append(f"{msg.text} ({(msg.location or {}).get('url', '')})")
 
     def on_response(resp):
         if urlparse(resp.url).netloc == local and resp.status >= 400:
@@ -283,9 +287,13 @@ def test_page_in_browser(docname, server, browser):
                 output: img.closest('.cell_output') !== null && img.closest('.jupyter-widgets') === null,
                 complete: img.complete,
                 width: img.naturalWidth,
+                shown: img.getBoundingClientRect().width,
+                column: (img.closest('.cell_output') || img.parentElement).clientWidth,
             }));
         }""")
         _settle(page)
+        math = _typeset_math(page, docname)
+        cut_off = page.evaluate(CUT_OFF_OUTPUTS_JS)
         text = page.inner_text("body")
         n_cells = page.locator("div.cell").count()
         n_tables = page.locator(".cell_output table").count()
@@ -309,15 +317,25 @@ def test_page_in_browser(docname, server, browser):
     assert title.strip(), f"{docname}: no <h1> title in the article"
     assert not page_errors, f"{docname}: JavaScript errors: {page_errors}"
     assert not console_errors, f"{docname}: console errors: {console_errors}"
-    assert not unexpected, (f"{docname}: requests to hosts not in ALLOWED_THIRD_PARTY: {unexpected}")
+    assert not unexpected, f"{docname}: requests that leave the local server: {unexpected}"
     assert not failed and not bad_status, f"{docname}: failed local requests: {failed + bad_status}"
 
     broken = [i["src"] for i in images if not (i["complete"] and i["width"] > 0)]
     assert not broken, f"{docname}: images that did not load: {broken}"
     expected_images, expected_table = _expected_outputs(docname)
-    shown = sum(i["output"] for i in images)
-    assert shown == expected_images, (
-        f"{docname}: {expected_images} image outputs stored in the notebook, {shown} shown")
+    outputs = [i for i in images if i["output"]]
+    assert len(outputs) == expected_images, (
+        f"{docname}: {expected_images} image outputs stored in the notebook, {len(outputs)} shown")
+    assert FIGURE_REPR not in text, f"{docname}: a figure is shown as text ({FIGURE_REPR}...), not as an image"
+    # Figures at their natural size up to the column's width (book/_static/xlt.css): never wider
+    # than the column, never enlarged.
+    misfit = [f"{i['src'][-24:]}: {i['width']} px shown at {i['shown']:.0f} px in a {i['column']} px column"
+              for i in outputs if i["shown"] > i["column"] + 1 or abs(i["shown"] - min(i["width"], i["column"])) > 1]
+    assert not misfit, f"{docname}: figures not shown at min(natural width, column width): {misfit}"
+    assert not cut_off, f"{docname}: output lines cut off at the column's edge: {cut_off}"
+    if math is not None:
+        assert math["typeset"] >= math["formulas"] > 0, f"{docname}: formulas not typeset by MathJax: {math}"
+        assert not math["raw"], f"{docname}: raw TeX left on the page: {math['raw']}"
     if is_notebook:
         assert n_cells > 0, f"{docname}: the notebook was not rendered as cells"
     if expected_table:
@@ -330,6 +348,51 @@ def test_page_in_browser(docname, server, browser):
             assert marker not in text, f"{docname}: raw widget JSON ({marker}) is shown as text"
         unchanged = [r for r in widget_report if not r["changed"]]
         assert not unchanged, f"{docname}: choosing another option did not change the panel: {unchanged}"
+
+
+FIGURE_REPR = "<Figure size"
+# Cell outputs that are wider than their box (cut off, or behind a scroll bar); xlt.css wraps them.
+CUT_OFF_OUTPUTS_JS = r"""() => Array.from(document.querySelectorAll('.cell_output pre'))
+    .filter(pre => pre.scrollWidth > pre.clientWidth + 1)
+    .map(pre => `${pre.scrollWidth} > ${pre.clientWidth} px: ${pre.innerText.split('\n')[0].slice(0, 80)}`)"""
+# After MathJax's first typeset: the formulas Sphinx marked (span.math / div.math), those holding
+# MathJax output, and any TeX delimiters left in the visible text outside code.
+MATH_REPORT_JS = r"""async () => {
+    await window.MathJax.startup.promise;
+    const formulas = Array.from(document.querySelectorAll('.math'));
+    const walker = document.createTreeWalker(document.querySelector('main') || document.body,
+                                             NodeFilter.SHOW_TEXT);
+    const raw = [];
+    for (let node = walker.nextNode(); node; node = walker.nextNode()) {
+        const el = node.parentElement;
+        if (!el || el.closest('pre, code, script, style, .highlight, mjx-assistive-mml')) continue;
+        if (el.getClientRects().length === 0) continue;
+        const m = node.textContent.match(/\$\$|\\(|\\)|\\[|\\]|\begin\{/);
+        if (m) raw.push(node.textContent.trim().slice(0, 80));
+    }
+    return {
+        formulas: formulas.length,
+        typeset: formulas.filter(f => f.querySelector('mjx-container')).length,
+        containers: document.querySelectorAll('mjx-container').length,
+        version: window.MathJax.version,
+        raw: raw,
+    };
+}"""
+
+
+def _typeset_math(page, docname: str) -> dict | None:
+    """Wait for the book's MathJax to typeset a page with formulas; None on a page without."""
+    if page.locator(".math").count() == 0:
+        return None
+    scripts = page.evaluate("() => Array.from(document.scripts).map(s => s.src).filter(Boolean)")
+    mathjax = [s for s in scripts if "mathjax" in s.lower() and "mathjax3-typeset" not in s]
+    assert len(mathjax) == 1 and urlparse(mathjax[0]).path.endswith("/" + MATHJAX_JS), (
+        f"{docname}: has formulas but does not load the vendored {MATHJAX_JS} once: {mathjax}")
+    page.wait_for_function("() => window.MathJax && window.MathJax.startup && window.MathJax.startup.promise",
+                           timeout=MATHJAX_TIMEOUT_MS)
+    report = page.evaluate(MATH_REPORT_JS)
+    assert str(report["version"]).startswith("3."), f"{docname}: MathJax {report['version']}, not 3.x"
+    return report
 
 
 def _settle(page) -> None:
@@ -395,24 +458,20 @@ def _exercise_widgets(page, docname: str, screenshot_name: str) -> list[dict]:
 
 @pytest.mark.parametrize("docname", WIDGET_DOCS)
 def test_widgets_with_mathjax3(docname, server, browser):
-    """With MathJax 3 on the page (a stub in place of the CDN file), widgets render without errors.
+    """On a widget page with formulas, the book's MathJax 3 and the widgets get along.
 
     html-manager typesets labels with the MathJax 2 API (MathJax.Hub); the book's shim
-    (_static/ipywidgets/mathjax3-typeset.js) forwards it to MathJax 3's typesetPromise.
+    (_static/ipywidgets/mathjax3-typeset.js) forwards it to MathJax 3's typesetPromise. Where the
+    page has no formulas (no MathJax), the shim must stay out of the way.
     """
-    stub = ("window.MathJax = {version: '3.2.2', typeset_calls: 0, "
-            "typesetPromise(els) { this.typeset_calls += (els || []).length; return Promise.resolve(); }};")
     local = urlparse(server).netloc
-    mathjax_requested, page_errors = [], []
+    page_errors, outside = [], []
 
     def route(r):
-        parsed = urlparse(r.request.url)
-        if parsed.netloc == local or r.request.url.startswith(("data:", "blob:")):
+        if urlparse(r.request.url).netloc == local or r.request.url.startswith(("data:", "blob:")):
             r.continue_()
-        elif parsed.hostname == "cdn.jsdelivr.net" and "mathjax" in parsed.path:
-            mathjax_requested.append(r.request.url)
-            r.fulfill(status=200, content_type="application/javascript", body=stub)
         else:
+            outside.append(r.request.url)
             r.abort()
 
     context = browser.new_context(viewport={"width": 1280, "height": 900})
@@ -422,13 +481,137 @@ def test_widgets_with_mathjax3(docname, server, browser):
         page.on("pageerror", lambda exc: page_errors.append(str(exc)))
         page.goto(urljoin(server, f"{docname}.html"), wait_until="load", timeout=120_000)
         _wait_for_widgets(page, docname, _widget_outputs(docname)[0])
+        math = _typeset_math(page, docname)
         _settle(page)
-        hub = page.evaluate("() => !!(window.MathJax && window.MathJax.Hub)")
+        hub = page.evaluate("() => typeof (window.MathJax && window.MathJax.Hub && window.MathJax.Hub.Queue)")
     finally:
         context.close()
+    assert not outside, f"{docname}: requests that leave the local server: {outside}"
     assert not page_errors, f"{docname}: JavaScript errors with MathJax 3 present: {page_errors}"
-    if mathjax_requested:
-        assert hub, f"{docname}: the MathJax 3 shim did not install MathJax.Hub"
+    if math is not None:
+        assert hub == "function", f"{docname}: the MathJax 3 shim did not install MathJax.Hub.Queue"
+
+
+def _missing_japanese_font_reason() -> str | None:
+    """Why Japanese cannot render here: no font for it in fontconfig. None if one is listed, or
+    on a system without fontconfig (the rendering check decides there)."""
+    fc_list = shutil.which("fc-list")
+    if not fc_list:
+        return None
+    proc = subprocess.run([fc_list, ":lang=ja", "family"], capture_output=True, text=True, timeout=60)
+    if proc.stdout.strip():
+        return None
+    return ("the Japanese test needs a Japanese font (`fc-list :lang=ja` lists none; Debian: "
+            "apt-get install fonts-ipafont-gothic)")
+
+
+# Draw each character alone on a canvas in the element's font, with the browser's font fallback as
+# on the page, and digest the pixels. Without a font that has them, every character is drawn as the
+# same missing-glyph box (tofu) or as nothing; with one, different characters differ.
+GLYPH_DIGESTS_JS = r"""async (el, chars) => {
+    const style = getComputedStyle(el);
+    const canvas = document.createElement('canvas');
+    canvas.width = canvas.height = 64;
+    const ctx = canvas.getContext('2d', {willReadFrequently: true});
+    const out = {};
+    for (const ch of chars) {
+        ctx.clearRect(0, 0, 64, 64);
+        ctx.font = `40px ${style.fontFamily}`;
+        ctx.textBaseline = 'top';
+        ctx.fillStyle = 'black';
+        ctx.fillText(ch, 4, 4);
+        const pixels = ctx.getImageData(0, 0, 64, 64).data;
+        let ink = 0;
+        for (let i = 3; i < pixels.length; i += 4) ink += pixels[i] > 0;
+        const digest = new Uint8Array(await crypto.subtle.digest('SHA-256', pixels));
+        out[ch] = {ink: ink, digest: Array.from(digest.slice(0, 8), b => b.toString(16).padStart(2, '0')).join('')};
+    }
+    return out;
+}"""
+# The box of the lines with Japanese characters in an output, in the viewport (for a clip).
+JAPANESE_LINES_BOX_JS = r"""(pre, pattern) => {
+    const re = new RegExp(pattern);
+    const range = document.createRange();
+    const rects = [];
+    const walker = document.createTreeWalker(pre, NodeFilter.SHOW_TEXT);
+    for (let node = walker.nextNode(); node; node = walker.nextNode()) {
+        let offset = 0;
+        for (const line of node.textContent.split('\n')) {
+            if (re.test(line)) {
+                range.setStart(node, offset);
+                range.setEnd(node, offset + line.length);
+                rects.push(...range.getClientRects());
+            }
+            offset += line.length + 1;
+        }
+    }
+    const r = pre.getBoundingClientRect();
+    const top = Math.min(...rects.map(x => x.top)), bottom = Math.max(...rects.map(x => x.bottom));
+    return {x: r.left, y: top, width: r.width, height: bottom - top};
+}"""
+# A code point that no font has (plane 16, private use): how a missing glyph looks.
+NO_GLYPH = "\U0010fffd"
+
+
+def test_japanese_text_renders(server, browser):
+    """Japanese outputs (chapter 1) are drawn with real glyphs, not boxes; screenshot of the lines."""
+    reason = _missing_japanese_font_reason()
+    if reason:
+        if os.environ.get("XLT_REQUIRE_BROWSER") == "1":
+            pytest.fail(f"XLT_REQUIRE_BROWSER=1 but {reason}")
+        pytest.skip(reason)
+    local = urlparse(server).netloc
+    context = browser.new_context(viewport={"width": 1280, "height": 900})
+    try:
+        context.route("**/*", lambda r: r.continue_() if urlparse(r.request.url).netloc == local else r.abort())
+        page = context.new_page()
+        page.goto(urljoin(server, f"{JAPANESE_DOC}.html"), wait_until="load", timeout=120_000)
+        outputs = page.locator(".cell_output pre", has_text=re.compile(JAPANESE_RE))
+        assert outputs.count() > 0, f"{JAPANESE_DOC}: no output with Japanese text"
+        pre = outputs.first
+        # Every image decoded first: one still loading above would move the lines after measuring.
+        page.evaluate("() => Promise.all(Array.from(document.images, i => i.decode().catch(() => null)))")
+        _settle(page)
+        pre.evaluate("pre => pre.scrollIntoView({block: 'center'})")
+        box = pre.evaluate(JAPANESE_LINES_BOX_JS, JAPANESE_RE)
+        ARTIFACTS.mkdir(exist_ok=True)
+        pad = 6
+        page.screenshot(path=str(ARTIFACTS / JAPANESE_SCREENSHOT),
+                        clip={"x": max(box["x"] - pad, 0), "y": max(box["y"] - pad, 0),
+                              "width": box["width"] + 2 * pad, "height": box["height"] + 2 * pad})
+        found = list(dict.fromkeys(re.findall(JAPANESE_RE, pre.inner_text())))[:8]
+        chars = found + [c for c in JAPANESE_EXTRA if c not in found]
+        glyphs = pre.evaluate(GLYPH_DIGESTS_JS, chars)
+        missing = pre.evaluate(GLYPH_DIGESTS_JS, [NO_GLYPH])[NO_GLYPH]
+    finally:
+        context.close()
+    assert len(found) >= 3, f"{JAPANESE_DOC}: expected Japanese words in the output, found {found}"
+    blank = [c for c, g in glyphs.items() if g["ink"] == 0]
+    assert not blank, f"Japanese characters drawn as nothing: {blank}"
+    tofu = [c for c, g in glyphs.items() if g["digest"] == missing["digest"]]
+    assert not tofu, f"Japanese characters drawn as the missing-glyph box: {tofu}"
+    digests = [g["digest"] for g in glyphs.values()]
+    assert len(set(digests)) == len(digests), (
+        f"different Japanese characters drawn as the same picture (missing-glyph boxes): {glyphs}")
+
+
+def test_mathjax_is_served_by_the_book(book_html):
+    """Pages with formulas load the vendored MathJax 3 once; no page refers to a CDN's.
+
+    (Sphinx also loads MathJax on a page whose table of contents includes a page with formulas:
+    the landing page.)
+    """
+    with_math = []
+    for doc in DOCNAMES:
+        page = (book_html / f"{doc}.html").read_text()
+        assert "cdn.jsdelivr.net" not in page and "mathjax@" not in page, f"{doc}: MathJax from a CDN"
+        if 'class="math' in page:
+            with_math.append(doc)
+            assert page.count(MATHJAX_JS) == 1, f"{doc}: {MATHJAX_JS} loaded {page.count(MATHJAX_JS)} times"
+    assert "notebooks/04_representation_similarity" in with_math, f"no CKA formulas in chapter 4: {with_math}"
+    assert (book_html / MATHJAX_JS).is_file() and (book_html / "_static/mathjax/LICENSE").is_file()
+    fonts = book_html / "_static/mathjax/output/chtml/fonts/woff-v2"
+    assert (fonts / "MathJax_Main-Regular.woff").is_file() and (fonts / "MathJax_Math-Italic.woff").is_file()
 
 
 def test_widget_scripts_only_on_widget_pages(book_html):

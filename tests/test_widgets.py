@@ -13,6 +13,7 @@ import base64
 import io
 import json
 import struct
+import xml.etree.ElementTree as ET
 import zlib
 
 import numpy as np
@@ -23,9 +24,17 @@ ipywidgets = pytest.importorskip("ipywidgets")
 from ipywidgets.embed import dependency_state  # noqa: E402
 from PIL import Image  # noqa: E402
 
-from xlt_utils.widgets import ALL_ABLATIONS, ALL_LANGUAGES, cka_explorer, reinit_explorer  # noqa: E402
+from xlt_utils.plotting import (  # noqa: E402
+    BOOK_COLUMN_PX,
+    COLUMN_WIDTH_IN,
+    FIGURE_DPI,
+    ROLE_COLOURS,
+    column_subplots,
+)
+from xlt_utils.widgets import ALL_ABLATIONS, ALL_LANGUAGES, ROLE_HEX, cka_explorer, reinit_explorer  # noqa: E402
 
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
+SVG = "{http://www.w3.org/2000/svg}"
 # Notebook size budget of one explorer's widget state (JSON, images base64-encoded).
 STATE_BUDGET = 300_000
 
@@ -177,11 +186,28 @@ def test_cka_explorer_rejects_bad_input(curves, error, message):
 # reinit_explorer
 # --------------------------------------------------------------------------------------------
 
+#: The paper's grid on a 12-layer model, as in chapter 3: 3 tasks x 3 seeds x (reference, 6
+#: consecutive pairs, 2 halves frozen, random init) = 90 runs; deltas for the 9 ablations.
+GRID_ABLATIONS = ("reinit 1,2", "reinit 11,12", "freeze 0-6", "freeze 7-12", "random-init",
+                  "reinit 3,4", "reinit 5,6", "reinit 7,8", "reinit 9,10")
+#: Widget state budget of that explorer (JSON, as stored in the notebook's metadata).
+REINIT_GRID_BUDGET = 140_000
+
 
 def _reinit_parts(box):
     header, outer = box.children
     task_dd, ablation_dd = header.children
     return task_dd, ablation_dd, outer
+
+
+def _svg(html_value: str) -> ET.Element:
+    """The inline SVG chart of a panel, parsed (so it is well-formed XML)."""
+    start, end = html_value.index("<svg"), html_value.index("</svg>") + len("</svg>")
+    return ET.fromstring(html_value[start:end])
+
+
+def _svg_texts(svg: ET.Element) -> list[str]:
+    return [t.text for t in svg.iter(f"{SVG}text")]
 
 
 def test_reinit_explorer_structure_and_links():
@@ -195,6 +221,7 @@ def test_reinit_explorer_structure_and_links():
         assert isinstance(inner, ipywidgets.Stack)
         assert len(inner.children) == len(ablation_dd.options)
         assert inner.selected_index == 0
+        assert all(isinstance(p, ipywidgets.HTML) for p in inner.children)
 
     expected = {(task_dd.model_id, "index", outer.model_id, "selected_index")}
     expected |= {(ablation_dd.model_id, "index", inner.model_id, "selected_index") for inner in outer.children}
@@ -207,10 +234,7 @@ def test_reinit_explorer_panels_show_mean_std_over_seeds():
     _, ablation_dd, outer = _reinit_parts(box)
     parse = outer.children[1]
     k = list(ablation_dd.options).index("reinit 4,5")
-    panel = parse.children[k]
-    image, table = panel.children
-    _check_png(_png_bytes(image))
-    html = table.value
+    html = parse.children[k].value
     sub = deltas[(deltas.task == "parse") & (deltas.ablation == "reinit 4,5")]
     for role in ("source", "target"):
         d = sub[sub.role == role].delta
@@ -219,14 +243,40 @@ def test_reinit_explorer_panels_show_mean_std_over_seeds():
         assert per_seed in html
     gap = sub[sub.role == "source"].delta.mean() - sub[sub.role == "target"].delta.mean()
     assert f"<b>{gap:+.1f}</b>" in html
-    # The overview panel (first option) is an image of every ablation of the task.
-    _check_png(_png_bytes(parse.children[0]))
+    # The chart: a bar per role in its colour, a whisker per role (std > 0), a dot per seed.
+    svg = _svg(html)
+    bars = [r for r in svg.iter(f"{SVG}rect") if r.find(f"{SVG}title") is not None]
+    assert [r.get("fill") for r in bars] == [ROLE_HEX["source"], ROLE_HEX["target"]]
+    assert len(list(svg.iter(f"{SVG}path"))) == 2
+    assert len(list(svg.iter(f"{SVG}circle"))) == 2 * 4
+    assert "reinit 4,5" in _svg_texts(svg) and svg.find(f"{SVG}title").text.startswith("parse: reinit 4,5")
+    # The overview (first option): a row of bars per ablation, every ablation's name once.
+    overview = _svg(parse.children[0].value)
+    labels = _svg_texts(overview)
+    assert all(labels.count(a) == 1 for a in ablation_dd.options[1:])
+    assert f"parse: {ALL_ABLATIONS}" in labels
+    assert len([r for r in overview.iter(f"{SVG}rect") if r.find(f"{SVG}title") is not None]) == 2 * 3
+
+
+def test_reinit_explorer_bars_follow_the_values():
+    """A bar starts at 0 and ends at the mean, on the task's shared axis."""
+    deltas = _deltas(tasks=("pos",), ablations=("a", "b"), seeds=(1, 2))
+    deltas["delta"] = [-1.0, -3.0, -5.0, -7.0, 2.0, 2.0, 4.0, 4.0]  # a: source, target; b: ...
+    svg = _svg(reinit_explorer(deltas).children[1].children[0].children[0].value)
+    rects = [r for r in svg.iter(f"{SVG}rect") if r.find(f"{SVG}title") is not None]
+    spans = [(float(r.get("x")), float(r.get("x")) + float(r.get("width"))) for r in rects]
+    zero = spans[0][1]  # a's source bar (mean -2) ends at 0
+    assert spans[2][0] == pytest.approx(zero, abs=0.11) and spans[3][0] == pytest.approx(zero, abs=0.11)
+    unit = (zero - spans[0][0]) / 2  # pixels per point
+    assert zero - spans[1][0] == pytest.approx(6 * unit, abs=0.2)  # a target: mean -6
+    assert spans[2][1] - zero == pytest.approx(2 * unit, abs=0.2) and spans[3][1] - zero == pytest.approx(4 * unit, abs=0.2)
 
 
 def test_reinit_explorer_single_seed_has_zero_std():
     box = reinit_explorer(_deltas(tasks=("pos",), ablations=("reinit 0,1",), seeds=(1,)))
-    table = _reinit_parts(box)[2].children[0].children[1].children[1]
-    assert "± 0.0" in table.value
+    html = _reinit_parts(box)[2].children[0].children[1].value
+    assert "± 0.0" in html
+    assert not list(_svg(html).iter(f"{SVG}path"))  # no whisker for a single seed
 
 
 def test_reinit_explorer_order_and_missing_combinations():
@@ -239,21 +289,43 @@ def test_reinit_explorer_order_and_missing_combinations():
     placeholder = ner.children[1]  # ner has no "freeze 0-3" runs
     assert isinstance(placeholder, ipywidgets.HTML) and "No runs" in placeholder.value
     assert "freeze 0-3" in placeholder.value and "ner" in placeholder.value
+    assert "freeze 0-3" not in _svg_texts(_svg(ner.children[0].value))  # nor in its overview
+
+
+def test_reinit_explorer_escapes_names():
+    deltas = _deltas(tasks=("<pos>",), ablations=("a & b",), seeds=(1, 2))
+    box = reinit_explorer(deltas)
+    for panel in box.children[1].children[0].children:
+        svg = _svg(panel.value)  # parses: the names are escaped
+        assert any("a & b" in (t or "") for t in _svg_texts(svg))
 
 
 def test_reinit_explorer_is_deterministic_and_small():
-    deltas = _deltas(tasks=("pos", "ner", "parse"),
-                     ablations=("reinit 0,1", "reinit 2,3", "reinit 4,5", "freeze 0-2", "freeze 3-5",
-                                "random-init"))
-
-    def pngs(box):
-        return [bytes(w.value) for w in box.children[1].children[0].children[:2]
-                if isinstance(w, ipywidgets.Image)]
-
+    deltas = _deltas(tasks=("pos", "ner", "parse"), ablations=GRID_ABLATIONS)
     a, b = reinit_explorer(deltas), reinit_explorer(deltas.copy())
-    assert pngs(a) == pngs(b) and pngs(a)
-    size = len(json.dumps(_state(a)))
-    assert size < STATE_BUDGET, f"widget state is {size} bytes"
+    values = [[p.value for p in inner.children] for inner in a.children[1].children]
+    assert values == [[p.value for p in inner.children] for inner in b.children[1].children]
+    assert len({v for task in values for v in task}) == 3 * (1 + len(GRID_ABLATIONS))  # all distinct
+
+
+def test_reinit_explorer_state_of_the_paper_grid_fits_its_budget():
+    """Chapter 3's explorer (90 runs: 3 tasks x 3 seeds x 10 configurations) stays small, so the
+    chapter's notebook does too; the panels share their Layout and style models."""
+    deltas = _deltas(tasks=("pos", "ner", "parse"), ablations=GRID_ABLATIONS)
+    box = reinit_explorer(deltas)
+    state = _state(box)
+    size = len(json.dumps(state))
+    assert size < REINIT_GRID_BUDGET, f"widget state is {size} bytes"
+    kinds = [m["model_name"] for m in state.values()]
+    assert kinds.count("HTMLModel") == 3 * (1 + len(GRID_ABLATIONS))
+    assert kinds.count("LayoutModel") <= 6, kinds.count("LayoutModel")
+    assert kinds.count("HTMLStyleModel") == 1
+
+
+def test_role_hex_matches_the_plot_colours():
+    from matplotlib.colors import to_hex
+
+    assert {r: to_hex(c) for r, c in ROLE_COLOURS.items()} == ROLE_HEX
 
 
 @pytest.mark.parametrize(
@@ -278,3 +350,55 @@ def test_reinit_explorer_rejects_bad_input(mutate, error, message):
 def test_reinit_explorer_rejects_unknown_order():
     with pytest.raises(ValueError, match="order names ablations with no rows"):
         reinit_explorer(_deltas(), order=["reinit 9,10"])
+
+
+# --------------------------------------------------------------------------------------------
+# Figures sized for the book's column (xlt_utils.plotting)
+# --------------------------------------------------------------------------------------------
+
+
+def _saved_width_px(fig) -> int:
+    """Width of the PNG a notebook stores for `fig` (the inline backend saves with a tight box)."""
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", dpi=FIGURE_DPI, bbox_inches="tight")
+    with Image.open(buf) as im:
+        return im.size[0]
+
+
+def test_chapter_figures_fit_the_column():
+    """The grid's Δ bars (one row per task) and a 13-layer CKA heatmap are made at the column's
+    width, so the book shows them unscaled; short ablation names stay horizontal."""
+    import matplotlib.pyplot as plt
+
+    from xlt_utils.plotting import plot_cka_heatmap, plot_deltas
+
+    column_px = BOOK_COLUMN_PX
+    deltas = _deltas(tasks=("pos", "ner", "parse"), ablations=GRID_ABLATIONS)
+    with plt.rc_context({"figure.dpi": FIGURE_DPI}):
+        fig = plot_deltas(deltas, order=list(GRID_ABLATIONS[:5]))
+        try:
+            assert fig.get_size_inches()[0] == pytest.approx(COLUMN_WIDTH_IN)
+            assert len(fig.axes) == 3 and _saved_width_px(fig) <= column_px
+            assert all(t.get_rotation() == 0 for t in fig.axes[0].get_xticklabels())
+        finally:
+            plt.close(fig)
+        fig = plot_deltas(deltas)  # 9 names: slanted
+        try:
+            assert all(t.get_rotation() == 30 for t in fig.axes[0].get_xticklabels())
+        finally:
+            plt.close(fig)
+        heat = plot_cka_heatmap(np.random.default_rng(0).random((6, 13)))
+        assert heat.get_size_inches()[0] <= COLUMN_WIDTH_IN and _saved_width_px(heat) <= column_px
+
+
+def test_column_subplots():
+    import matplotlib.pyplot as plt
+
+    fig, axes = column_subplots(3)
+    try:
+        assert len(axes) == 3 and len(fig.axes) == 3  # 2 x 2 grid, the spare cell removed
+        assert tuple(fig.get_size_inches()) == pytest.approx((COLUMN_WIDTH_IN, 2 * 2.6))
+    finally:
+        plt.close(fig)
+    with pytest.raises(ValueError, match="at least one"):
+        column_subplots(0)

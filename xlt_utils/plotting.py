@@ -4,6 +4,11 @@ deterministic PNG rendering that the widgets pre-render their panels with.
 The widgets' panels and the CKA heatmap are made outside pyplot (`new_figure`); the chapter figures
 of the ablation grid (`plot_deltas`, `plot_pair_heatmaps`) use pyplot, so that a notebook shows them. Ablations are `Ablation` values; their
 labels (`str`) name the bars and ticks.
+
+Figures are made at the width they are shown: the book's content column (`COLUMN_WIDTH_IN` at
+`FIGURE_DPI`, the notebooks' dpi, which `setup.setup_chapter` sets together with a default figure
+size of that width). A wider figure is shrunk into the column, text and all; in a notebook cell use
+`figsize=(COLUMN_WIDTH_IN, height)`, or `column_subplots(n)` for n panels.
 """
 
 from __future__ import annotations
@@ -14,7 +19,17 @@ from collections.abc import Sequence
 import numpy as np
 import pandas as pd
 
-DPI = 80
+DPI = 80  # the widgets' pre-rendered panels
+#: The notebooks' figure dpi (rcParams figure.dpi and savefig.dpi, set by setup.setup_chapter).
+FIGURE_DPI = 100
+#: The book's content column (jupyter-book, sphinx-book-theme, measured in Chromium) is 688 px wide
+#: in a 1280 px window, 624 px at 1200 (the narrowest desktop layout), 790 px (its maximum) from
+#: 1440 on, and the full width of a narrow screen, where any figure is scaled down
+#: (book/_static/xlt.css).
+BOOK_COLUMN_PX = 624
+#: Width of a notebook figure, in inches at FIGURE_DPI: 600 px, and at most 620 px as stored (the
+#: inline backend's tight box adds 0.1 in of padding on each side), so it fits BOOK_COLUMN_PX.
+COLUMN_WIDTH_IN = 6.0
 ROLES = ("source", "target")
 ROLE_COLOURS = {"source": "tab:blue", "target": "tab:red"}
 
@@ -43,6 +58,31 @@ def png_bytes(fig, colours: int = 64) -> bytes:
     return out.getvalue()
 
 
+def column_subplots(n: int, panel_height: float = 2.6, max_cols: int = 2, **kwargs):
+    """pyplot Figure of `n` panels filling the book's column: up to `max_cols` per row, as many rows as
+    needed, COLUMN_WIDTH_IN wide, `panel_height` inches per row. Returns (fig, axes), axes a flat
+    list of the n panels (spare cells of the grid are removed). kwargs go to plt.subplots."""
+    import matplotlib.pyplot as plt
+
+    if n < 1:
+        raise ValueError(f"column_subplots needs at least one panel, got n={n}")
+    cols = min(n, max_cols)
+    rows = -(-n // cols)
+    fig, grid = plt.subplots(rows, cols, figsize=(COLUMN_WIDTH_IN, panel_height * rows), squeeze=False,
+                             **kwargs)
+    axes = list(grid.flat)
+    for ax in axes[n:]:
+        ax.remove()
+    return fig, axes[:n]
+
+
+def _tick_rotation(labels: Sequence[str], width_px: float, fontsize: float = 8) -> int:
+    """0 when the labels fit side by side in width_px (about 0.55 em per character, one spare
+    character each), else 30 degrees."""
+    longest = max((len(s) for s in labels), default=0)
+    return 0 if len(labels) * (longest + 1) * 0.55 * fontsize * FIGURE_DPI / 72 <= width_px else 30
+
+
 def qualitative_colours(n: int) -> list:
     from matplotlib import colormaps
 
@@ -61,22 +101,31 @@ def delta_bars(ax, means: dict, stds: dict, labels: Sequence[str], width: float 
 
 
 def plot_deltas(deltas: pd.DataFrame, order: Sequence | None = None):
-    """Bars of Δ to the reference (mean ± std over seeds), source vs targets, one panel per task."""
+    """Bars of Δ to the reference (mean ± std over seeds), source vs targets, one panel per task.
+
+    The panels are stacked, one row per task, in a figure of the book's column width
+    (COLUMN_WIDTH_IN); the ablations' names are horizontal when they fit, else slanted."""
     tasks = list(dict.fromkeys(deltas.task))
     order = list(order) if order is not None else list(dict.fromkeys(deltas.ablation))
     import matplotlib.pyplot as plt
 
-    fig, axes = plt.subplots(1, len(tasks), figsize=(4.2 * len(tasks), 3.2), squeeze=False, sharey=False)
-    for ax, task in zip(axes[0], tasks, strict=True):
+    labels = [str(a) for a in order]
+    rotation = _tick_rotation(labels, 0.85 * COLUMN_WIDTH_IN * FIGURE_DPI)
+    row_in = 2.0 + (0.45 if rotation else 0.0)
+    fig, axes = plt.subplots(len(tasks), 1, figsize=(COLUMN_WIDTH_IN, row_in * len(tasks)), squeeze=False)
+    for k, (ax, task) in enumerate(zip(axes[:, 0], tasks, strict=True)):
         means, stds = {}, {}
         for role in ROLES:
             d = deltas[(deltas.task == task) & (deltas.role == role)].groupby("ablation", sort=False)["delta"]
             means[role] = d.mean().reindex(order).to_numpy()
             stds[role] = d.std(ddof=1).reindex(order).fillna(0).to_numpy()
-        delta_bars(ax, means, stds, [str(a) for a in order])
-        ax.set_xticks(np.arange(len(order)), [str(a) for a in order], rotation=20)
-        ax.set_title(f"{task}: Δ to reference (points)")
-        ax.legend(fontsize=8)
+        delta_bars(ax, means, stds, labels)
+        ax.set_xticks(np.arange(len(order)), labels, rotation=rotation, fontsize=8,
+                      ha="right" if rotation else "center")
+        ax.set_title(f"{task}: Δ to reference (points)", fontsize=10)
+        ax.tick_params(axis="y", labelsize=8)
+        if k == 0:
+            ax.legend(fontsize=8, ncol=2)
     fig.tight_layout()
     return fig
 
@@ -155,8 +204,8 @@ def plot_cka_heatmap(
         raise ValueError("row_labels / col_labels do not match the shape of values")
 
     if ax is None:
-        if figsize is None:
-            figsize = (max(4.0, 0.55 * n_cols + 2.2), max(2.5, 0.42 * n_rows + 1.4))
+        if figsize is None:  # at most the column's width (COLUMN_WIDTH_IN)
+            figsize = (min(COLUMN_WIDTH_IN, max(4.0, 0.55 * n_cols + 2.2)), max(2.5, 0.42 * n_rows + 1.4))
         fig = Figure(figsize=figsize, layout="constrained")
         ax = fig.add_subplot()
     else:
@@ -178,5 +227,6 @@ def plot_cka_heatmap(
                     continue
                 r, g, b, _ = im.cmap(im.norm(v))
                 colour = "black" if 0.299 * r + 0.587 * g + 0.114 * b > 0.5 else "white"
-                ax.text(j, i, format(v, fmt), ha="center", va="center", color=colour, fontsize=8)
+                ax.text(j, i, format(v, fmt), ha="center", va="center", color=colour,
+                        fontsize=8 if n_cols <= 10 else 7)
     return fig

@@ -84,7 +84,12 @@ def setup_chapter(seed: int = 0, threads: int | None = 2) -> None:
     transformers.utils.logging.disable_progress_bar()
     warnings.filterwarnings("ignore", category=FutureWarning)
     warnings.filterwarnings("ignore", category=UserWarning, module="torch")
-    matplotlib.rcParams.update({"figure.dpi": 100, "savefig.dpi": 100, "axes.grid": True, "grid.alpha": 0.3,
-                                "axes.spines.top": False, "axes.spines.right": False, "figure.figsize": (7, 3.5)})
+    # Figures as wide as the book's column (plotting.COLUMN_WIDTH_IN at plotting.FIGURE_DPI: shown
+    # unscaled, text at its size); a cell that needs another size passes figsize=(COLUMN_WIDTH_IN, h).
+    from .plotting import COLUMN_WIDTH_IN, FIGURE_DPI
+
+    matplotlib.rcParams.update({"figure.dpi": FIGURE_DPI, "savefig.dpi": FIGURE_DPI, "axes.grid": True,
+                                "grid.alpha": 0.3, "axes.spines.top": False, "axes.spines.right": False,
+                                "figure.figsize": (COLUMN_WIDTH_IN, 3.2)})
     print(describe_device())
     print(f"versions: torch {torch.__version__}, transformers {transformers.__version__}")

@@ -1,7 +1,8 @@
 """Explorers for cached results that stay interactive in the static book, without a kernel.
 
 Every choice is drawn in Python beforehand: each option of a Dropdown has its own pre-rendered
-panel (a PNG, and for the ablations a small table) in an `ipywidgets.Stack`, and the Dropdown's
+panel in an `ipywidgets.Stack` (cka_explorer: a PNG; reinit_explorer: HTML, an inline SVG chart
+and a small table), and the Dropdown's
 `index` is tied to the Stack's `selected_index` with `ipywidgets.jslink`, a link that runs in the
 browser. Executed notebooks store the widget state (`metadata.widgets`), so the Jupyter Book page
 (and nbviewer) can switch panels with no Python behind it.
@@ -10,21 +11,22 @@ browser. Executed notebooks store the widget state (`metadata.widgets`), so the 
     cka_explorer(curves)      # curves: one row per language, one column per layer (CKA values)
     reinit_explorer(deltas)   # deltas: tidy task / ablation / role / seed / delta rows
 
-The PNGs are small (modest size and dpi, reduced to a 64-colour palette) and deterministic: the
-same data gives the same bytes (no timestamps or software tag in the files), so re-executing a
-notebook does not churn its stored outputs.
+The stored widget state is kept small: the PNGs have a modest size and dpi and a 64-colour
+palette, the SVG charts are a few kB of text, and panels share one Layout (and style) model instead
+of one each (a default Layout alone is ~1 kB of state). Everything is deterministic: the same data
+gives the same bytes (no timestamps or software tag), so re-executing a notebook does not churn
+its stored outputs.
 """
 
 from __future__ import annotations
 
 import html
-import math
 from collections.abc import Sequence
 
 import numpy as np
 import pandas as pd
 
-from .plotting import DPI, ROLES, delta_bars, new_figure, png_bytes, qualitative_colours
+from .plotting import DPI, ROLES, new_figure, png_bytes, qualitative_colours
 
 __all__ = ["cka_explorer", "reinit_explorer", "ALL_LANGUAGES", "ALL_ABLATIONS"]
 
@@ -34,6 +36,8 @@ ALL_LANGUAGES = "all languages"
 ALL_ABLATIONS = "all ablations"
 
 REINIT_COLUMNS = ("task", "ablation", "role", "seed", "delta")
+#: plotting.ROLE_COLOURS (matplotlib's tab:blue, tab:red) as SVG colours.
+ROLE_HEX = {"source": "#1f77b4", "target": "#d62728"}
 
 
 # --------------------------------------------------------------------------------------------
@@ -41,11 +45,18 @@ REINIT_COLUMNS = ("task", "ablation", "role", "seed", "delta")
 # --------------------------------------------------------------------------------------------
 
 
-def _image(png: bytes, fig_width_in: float):
+def _image_layout(fig_width_in: float):
+    """One Layout for all the images of an explorer: natural width (no blur), never wider than the
+    column."""
     import ipywidgets as widgets
 
-    return widgets.Image(value=png, format="png", layout=widgets.Layout(
-        width=f"{round(fig_width_in * DPI)}px", max_width="100%", height="auto"))
+    return widgets.Layout(width=f"{round(fig_width_in * DPI)}px", max_width="100%", height="auto")
+
+
+def _image(png: bytes, layout):
+    import ipywidgets as widgets
+
+    return widgets.Image(value=png, format="png", layout=layout)
 
 
 def _linked(dropdown, stack) -> None:
@@ -169,7 +180,8 @@ def cka_explorer(
         raise ValueError(f"{ALL_LANGUAGES!r} is reserved and cannot be a language of curves")
     if len(set(labels)) != len(labels):
         raise ValueError(f"curves has languages with the same name as text: {labels[1:]}")
-    panels = [_image(_cka_png(data, c, title, ylabel, limits, figsize), figsize[0]) for c in choices]
+    layout = _image_layout(figsize[0])
+    panels = [_image(_cka_png(data, c, title, ylabel, limits, figsize), layout) for c in choices]
     dropdown = widgets.Dropdown(options=labels, index=0, description="language",
                                 style={"description_width": "initial"})
     stack = widgets.Stack(children=panels, selected_index=0)
@@ -230,29 +242,78 @@ def _stats(data: pd.DataFrame) -> pd.DataFrame:
     return out
 
 
-def _delta_ylim(stats: pd.DataFrame) -> tuple[float, float]:
-    lo = float(min(0.0, (stats["mean"] - stats["std"]).min()))
-    hi = float(max(0.0, (stats["mean"] + stats["std"]).max()))
-    pad = max(0.12 * (hi - lo), 0.5)
+def _delta_xlim(data: pd.DataFrame, stats: pd.DataFrame) -> tuple[float, float]:
+    """The Δ axis of a task: 0, every mean ± std and every seed's value, with a margin."""
+    lo = float(min(0.0, (stats["mean"] - stats["std"]).min(), data["delta"].min()))
+    hi = float(max(0.0, (stats["mean"] + stats["std"]).max(), data["delta"].max()))
+    pad = max(0.06 * (hi - lo), 0.5)
     return lo - pad, hi + pad
 
 
-def _reinit_png(stats: pd.DataFrame, task: str, ablations: list[str], ylim, figsize) -> bytes:
-    fig = new_figure(figsize)
-    ax = fig.add_subplot()
-    x = np.arange(len(ablations))
-    means = {role: [stats["mean"].get((a, role), math.nan) for a in ablations] for role in ROLES}
-    stds = {role: [stats["std"].get((a, role), 0.0) for a in ablations] for role in ROLES}
-    delta_bars(ax, means, stds, ablations, width=0.38 if len(ablations) > 1 else 0.5)
-    ax.set_xticks(x, ablations, rotation=20 if len(ablations) > 3 else 0, fontsize=8,
-                  ha="right" if len(ablations) > 3 else "center")
-    ax.set_ylim(*ylim)
-    ax.set_ylabel("Δ to reference (points)")
-    ax.legend(fontsize=8, frameon=False, loc="best")
-    ax.grid(axis="y", alpha=0.3, lw=0.5)
-    name = ablations[0] if len(ablations) == 1 else ALL_ABLATIONS
-    ax.set_title(f"{task}: {name}", fontsize=10)
-    return png_bytes(fig)
+def _nice_ticks(lo: float, hi: float) -> list[float]:
+    from matplotlib.ticker import MaxNLocator
+
+    return [float(t) for t in MaxNLocator(nbins=6, steps=[1, 2, 2.5, 5, 10]).tick_values(lo, hi)
+            if lo - 1e-9 <= t <= hi + 1e-9]
+
+
+def _delta_svg(data: pd.DataFrame, stats: pd.DataFrame, task: str, ablations: list[str],
+               xlim: tuple[float, float], title: str, width: int) -> str:
+    """Horizontal bars of source and target Δ (mean, whisker ± std, a dot per seed), a group of two
+    per ablation, as inline SVG: a few kB, sharp at any zoom, and the ablations' names in rows of
+    their own, so they cannot overlap."""
+    e = html.escape
+    label_w = max(60, min(160, 7 * max(len(a) for a in ablations) + 12))
+    left, right, top, bar, gap, group_gap, bottom = label_w, 14, 30, 11, 2, 10, 40
+    plot_w = width - left - right
+    group_h = 2 * bar + gap
+    height = top + len(ablations) * (group_h + group_gap) - group_gap + bottom
+    lo, hi = xlim
+
+    def x(v: float) -> str:
+        return f"{left + (v - lo) / (hi - lo) * plot_w:.1f}"
+
+    axis_y = height - bottom + 6
+    parts = [f'<svg xmlns="http://www.w3.org/2000/svg" width="{width}" height="{height}" '
+             f'viewBox="0 0 {width} {height}" style="max-width:100%;height:auto" '
+             'font-family="sans-serif" font-size="11" role="img">',
+             f"<title>{e(task)}: {e(title)}, Δ to reference</title>"]
+    if len(ablations) > 1:  # a one-ablation chart is titled by the Dropdowns and its row's label
+        parts.append(f'<text x="4" y="14" font-size="12" font-weight="bold">{e(task)}: {e(title)}</text>')
+    for k, role in enumerate(ROLES):  # legend, top right
+        lx = width - right - 130 + 68 * k
+        parts.append(f'<rect x="{lx}" y="5" width="10" height="10" fill="{ROLE_HEX[role]}"/>'
+                     f'<text x="{lx + 14}" y="14">{role}</text>')
+    for t in _nice_ticks(lo, hi):
+        parts.append(f'<line x1="{x(t)}" x2="{x(t)}" y1="{top - 4}" y2="{axis_y}" stroke="#ddd"/>'
+                     f'<text x="{x(t)}" y="{axis_y + 13}" text-anchor="middle">{t:g}</text>')
+    axis_label = "Δ to reference (points)" + (": mean, ± std, each seed (dot)" if plot_w >= 340 else "")
+    parts.append(f'<text x="{left + plot_w / 2:.1f}" y="{height - 4}" text-anchor="middle">{axis_label}</text>')
+    for i, ablation in enumerate(ablations):
+        y0 = top + i * (group_h + group_gap)
+        parts.append(f'<text x="{left - 6}" y="{y0 + group_h / 2 + 4:.1f}" text-anchor="end">'
+                     f"{e(ablation)}</text>")
+        for k, role in enumerate(ROLES):
+            if (ablation, role) not in stats.index:
+                continue
+            m, sd = stats.loc[(ablation, role), "mean"], stats.loc[(ablation, role), "std"]
+            yb = y0 + k * (bar + gap)
+            yc = f"{yb + bar / 2:.1f}"
+            x0, x1 = sorted((float(x(0.0)), float(x(m))))
+            parts.append(f'<rect x="{x0:.1f}" y="{yb}" width="{max(x1 - x0, 1.0):.1f}" height="{bar}" '
+                         f'fill="{ROLE_HEX[role]}" fill-opacity="0.8">'
+                         f"<title>{role}: {m:+.1f} ± {sd:.1f}</title></rect>")
+            if sd > 0:
+                parts.append(f'<path d="M{x(m - sd)} {yc}H{x(m + sd)}M{x(m - sd)} {yb + 2}v{bar - 4}'
+                             f'M{x(m + sd)} {yb + 2}v{bar - 4}" stroke="#222" fill="none"/>')
+            seeds = data[(data.ablation == ablation) & (data.role == role)].sort_values("seed")
+            parts.append('<g fill="white" stroke="#222">'
+                         + "".join(f'<circle cx="{x(d)}" cy="{yc}" r="2.2"/>' for d in seeds["delta"])
+                         + "</g>")
+    parts.append(f'<line x1="{x(0.0)}" x2="{x(0.0)}" y1="{top - 4}" y2="{axis_y}" stroke="black"/>'
+                 f'<line x1="{left}" x2="{left + plot_w}" y1="{axis_y}" y2="{axis_y}" stroke="#888"/>'
+                 "</svg>")
+    return "".join(parts)
 
 
 def _table_html(data: pd.DataFrame, stats: pd.DataFrame, ablation: str) -> str:
@@ -278,53 +339,58 @@ def _table_html(data: pd.DataFrame, stats: pd.DataFrame, ablation: str) -> str:
             f"<tbody>{''.join(rows)}</tbody></table>{gap}")
 
 
-def _reinit_panel(data, stats, task, ablation, ylim, figsize):
-    import ipywidgets as widgets
-
+def _reinit_panel_html(data, stats, task: str, ablation: str, xlim, width: int) -> str:
     if not any((ablation, r) in stats.index for r in ROLES):
-        return widgets.HTML(f"<p>No runs of <code>{html.escape(ablation)}</code> for "
-                            f"<code>{html.escape(task)}</code>.</p>")
-    png = _reinit_png(stats, task, [ablation], ylim, figsize)
-    table = widgets.HTML(_table_html(data, stats, ablation),
-                         layout=widgets.Layout(width="auto", max_width="400px", margin="0 0 0 12px"))
-    return widgets.HBox([_image(png, figsize[0]), table],
-                        layout=widgets.Layout(align_items="center", flex_flow="row wrap"))
+        return (f"<p>No runs of <code>{html.escape(ablation)}</code> for "
+                f"<code>{html.escape(task)}</code>.</p>")
+    return ("<div style='display:flex;flex-wrap:wrap;align-items:center;gap:4px 16px'>"
+            f"{_delta_svg(data, stats, task, [ablation], xlim, ablation, round(0.62 * width))}"
+            f"<div>{_table_html(data, stats, ablation)}</div></div>")
 
 
 def reinit_explorer(
     deltas: pd.DataFrame,
     order: Sequence[str] | None = None,
     *,
-    figsize: tuple[float, float] = (3.4, 2.8),
-    overview_figsize: tuple[float, float] = (5.6, 3.1),
+    width: int = 480,
 ):
     """Dropdowns of task and ablation over the source vs target Δ (mean ± std over seeds); a VBox.
 
-    deltas: one row per task, ablation (`Ablation` values, or names; their labels are shown), role ("source" or "target") and seed, with the change
-    `delta` to the reference in points (the output of xlt_utils.analysis.ablation_deltas, after
-    averaging over target languages). `order` fixes the order of the ablations in the Dropdown
-    (default: as they first appear). The first ablation option, "all ablations", shows every
-    ablation of the task side by side; the others show one ablation as two bars and a table (mean ±
-    std, seed count, per-seed values). The y-axis is shared by all panels of a task. Every panel is
-    pre-rendered, so the widget works in the static book.
+    deltas: one row per task, ablation (`Ablation` values, or names; their labels are shown), role
+    ("source" or "target") and seed, with the change `delta` to the reference in points (the output
+    of xlt_utils.analysis.ablation_deltas, after averaging over target languages). `order` fixes the
+    order of the ablations in the Dropdown (default: as they first appear). The first ablation
+    option, "all ablations", shows every ablation of the task, one row each; the others show one
+    ablation (source and target bars, ± std, each seed) and a table (mean ± std, seed count,
+    per-seed values, the source-target gap). The Δ axis is shared by all panels of a task. `width`:
+    of the overview chart, in CSS pixels (charts shrink with a narrower column); a one-ablation
+    chart is 0.62 of it, so that its table fits beside it in the book's column.
+
+    Every panel is pre-rendered as HTML with an inline SVG chart, so the widget works in the static
+    book and its stored state stays small (a few kB per panel; the widgets share one Layout and one
+    style).
     """
     import ipywidgets as widgets
+    from ipywidgets.widgets.widget_description import DescriptionStyle  # these two are not
+    from ipywidgets.widgets.widget_string import HTMLStyle  # exported at the top of ipywidgets 8
 
     data, tasks, ablations = _check_deltas(deltas, order)
+    layout, style = widgets.Layout(), HTMLStyle()  # one of each for every panel: less state
     task_stacks = []
     for task in tasks:
         sub = data[data.task == task]
         stats = _stats(sub)
-        ylim = _delta_ylim(stats)
+        xlim = _delta_xlim(sub, stats)
         present = [a for a in ablations if any((a, r) in stats.index for r in ROLES)]
-        overview = _image(_reinit_png(stats, task, present, ylim, overview_figsize), overview_figsize[0])
-        panels = [overview] + [_reinit_panel(sub, stats, task, a, ylim, figsize) for a in ablations]
-        task_stacks.append(widgets.Stack(children=panels, selected_index=0))
-    style = {"description_width": "initial"}
-    task_dd = widgets.Dropdown(options=tasks, index=0, description="task", style=style)
+        html_panels = [_delta_svg(sub, stats, task, present, xlim, ALL_ABLATIONS, width)]
+        html_panels += [_reinit_panel_html(sub, stats, task, a, xlim, width) for a in ablations]
+        panels = [widgets.HTML(value, layout=layout, style=style) for value in html_panels]
+        task_stacks.append(widgets.Stack(children=panels, selected_index=0, layout=layout))
+    dd_style = DescriptionStyle(description_width="initial")
+    task_dd = widgets.Dropdown(options=tasks, index=0, description="task", style=dd_style)
     ablation_dd = widgets.Dropdown(options=[ALL_ABLATIONS, *ablations], index=0,
-                                   description="ablation", style=style)
-    outer = widgets.Stack(children=task_stacks, selected_index=0)
+                                   description="ablation", style=dd_style)
+    outer = widgets.Stack(children=task_stacks, selected_index=0, layout=layout)
     _linked(task_dd, outer)
     for inner in task_stacks:  # one ablation Dropdown drives the stack of every task
         _linked(ablation_dd, inner)

@@ -9,8 +9,11 @@
 2. Jupyter Book adds every ``*.js`` file under ``book/_static`` to ``html_js_files``, that is to
    every page. The vendored ipywidgets scripts (``_static/ipywidgets/``: the 1.9 MB embed bundle of
    @jupyter-widgets/html-manager and its MathJax 3 shim) belong only on the pages whose notebook
-   stores widget state, where myst-nb adds them itself (``nb_ipywidgets_js`` in _config.yml). They
-   are taken out of ``html_js_files`` here, before the HTML builder reads it.
+   stores widget state, where myst-nb adds them itself (``nb_ipywidgets_js`` in _config.yml). The
+   vendored MathJax (``_static/mathjax/``) is loaded by sphinx.ext.mathjax (``mathjax_path`` in
+   _config.yml), deferred and after its configuration; as a plain script on every page it would run
+   twice, once before its configuration. Both folders are taken out of ``html_js_files`` here,
+   before the HTML builder reads it.
 
 3. sphinx-book-theme builds the launch links (Colab) from ``repository.path_to_book`` and the page
    name, so a chapter links to ``book/notebooks/<chapter>.ipynb``. ``book/notebooks`` is a symlink
@@ -23,8 +26,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
-#: Folder under _static whose scripts are loaded per page by myst-nb, never globally.
-PER_PAGE_JS_DIR = "ipywidgets/"
+#: Folders under _static whose scripts are added per page (by myst-nb: the widget scripts; by
+#: sphinx.ext.mathjax: MathJax), never to every page.
+PER_PAGE_JS_DIRS = ("ipywidgets/", "mathjax/")
 
 
 def _script_key(js) -> tuple:
@@ -48,13 +52,13 @@ def drop_duplicate_scripts(app, pagename, templatename, context, doctree) -> Non
 
 
 def keep_widget_scripts_per_page(app, config) -> None:
-    """Remove _static/ipywidgets/*.js from html_js_files (Jupyter Book lists every _static script)."""
+    """Remove the PER_PAGE_JS_DIRS scripts from html_js_files (Jupyter Book lists every _static script)."""
 
     def name(entry) -> str:
         return str(entry[0] if isinstance(entry, (tuple, list)) else entry)
 
     config.html_js_files = [e for e in config.html_js_files
-                            if not name(e).startswith(PER_PAGE_JS_DIR)]
+                            if not name(e).startswith(PER_PAGE_JS_DIRS)]
 
 
 def launch_links_follow_symlinks(app, pagename, templatename, context, doctree) -> None:
