@@ -681,3 +681,31 @@ def test_local_links_resolve(server):
             if not checked[target]:
                 broken.append(f"{doc}: {href}")
     assert not broken, "broken local links:\n" + "\n".join(sorted(set(broken)))
+
+
+def test_landing_page_opens_with_what_replicates(book_html):
+    """The landing page pastes chapter 0's glued tables (myst-nb cross-document glue): the table of
+    what replicates, first, with the same verdict for every claim as chapter 0's stored output, then
+    the map of where each part of the paper is rebuilt."""
+    import re
+
+    from xlt_utils.claims import CLAIMS
+
+    page = (book_html / "intro.html").read_text()
+    body = page[page.index('id="what-replicates"'):]
+    assert body.index('id="what-replicates"') < body.index('id="the-question"'), "what replicates must come first"
+    chapter0 = (book_html / "notebooks" / "00_overview.html").read_text()
+
+    def verdict_rows(html: str) -> dict[str, str]:
+        rows = {}
+        for claim in CLAIMS:
+            m = re.search(rf"<th>{claim}</th>(.*?)</tr>", html, flags=re.S)
+            assert m, f"no row for {claim}"
+            rows[claim] = re.findall(r"<td>(.*?)</td>", m.group(1), flags=re.S)[-1].strip()
+        return rows
+
+    landing, stored = verdict_rows(body), verdict_rows(chapter0)
+    assert landing == stored
+    assert all(re.fullmatch(r"(holds|does not hold|is not supported|is undefined|not tested)( \([^)]*\))?(; .*)?", v)
+               for v in landing.values()), landing
+    assert "freezing the lower or the upper half" in body and "extension" in body  # the paper map
