@@ -118,7 +118,10 @@ def _measured(model: str, batch_size: int, device: str, precision: str) -> float
 
 
 def _num_layers(profile) -> int:
-    return int(_config_of(profile.model).num_hidden_layers)
+    """The profile's depth, from the config `_config_of` builds without a download (mBERT's is BERT-base)."""
+    from .pretrained import num_layers
+
+    return num_layers(_config_of(profile.model))
 
 
 def chapter_steps(profile, chapter: int) -> tuple[int, int, int]:
