@@ -221,7 +221,7 @@ def precision_in_use(requested, model, device: str = "cpu") -> tuple[str, str]:
 
     precision = resolve_precision(requested, device, model)
     if normalize(requested) != "auto":
-        why = "asked for (--precision)"
+        why = "asked for with --precision"
     elif count_core_params(model) < SMALL_MODEL_PARAMS:
         why = "the policy's fp32 for a small model"
     elif forced_precision() is not None:

@@ -216,7 +216,7 @@ def test_hardware_class_and_precision_in_use(monkeypatch):
         small = BertModel(BertConfig(vocab_size=1000, hidden_size=32, num_hidden_layers=2, num_attention_heads=2,
                                      intermediate_size=64))
     assert speed.precision_in_use("auto", big) == (hardware_precision("cpu"), "the hardware policy")
-    assert speed.precision_in_use("fp32", big) == ("fp32", "asked for (--precision)")
+    assert speed.precision_in_use("fp32", big) == ("fp32", "asked for with --precision")
     assert speed.precision_in_use("auto", small) == ("fp32", "the policy's fp32 for a small model")
     monkeypatch.setenv("XLT_PRECISION", "bf16")
     assert speed.precision_in_use("auto", big) == ("bf16", "forced by XLT_PRECISION")
