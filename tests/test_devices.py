@@ -19,13 +19,23 @@ class Stop(Exception):
     """Raised by the spy once it has seen the inputs (a meta model cannot produce real outputs)."""
 
 
-def _spy(module, seen):
+def _devices_seen(module, call) -> list[str]:
+    """The device types of the input_ids that reach `module`'s forward while `call()` runs; a spy
+    (forward pre-hook) records them and raises Stop, which `call()` must let through."""
+    seen = []
+
     def hook(mod, args, kwargs):
         ids = kwargs.get("input_ids", args[0] if args else None)
         seen.append(ids.device.type)
         raise Stop
 
-    return module.register_forward_pre_hook(hook, with_kwargs=True)
+    handle = module.register_forward_pre_hook(hook, with_kwargs=True)
+    try:
+        with pytest.raises(Stop):
+            call()
+    finally:
+        handle.remove()
+    return seen
 
 
 def test_default_device_is_the_gpu_when_there_is_one(monkeypatch):
@@ -58,10 +68,7 @@ def test_evaluation_sends_batches_to_the_models_device(meta_model):
     from xlt_utils.evaluation import predict
 
     model, tok = meta_model
-    seen = []
-    _spy(model.encoder, seen)
-    with pytest.raises(Stop):
-        predict(model, tok, load_toy("en", "test")[:4], bf16="fp32")
+    seen = _devices_seen(model.encoder, lambda: predict(model, tok, load_toy("en", "test")[:4], bf16="fp32"))
     assert seen == ["meta"]
 
 
@@ -69,10 +76,8 @@ def test_cka_states_are_computed_on_the_models_device(meta_model):
     from xlt_utils.evaluation import mean_pooled_states
 
     model, tok = meta_model
-    seen = []
-    _spy(model.encoder, seen)
-    with pytest.raises(Stop):
-        mean_pooled_states(model.encoder, tok, [s.words for s in load_toy("en", "test")[:4]])
+    seen = _devices_seen(model.encoder,
+                         lambda: mean_pooled_states(model.encoder, tok, [s.words for s in load_toy("en", "test")[:4]]))
     assert seen == ["meta"]
 
 
@@ -80,11 +85,9 @@ def test_training_sends_batches_to_the_models_device(meta_model):
     from xlt_utils.training import TrainConfig, fine_tune
 
     model, tok = meta_model
-    seen = []
-    _spy(model.encoder, seen)
-    with pytest.raises(Stop):
-        fine_tune(model, tok, load_toy("en", "train")[:8], TrainConfig(epochs=1, batch_size=4, bf16="fp32"),
-                  progress=False)
+    seen = _devices_seen(model.encoder, lambda: fine_tune(model, tok, load_toy("en", "train")[:8],
+                                                           TrainConfig(epochs=1, batch_size=4, bf16="fp32"),
+                                                           progress=False))
     assert seen == ["meta"]
 
 

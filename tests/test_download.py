@@ -76,18 +76,24 @@ class _Handler(BaseHTTPRequestHandler):
             self._send(b"?", status=404)
 
 
-@pytest.fixture
-def server():
+def _serve(handler_class: type[_Handler]):
+    """A threaded HTTP server on 127.0.0.1 with `handler_class` and its own hit counter: yields
+    (base URL, hits) and shuts the server down afterwards (the body of the server fixtures)."""
     hits: Counter = Counter()
-    handler = type("Handler", (_Handler,), {"hits": hits})
+    handler = type("Handler", (handler_class,), {"hits": hits})
     httpd = ThreadingHTTPServer(("127.0.0.1", 0), handler)
     httpd.daemon_threads = True
-    thread = threading.Thread(target=httpd.serve_forever, args=(0.05,), daemon=True)
-    thread.start()
-    base = f"http://127.0.0.1:{httpd.server_address[1]}"
-    yield base, hits
-    httpd.shutdown()
-    httpd.server_close()
+    threading.Thread(target=httpd.serve_forever, args=(0.05,), daemon=True).start()
+    try:
+        yield f"http://127.0.0.1:{httpd.server_address[1]}", hits
+    finally:
+        httpd.shutdown()
+        httpd.server_close()
+
+
+@pytest.fixture
+def server():
+    yield from _serve(_Handler)
 
 
 @pytest.fixture
@@ -321,6 +327,17 @@ class _FaultHandler(_Handler):
         self.wfile.flush()
         self.close_connection = True
 
+    def _trickle(self, data: bytes) -> bool:
+        """Send `data` 1 byte every 0.4 s; False if the client hung up first."""
+        for b in data:
+            try:
+                self.wfile.write(bytes([b]))
+                self.wfile.flush()
+            except OSError:
+                return False
+            time.sleep(0.4)
+        return True
+
     def do_GET(self):  # noqa: N802
         path = self.path.split("?")[0]
         self.hits[path] += 1
@@ -340,33 +357,15 @@ class _FaultHandler(_Handler):
             self.send_response(200)
             self.send_header("Content-Length", str(len(BODY)))
             self.end_headers()
-            for b in BODY[:40]:
-                try:
-                    self.wfile.write(bytes([b]))
-                    self.wfile.flush()
-                except OSError:
-                    return
-                time.sleep(0.4)
+            self._trickle(BODY[:40])
         elif path == "/trickle-headers.conllu":  # the status line itself, 1 byte every 0.4 s
-            for b in b"HTTP/1.0 200 OK\r\nContent-Type: text/plain\r\n\r\n":
-                try:
-                    self.wfile.write(bytes([b]))
-                    self.wfile.flush()
-                except OSError:
-                    return
-                time.sleep(0.4)
-            self.close_connection = True
+            if self._trickle(b"HTTP/1.0 200 OK\r\nContent-Type: text/plain\r\n\r\n"):
+                self.close_connection = True
         elif path == "/trickle-nolength.conllu":  # no Content-Length: only the deadline can end it
             self.send_response(200)
             self.end_headers()
-            for b in BODY[:40]:
-                try:
-                    self.wfile.write(bytes([b]))
-                    self.wfile.flush()
-                except OSError:
-                    return
-                time.sleep(0.4)
-            self.close_connection = True
+            if self._trickle(BODY[:40]):
+                self.close_connection = True
         elif path == "/to-file.conllu":
             self.send_response(302)
             self.send_header("Location", "file:///etc/hostname")
@@ -377,14 +376,7 @@ class _FaultHandler(_Handler):
 
 @pytest.fixture
 def fault_server():
-    hits: Counter = Counter()
-    handler = type("Handler", (_FaultHandler,), {"hits": hits})
-    httpd = ThreadingHTTPServer(("127.0.0.1", 0), handler)
-    httpd.daemon_threads = True
-    threading.Thread(target=httpd.serve_forever, args=(0.05,), daemon=True).start()
-    yield f"http://127.0.0.1:{httpd.server_address[1]}", hits
-    httpd.shutdown()
-    httpd.server_close()
+    yield from _serve(_FaultHandler)
 
 
 @pytest.mark.parametrize("path, reason", [
