@@ -119,13 +119,15 @@ class MissingRuns(LookupError):
 
 
 def verdicts(profile: str | Profile = "toy", task: str = "pos", seed: int = 1, kernel: str = "linear",
-             n: int | None = None, tasks: Sequence[str] | None = None, train: bool = True) -> list[Verdict]:
+             n: int | None = None, tasks: Sequence[str] | None = None, train: bool = True,
+             progress: bool = False) -> list[Verdict]:
     """The verdicts of C1–C5 for a profile (see the module's docstring): C1, C2 and C5 for every
     task of `tasks` (default: pos, ner, parse), C3 for the pretrained model, C4 for the model
     fine-tuned on `task` with `seed`.
 
     `train=True` runs what is not cached yet; `train=False` raises `MissingRuns` instead, naming
-    how many runs are missing and the chapters that make them (for mBERT they take hours)."""
+    how many runs are missing and the chapters that make them (for mBERT they take hours).
+    `progress`: progress bars for what runs."""
     from .experiments import experiment, load_finetuned
     from .pretrained import load_encoder
     from .store import ResultStore
@@ -143,7 +145,7 @@ def verdicts(profile: str | Profile = "toy", task: str = "pos", seed: int = 1, k
             raise MissingRuns(f"{missing} of the {len(configs) + 1} runs behind the verdicts of the {P.name} profile are "
                               f"not in the result store ({store.root}) yet: run chapter 3 (the grid) and chapter 4 "
                               f"(the fine-tuned {task} model, seed {seed}) first, or call verdicts(..., train=True)")
-    grid = run_grid(configs, progress=False)
+    grid = run_grid(configs, progress=progress)
     deltas = ablation_deltas(per_seed_scores(grid))
     out: list[Verdict] = []
     for t in tasks:
@@ -156,7 +158,7 @@ def verdicts(profile: str | Profile = "toy", task: str = "pos", seed: int = 1, k
 
     from .similarity import cka_per_layer
 
-    tuned, _ = load_finetuned(tuned_cfg)
+    tuned, _ = load_finetuned(tuned_cfg, progress=progress)
     tuned_states = parallel_states(tuned, tokenizer, P, n)
     change = pd.DataFrame({lang: cka_per_layer(states[lang], tuned_states[lang], kernel=kernel)
                            for lang in P.languages}, index=range(states[P.source].shape[0])).T

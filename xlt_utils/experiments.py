@@ -250,10 +250,12 @@ def _run(cfg: ExperimentConfig, out: Path, keep_model: bool, progress: bool) -> 
                         "precision": resolve_precision(cfg.train.bf16, device(), model)}}
 
 
-def load_finetuned(cfg: ExperimentConfig, results: str | Path | ResultStore | None = None) -> tuple[XltModel, object]:
-    """The fine-tuned model of a config (runs it first if its model is not stored)."""
+def load_finetuned(cfg: ExperimentConfig, results: str | Path | ResultStore | None = None,
+                   progress: bool = True) -> tuple[XltModel, object]:
+    """The fine-tuned model of a config (runs it first if its model is not stored; `progress`:
+    show that run's progress bars)."""
     store = results if isinstance(results, ResultStore) else ResultStore(results)
-    run_experiment(cfg, keep_model=True, results=store)
+    run_experiment(cfg, keep_model=True, results=store, progress=progress)
     encoder, tok = _pretrained_encoder(cfg)
     model = XltModel(encoder, cfg.task, len(label_set(cfg.task)))
     model.load_state_dict(torch.load(store.model_path(cfg), weights_only=True, map_location="cpu"))
