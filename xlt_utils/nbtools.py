@@ -148,6 +148,20 @@ def add_badges(nb: nbformat.NotebookNode, notebook: str) -> nbformat.NotebookNod
     return nb
 
 
+def glue(name: str, value) -> None:
+    """Show `value` in the notebook and store it under `name` for the book (MyST-NB's glue), so
+    that another page pastes this very output (the landing page pastes chapter 0's tables). Where
+    MyST-NB is not installed (Colab), the value is only shown."""
+    try:
+        from myst_nb import glue as myst_glue
+    except ImportError:
+        from IPython.display import display
+
+        display(value)
+    else:
+        myst_glue(name, value, display=True)
+
+
 def main(argv: list[str]) -> int:
     if len(argv) < 1 or argv[0] not in ("clean", "badges"):
         print(__doc__)
@@ -170,16 +184,3 @@ def main(argv: list[str]) -> int:
 if __name__ == "__main__":
     sys.exit(main(sys.argv[1:]))
 
-
-def glue(name: str, value) -> None:
-    """Show `value` in the notebook and store it under `name` for the book (MyST-NB's glue), so
-    that another page pastes this very output (the landing page pastes chapter 0's tables). Where
-    MyST-NB is not installed (Colab), the value is only shown."""
-    try:
-        from myst_nb import glue as myst_glue
-    except ImportError:
-        from IPython.display import display
-
-        display(value)
-    else:
-        myst_glue(name, value, display=True)
