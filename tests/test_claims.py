@@ -91,3 +91,20 @@ def test_verdicts_without_training_name_the_missing_runs(tmp_path, monkeypatch):
     monkeypatch.setenv("XLT_RESULTS_DIR", str(tmp_path))  # an empty store: the grid ships, no fine-tuned model
     with pytest.raises(MissingRuns, match=r"1 of the 28 runs behind the verdicts of the toy profile .* chapter 4"):
         verdicts("toy", train=False)
+
+
+def test_cka_curves_has_one_row_per_pair_and_one_column_per_layer():
+    import numpy as np
+    import torch
+
+    from xlt_utils.claims import cka_curves, en_x_curves
+    from xlt_utils.similarity import cka_per_layer
+
+    g = torch.Generator().manual_seed(0)
+    states = {lang: torch.randn(3, 40, 8, generator=g) for lang in ("en", "fr", "de")}
+    curves = en_x_curves(states, "en", ["fr", "de"])
+    assert list(curves.index) == ["fr", "de"] and list(curves.columns) == [0, 1, 2]
+    assert curves.columns.name == "layer"
+    np.testing.assert_allclose(curves.loc["de"], cka_per_layer(states["en"], states["de"]))
+    same = cka_curves({"fr": (states["fr"], states["fr"])}, kernel="rbf")
+    np.testing.assert_allclose(same.loc["fr"], 1.0)

@@ -11,12 +11,13 @@ tables that open chapter 0 and the book (what replicates; where each part of the
   (that model is trained once and cached, the same one chapters 2 and 4 use);
 - C5 for every task, from the English–X CKA and the reference scores averaged over seeds.
 
-Chapter 4 computes the same numbers cell by cell and checks that they equal these.
+Chapter 3 computes C1 and C2 cell by cell; chapter 4 computes C3–C5 cell by cell and checks that
+`similarity_verdicts` gives the same verdicts from its states.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 
 import pandas as pd
 
@@ -33,8 +34,10 @@ from .analysis import (
     verdict_c5,
 )
 from .profiles import Profile, get_profile
+from .sweep import expand_grid, run_grid
 
-__all__ = ["MissingRuns", "CLAIMS", "PAPER", "PAPER_MAP", "parallel_states", "en_x_curves", "reference_scores", "verdicts",
+__all__ = ["MissingRuns", "CLAIMS", "PAPER", "PAPER_MAP", "parallel_states", "cka_curves", "en_x_curves",
+           "reference_scores", "reinit_verdicts", "similarity_verdicts", "verdicts",
            "replication_table", "paper_map"]
 
 #: The claims, as the chapters state them.
@@ -89,23 +92,27 @@ def parallel_states(model, tokenizer, profile: str | Profile, n: int | None = No
     return {lang: mean_pooled_states(model, tokenizer, [s.words for s in sents]) for lang, sents in parallel.items()}
 
 
+def cka_curves(pairs: Mapping[str, tuple], kernel: str = "linear", debiased: bool = False) -> pd.DataFrame:
+    """CKA per layer of each pair of state tensors ([L+1, n, d] each): one row per key of `pairs`,
+    one column per layer."""
+    from .similarity import cka_per_layer
+
+    rows = {key: cka_per_layer(a, b, kernel=kernel, debiased=debiased) for key, (a, b) in pairs.items()}
+    curves = pd.DataFrame(rows).T
+    curves.columns.name = "layer"
+    return curves
+
+
 def en_x_curves(states: dict, source: str, targets: Sequence[str], kernel: str = "linear",
                 debiased: bool = False) -> pd.DataFrame:
     """CKA(source, X) per layer for every target: one row per target, one column per layer."""
-    from .similarity import cka_per_layer
-
-    src = states[source]
-    rows = {lang: cka_per_layer(src, states[lang], kernel=kernel, debiased=debiased) for lang in targets}
-    curves = pd.DataFrame(rows, index=range(src.shape[0])).T
-    curves.columns.name = "layer"
-    return curves
+    return cka_curves({lang: (states[source], states[lang]) for lang in targets}, kernel, debiased)
 
 
 def reference_scores(profile: str | Profile, tasks: Sequence[str] | None = None) -> pd.DataFrame:
     """Zero-shot score of the reference runs (the task's main metric), averaged over the profile's
     seeds: one row per language, one column per task."""
     from .experiments import records_table
-    from .sweep import expand_grid, run_grid
 
     P = get_profile(profile) if isinstance(profile, str) else profile
     tasks = list(tasks or MAIN_METRIC)
@@ -118,12 +125,40 @@ class MissingRuns(LookupError):
     """`verdicts(..., train=False)` needs runs that are not in the result store yet."""
 
 
+def _reinit_grid(P: Profile, tasks: Sequence[str]):
+    lower, upper = Ablation("reinit", P.lower_layers), Ablation("reinit", P.upper_layers)
+    return lower, upper, expand_grid(P, tasks=tasks, seeds=P.seeds, ablations=[REFERENCE, lower, upper])
+
+
+def reinit_verdicts(profile: str | Profile = "toy", tasks: Sequence[str] | None = None,
+                    progress: bool = False) -> list[Verdict]:
+    """C1 and C2 for every task (default: pos, ner, parse): the Reinit of the profile's lower and
+    upper pair against the reference, over its seeds (chapter 3's grid; runs what is not cached)."""
+    P = get_profile(profile) if isinstance(profile, str) else profile
+    tasks = list(tasks or MAIN_METRIC)
+    lower, upper, configs = _reinit_grid(P, tasks)
+    deltas = ablation_deltas(per_seed_scores(run_grid(configs, progress=progress)))
+    return [v for t in tasks for v in verdict_c1_c2(deltas[deltas.task == t], lower, upper, task=t)]
+
+
+def similarity_verdicts(profile: str | Profile, states: Mapping, tuned_states: Mapping, task: str,
+                        scores: pd.DataFrame, kernel: str = "linear") -> list[Verdict]:
+    """C3 (English–X CKA of the pretrained model), C4 (CKA between the pretrained and the model
+    fine-tuned on `task`, per language) and C5 for every column of `scores` (`reference_scores`),
+    from the states of `parallel_states` for both models."""
+    P = get_profile(profile) if isinstance(profile, str) else profile
+    curves = en_x_curves(states, P.source, P.targets, kernel)
+    change = cka_curves({lang: (states[lang], tuned_states[lang]) for lang in P.languages}, kernel)
+    return ([verdict_c3(curves), verdict_c4(change, task=task)]
+            + [verdict_c5(similarity_transfer_correlation(curves, scores[t]), task=t) for t in scores.columns])
+
+
 def verdicts(profile: str | Profile = "toy", task: str = "pos", seed: int = 1, kernel: str = "linear",
              n: int | None = None, tasks: Sequence[str] | None = None, train: bool = True,
              progress: bool = False) -> list[Verdict]:
-    """The verdicts of C1–C5 for a profile (see the module's docstring): C1, C2 and C5 for every
-    task of `tasks` (default: pos, ner, parse), C3 for the pretrained model, C4 for the model
-    fine-tuned on `task` with `seed`.
+    """The verdicts of C1–C5 for a profile (see the module's docstring): `reinit_verdicts`, then
+    `similarity_verdicts` on `n` parallel sentences (default: the profile's `n_cka`) through the
+    pretrained model and the one fine-tuned on `task` with `seed`.
 
     `train=True` runs what is not cached yet; `train=False` raises `MissingRuns` instead, naming
     how many runs are missing and the chapters that make them (for mBERT they take hours).
@@ -131,42 +166,22 @@ def verdicts(profile: str | Profile = "toy", task: str = "pos", seed: int = 1, k
     from .experiments import experiment, load_finetuned
     from .pretrained import load_encoder
     from .store import ResultStore
-    from .sweep import expand_grid, run_grid
 
     P = get_profile(profile) if isinstance(profile, str) else profile
     tasks = list(tasks or MAIN_METRIC)
-    lower, upper = Ablation("reinit", P.lower_layers), Ablation("reinit", P.upper_layers)
-    configs = expand_grid(P, tasks=tasks, seeds=P.seeds, ablations=[REFERENCE, lower, upper])
     tuned_cfg = experiment(P, task=task, seed=seed)
     if not train:
-        store = ResultStore()
+        store, configs = ResultStore(), _reinit_grid(P, tasks)[2]
         missing = sum(store.get(c) is None for c in configs) + (not store.has_model(tuned_cfg))
         if missing:
             raise MissingRuns(f"{missing} of the {len(configs) + 1} runs behind the verdicts of the {P.name} profile are "
                               f"not in the result store ({store.root}) yet: run chapter 3 (the grid) and chapter 4 "
                               f"(the fine-tuned {task} model, seed {seed}) first, or call verdicts(..., train=True)")
-    grid = run_grid(configs, progress=progress)
-    deltas = ablation_deltas(per_seed_scores(grid))
-    out: list[Verdict] = []
-    for t in tasks:
-        out += verdict_c1_c2(deltas[deltas.task == t], lower, upper, task=t)
-
+    out = reinit_verdicts(P, tasks, progress)
     encoder, tokenizer = load_encoder(P)
-    states = parallel_states(encoder, tokenizer, P, n)
-    curves = en_x_curves(states, P.source, P.targets, kernel)
-    out.append(verdict_c3(curves))
-
-    from .similarity import cka_per_layer
-
     tuned, _ = load_finetuned(tuned_cfg, progress=progress)
-    tuned_states = parallel_states(tuned, tokenizer, P, n)
-    change = pd.DataFrame({lang: cka_per_layer(states[lang], tuned_states[lang], kernel=kernel)
-                           for lang in P.languages}, index=range(states[P.source].shape[0])).T
-    out.append(verdict_c4(change, task=task))
-
-    scores = reference_scores(P, tasks)
-    out += [verdict_c5(similarity_transfer_correlation(curves, scores[t]), task=t) for t in tasks]
-    return out
+    states, tuned_states = parallel_states(encoder, tokenizer, P, n), parallel_states(tuned, tokenizer, P, n)
+    return out + similarity_verdicts(P, states, tuned_states, task, reference_scores(P, tasks), kernel)
 
 
 def replication_table(verdicts: Sequence[Verdict], profile: str | Profile = "toy") -> pd.DataFrame:
