@@ -2,12 +2,19 @@
 #   make tutorial   create .venv, install, execute every notebook (toy profile, offline) in place
 #   make test       create .venv, install, run pytest on tests/ and nbval on notebooks/
 #   make lab        JupyterLab on 127.0.0.1:$(LAB_PORT) over notebooks/, kernel python3 = .venv's python
+#   make lock       recompile requirements/lock.txt (every package, with hashes) and environment.yml
+#   make test-latest  the newest releases the package's ranges allow, in .venv-latest (not in CI)
 PYTHON ?= python3
 VENV   ?= .venv
 BIN    := $(VENV)/bin
 NOTEBOOKS := $(sort $(wildcard notebooks/[0-9][0-9]_*.ipynb))
 PYTEST_ARGS ?=
-EXTRAS ?= dev
+# The lock: every package of the install (dev and ray extras included), with versions and hashes, for
+# CPython 3.11 on Linux x86-64. torch is its CPU build (2.13.0+cpu), found on PyTorch's CPU wheel page.
+LOCK := requirements/lock.txt
+TORCH_WHEELS ?= https://download.pytorch.org/whl/cpu/torch/
+UV_VERSION := 0.13.9
+LATEST_VENV ?= .venv-latest
 LAB_PORT ?= 8888
 LAB_ARGS ?=
 
@@ -18,13 +25,18 @@ export TOKENIZERS_PARALLELISM := false
 export XLT_PROGRESS := 0
 export PYDEVD_DISABLE_FILE_VALIDATION := 1
 
-.PHONY: install tutorial test lab lint clean-nb benchmark calibrate book clean
+.PHONY: install tutorial test test-latest lock lab lint clean-nb benchmark calibrate book clean
 
-$(VENV)/.installed: pyproject.toml constraints.txt
+# Exactly the lock (--require-hashes, --no-deps: nothing resolved at install time), then this package
+# on top without its dependencies, then pip's consistency check.
+# torch comes first, alone, since only it needs PyTorch's wheel page (asked once, not once a package).
+$(VENV)/.installed: $(LOCK) pyproject.toml
 	$(PYTHON) -m venv $(VENV)
-	$(BIN)/python -m pip install -q --upgrade pip
-	$(BIN)/python -m pip install -q torch==2.13.0
-	$(BIN)/python -m pip install -q -c constraints.txt -e ".[$(EXTRAS)]"
+	sed -n '/^torch==/,/--hash=[^\\]*$$/p' $(LOCK) > $(VENV)/torch-lock.txt
+	$(BIN)/python -m pip install -q --require-hashes --no-deps --find-links $(TORCH_WHEELS) -r $(VENV)/torch-lock.txt
+	$(BIN)/python -m pip install -q --require-hashes --no-deps -r $(LOCK)
+	$(BIN)/python -m pip install -q --no-deps --no-build-isolation -e .
+	$(BIN)/python -m pip check
 	touch $@
 
 install: $(VENV)/.installed
@@ -40,6 +52,33 @@ tutorial: install
 test: install
 	$(BIN)/python -m pytest tests $(NOTEBOOKS) --nbval --nbval-current-env \
 	  --nbval-sanitize-with notebooks/nbval_sanitize.cfg --nbval-cell-timeout 900 -p no:cacheprovider $(PYTEST_ARGS)
+
+# The newest releases that pyproject.toml's ranges allow (torch stays at the CPU build this repository
+# pins), in their own environment: the fast tests and the notebooks, so that an upstream release that
+# breaks the package is found here before a learner on Colab finds it. The lock's own test is left out.
+test-latest:
+	rm -rf $(LATEST_VENV)
+	$(PYTHON) -m venv $(LATEST_VENV)
+	echo "torch==2.13.0" > $(LATEST_VENV)/torch-pin.txt
+	$(LATEST_VENV)/bin/python -m pip install -q --find-links $(TORCH_WHEELS) -r $(LATEST_VENV)/torch-pin.txt
+	$(LATEST_VENV)/bin/python -m pip install -q --upgrade --upgrade-strategy eager -c $(LATEST_VENV)/torch-pin.txt -e ".[dev]"
+	$(LATEST_VENV)/bin/python -m pip check
+	$(LATEST_VENV)/bin/python -m pip list --format=freeze | grep -iE '^(transformers|tokenizers|datasets|huggingface-hub|kernels|numpy)=='
+	$(LATEST_VENV)/bin/python -m pytest tests $(NOTEBOOKS) -m "not slow" --nbval --nbval-current-env \
+	  --nbval-sanitize-with notebooks/nbval_sanitize.cfg --nbval-cell-timeout 900 -p no:cacheprovider \
+	  --deselect tests/test_packaging.py::test_the_environment_is_exactly_the_lock $(PYTEST_ARGS)
+
+# uv resolves pyproject.toml (all extras) under constraints.txt for CPython 3.11 on Linux x86-64, with
+# hashes; requirements/environment.py then writes environment.yml from the lock. Upgrading: edit the
+# ranges or constraints.txt (or nothing, to take the newest releases), run `make lock`, then
+# `make test` (the venv reinstalls since the lock changed) and `make tutorial`.
+lock:
+	$(PYTHON) -m venv .venv-lock
+	.venv-lock/bin/python -m pip install -q uv==$(UV_VERSION)
+	.venv-lock/bin/uv pip compile pyproject.toml --extra dev --extra ray -c constraints.txt \
+	  --python-version 3.11 --python-platform x86_64-manylinux_2_28 --generate-hashes \
+	  --find-links $(TORCH_WHEELS) --custom-compile-command "make lock" -o $(LOCK) --quiet
+	.venv-lock/bin/python requirements/environment.py
 
 # The chapters' kernel is `python3` (papermill -k python3 above); a server started from .venv runs it
 # with .venv's python, and JUPYTER_PREFER_ENV_PATH keeps a user-wide `python3` kernelspec from
@@ -66,4 +105,4 @@ book: install
 	$(BIN)/jupyter-book build --all book --warningiserror --keep-going
 
 clean:
-	rm -rf $(VENV) book/_build .pytest_cache
+	rm -rf $(VENV) $(LATEST_VENV) .venv-lock book/_build .pytest_cache

@@ -40,7 +40,7 @@ from xlt_utils.ablation import RANDOM_INIT, REFERENCE  # noqa: E402
 from xlt_utils.analysis import MAIN_METRIC  # noqa: E402
 from xlt_utils.data.synthetic import cache_dir  # noqa: E402
 from xlt_utils.experiments import experiment, run_experiment  # noqa: E402
-from xlt_utils.models import load_tokenizer  # noqa: E402
+from xlt_utils.models import MODEL_LOAD_KW, load_tokenizer  # noqa: E402
 from xlt_utils.pretraining import ASSET_DIR, PretrainRecipe, pretrain  # noqa: E402
 from xlt_utils.profiles import get_profile  # noqa: E402
 
@@ -106,7 +106,7 @@ def measure(name: str, recipe: PretrainRecipe, smoke: bool, progress: bool) -> d
            "pos_random": pos_transfer(path, RANDOM_INIT, 1, smoke)}
     tok = load_tokenizer(path)
     res["masked_word_accuracy"] = masked_words(tok, prof.languages, n, path)
-    res["retrieval"] = retrieval_per_layer(BertModel.from_pretrained(path, add_pooling_layer=False), tok,
+    res["retrieval"] = retrieval_per_layer(BertModel.from_pretrained(path, add_pooling_layer=False, **MODEL_LOAD_KW), tok,
                                            prof.languages, prof.source, n)
     res["measure_s"] = round(time.perf_counter() - t1, 1)
     targets = prof.targets

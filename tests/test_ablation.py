@@ -16,7 +16,7 @@ from xlt_utils.ablation import (
 )
 from xlt_utils.data.records import label_set
 from xlt_utils.data.synthetic import load_toy
-from xlt_utils.models import XltModel, load_tokenizer, tiny_bert_config
+from xlt_utils.models import MODEL_LOAD_KW, XltModel, load_tokenizer, tiny_bert_config
 from xlt_utils.pretrained import num_layers
 from xlt_utils.pretraining import toy_model_dir
 from xlt_utils.training import TrainConfig, fine_tune
@@ -24,7 +24,7 @@ from xlt_utils.training import TrainConfig, fine_tune
 
 @pytest.fixture()
 def encoder() -> BertModel:
-    return BertModel.from_pretrained(toy_model_dir(), add_pooling_layer=False)
+    return BertModel.from_pretrained(toy_model_dir(), add_pooling_layer=False, **MODEL_LOAD_KW)
 
 
 def _snapshot(model):
@@ -78,7 +78,7 @@ def test_random_init_resets_every_encoder_parameter(encoder):
 
 
 def test_reinit_is_reproducible_from_its_seed(encoder):
-    other = BertModel.from_pretrained(toy_model_dir(), add_pooling_layer=False)
+    other = BertModel.from_pretrained(toy_model_dir(), add_pooling_layer=False, **MODEL_LOAD_KW)
     reinit_layers(encoder, [2], seed=5), reinit_layers(other, [2], seed=5)
     assert torch.equal(encoder.encoder.layer[1].output.dense.weight, other.encoder.layer[1].output.dense.weight)
 

@@ -11,6 +11,16 @@ from transformers import AutoTokenizer, BertConfig, BertModel, PreTrainedTokeniz
 from .data.download import offline_reason
 
 SPECIAL_TOKENS = dict(unk_token="[UNK]", cls_token="[CLS]", sep_token="[SEP]", pad_token="[PAD]", mask_token="[MASK]")
+#: Passed to every model load (`from_pretrained`). From transformers 5.25, `from_pretrained` kernelizes a
+#: model by default: with the `kernels` package (a dependency of transformers since then), layers that
+#: have a Hub kernel for the model's device are swapped for it, and `model.train()` / `model.eval()`
+#: kernelize again for the new mode. For BERT that is the GELU of every layer, on CUDA, ROCm and XPU,
+#: in inference mode only: `model.eval()` on a GPU would download `kernels-community/activation` from
+#: the Hub (no network: an error; offline: a warning and the PyTorch GELU) and evaluate with another
+#: GELU than training used. A model on the `meta` device cannot be kernelized at all (ValueError). This
+#: package evaluates with the same PyTorch code it trains with, on every device and offline, so it
+#: turns hub kernels off; `tests/test_devices.py` checks that no load kernelizes.
+MODEL_LOAD_KW = {"use_kernels": False}
 OFFLINE_HINT = ("This machine is offline (XLT_OFFLINE or HF_HUB_OFFLINE set) or cannot reach the model hub. "
                 "The 'toy' profile needs no network: use profile='toy'.")
 

@@ -16,7 +16,7 @@ from torch import nn
 from transformers import AutoConfig, AutoModel, BertModel, PreTrainedTokenizerFast
 
 from .data.download import sha256_file
-from .models import from_hub, load_tokenizer
+from .models import MODEL_LOAD_KW, from_hub, load_tokenizer
 from .profiles import Profile
 
 TOY = "toy"
@@ -72,8 +72,10 @@ def _load(model: str | Profile, revision: str | None) -> tuple[BertModel, PreTra
     try:
         kw = {"revision": revision} if revision else {}
         if Path(path).is_dir():
-            return BertModel.from_pretrained(path, add_pooling_layer=False), load_tokenizer(path)
-        return from_hub(AutoModel, path, add_pooling_layer=False, **kw), load_tokenizer(path, revision=revision)
+            return (BertModel.from_pretrained(path, add_pooling_layer=False, **MODEL_LOAD_KW),
+                    load_tokenizer(path))
+        return (from_hub(AutoModel, path, add_pooling_layer=False, **MODEL_LOAD_KW, **kw),
+                load_tokenizer(path, revision=revision))
     finally:
         hf_logging.set_verbosity(level)
         if bars:

@@ -26,7 +26,7 @@ from transformers import BertForMaskedLM, PreTrainedTokenizerFast
 from .batching import length_grouped_batches
 from .data.download import sha256_file
 from .data.synthetic import ToyCorpusSpec, cache_dir, pretraining_files
-from .models import SPECIAL_TOKENS, load_tokenizer, tiny_bert_config
+from .models import MODEL_LOAD_KW, SPECIAL_TOKENS, load_tokenizer, tiny_bert_config
 from .training import autocast, bf16_supported, make_optimizer, set_seed
 
 ASSET_DIR = Path(__file__).parent / "assets" / "toy-mbert"
@@ -227,7 +227,7 @@ def rebuild(recipe: PretrainRecipe = PretrainRecipe(), out_dir: Path | None = No
 def load_mlm(path: Path | None = None):
     """The toy BERT with its masked-LM head, and its tokenizer (for fill-in-the-blank demos)."""
     path = Path(path or toy_model_dir())
-    return BertForMaskedLM.from_pretrained(path), load_tokenizer(path)
+    return BertForMaskedLM.from_pretrained(path, **MODEL_LOAD_KW), load_tokenizer(path)
 
 
 @torch.inference_mode()
