@@ -4,6 +4,8 @@ GPU: the choice with CUDA reported present, the placement on the `meta` device."
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 import torch
 
@@ -13,6 +15,8 @@ from xlt_utils.models import XltModel
 from xlt_utils.precision import default_device
 from xlt_utils.pretrained import load_encoder
 from xlt_utils.profiles import get_profile
+
+NOTEBOOKS = Path(__file__).resolve().parents[1] / "notebooks"
 
 
 class Stop(Exception):
@@ -102,3 +106,101 @@ def test_reinit_draws_the_same_numbers_on_any_device():
     w = enc.encoder.layer[0].attention.self.query.weight
     g = torch.Generator().manual_seed(0)
     assert not torch.equal(w, before) and torch.equal(w, torch.empty(w.shape).normal_(0, 0.02, generator=g))
+
+
+# ------------------------------------------------------------------ model, head and batch on one device
+# The library's default device (`precision.default_device`: the GPU when there is one) is `meta`
+# here, as on a machine whose work device is not the CPU. Whatever builds a model must put the encoder
+# AND the head there, and whatever feeds it must send its batches there: a CPU head under a GPU
+# encoder, or a CPU batch into a GPU model, is the CUDA failure of issue 21 (chapter 2 stopped).
+
+
+@pytest.fixture
+def work_device_is_meta(monkeypatch):
+    import xlt_utils.precision as precision
+
+    monkeypatch.setattr(precision, "default_device", lambda: torch.device("meta"))
+
+
+def _device_types(model) -> set[str]:
+    return {t.device.type for t in (*model.parameters(), *model.buffers())}
+
+
+def _stop_at_the_encoder(monkeypatch, built: list):
+    """Spy on `experiments.build_model`: every model it builds gets the forward pre-hook of
+    `_devices_seen` on its encoder (the device of the input_ids that reach it, then Stop)."""
+    import xlt_utils.experiments as experiments
+
+    real, seen = experiments.build_model, []
+
+    def hook(mod, args, kwargs):
+        ids = kwargs.get("input_ids", args[0] if args else None)
+        seen.append(ids.device.type)
+        raise Stop
+
+    def spy(*args, **kwargs):
+        model, tok = real(*args, **kwargs)
+        model.encoder.register_forward_pre_hook(hook, with_kwargs=True)
+        built.append(model)
+        return model, tok
+
+    monkeypatch.setattr(experiments, "build_model", spy)
+    return seen
+
+
+@pytest.mark.parametrize("task", ["pos", "parse"])
+def test_build_model_puts_encoder_and_head_on_the_default_device(work_device_is_meta, task):
+    from xlt_utils.experiments import build_model, experiment
+
+    model, _ = build_model(experiment("toy", task=task))
+    assert _device_types(model) == {"meta"}, "encoder and head must be on one device"
+
+
+def test_the_chapter_2_training_step_runs_where_the_model_is(work_device_is_meta, monkeypatch):
+    """The hand-written training step of chapter 2 (the cell after "Under the hood"), executed as the
+    chapter runs it: the batch it builds must reach the encoder on the model's device."""
+    import nbformat
+
+    from xlt_utils.experiments import experiment
+
+    nb = nbformat.read(NOTEBOOKS / "02_finetuning_zero_shot.ipynb", as_version=4)
+    (cell,) = [c for c in nb.cells if c.cell_type == "code" and "def forward(model, batch)" in c.source]
+    built: list = []
+    seen = _stop_at_the_encoder(monkeypatch, built)
+    ns = {"P": get_profile("toy"), "seed": 1, "targets": None, "experiment": experiment}
+    with pytest.raises(Stop):
+        exec(compile(cell.source, "chapter-2-training-step", "exec"), ns)
+    assert seen == ["meta"], f"the chapter's batch reached the encoder on {seen}"
+    assert ns["model"] is built[0] and _device_types(ns["model"]) == {"meta"}
+    assert {t.device.type for t in ns["batch"].values()} == {"meta"}
+
+
+def test_run_experiment_trains_on_the_default_device(work_device_is_meta, monkeypatch, tmp_path):
+    from xlt_utils.experiments import experiment, run_experiment
+
+    built: list = []
+    seen = _stop_at_the_encoder(monkeypatch, built)
+    cfg = experiment(get_profile("toy", n_train=8, n_eval=4), task="pos", targets=["fr"], epochs=1, batch_size=4)
+    with pytest.raises(Stop):
+        run_experiment(cfg, progress=False, results=tmp_path / "results")
+    assert seen == ["meta"] and _device_types(built[0]) == {"meta"}
+
+
+def test_zero_shot_eval_sends_batches_to_the_models_device(meta_model):
+    from xlt_utils.evaluation import zero_shot_eval
+
+    model, tok = meta_model
+    seen = _devices_seen(model.encoder, lambda: zero_shot_eval(model, tok, {"en": load_toy("en", "test")[:4]}, "pos",
+                                                               bf16="fp32"))
+    assert seen == ["meta"]
+
+
+def test_load_finetuned_returns_the_model_on_the_default_device(monkeypatch, tmp_path):
+    import xlt_utils.precision as precision
+    from xlt_utils.experiments import experiment, load_finetuned, run_experiment
+
+    cfg = experiment(get_profile("toy", n_train=8, n_eval=4), task="ner", targets=["fr"], epochs=1, batch_size=4)
+    run_experiment(cfg, keep_model=True, progress=False, results=tmp_path / "results")  # trained on the CPU
+    monkeypatch.setattr(precision, "default_device", lambda: torch.device("meta"))
+    model, _ = load_finetuned(cfg, results=tmp_path / "results", progress=False)
+    assert _device_types(model) == {"meta"}

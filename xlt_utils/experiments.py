@@ -187,29 +187,46 @@ def _versions() -> dict:
             "transformers": transformers.__version__, "xlt_utils": __version__}
 
 
-def _pretrained_encoder(cfg: ExperimentConfig):
-    """The config's pretrained encoder, refusing weights other than those its key was made for."""
+def _pretrained_encoder(cfg: ExperimentConfig, device=None):
+    """The config's pretrained encoder (on `device`, default `device()`), refusing weights other than
+    those its key was made for."""
     ident = model_identity(cfg.model, cfg.revision)
     if ident["sha256"] != cfg.model_sha256:
         raise ValueError(f"the weights of {cfg.model!r} (sha256 {ident['sha256']}) are not those this config "
                          f"was made for ({cfg.model_sha256}); make the config again with experiment()")
-    return load_encoder(cfg.model, cfg.revision)
+    return load_encoder(cfg.model, cfg.revision, device=_device() if device is None else device)
 
 
-def build_model(cfg: ExperimentConfig) -> tuple[XltModel, object]:
-    """The config's pretrained encoder with a fresh head, after the config's ablation."""
+def build_model(cfg: ExperimentConfig, device: torch.device | str | None = None) -> tuple[XltModel, object]:
+    """The config's pretrained encoder with a fresh head, after the config's ablation, all of it on
+    `device` (default: `device()`, the GPU when there is one). The head's initial weights and the
+    ablation's draws come from CPU generators, so they are the same numbers on every device.
+
+    Feed it batches on its device: ``batch = {k: v.to(model_device(model)) for k, v in batch.items()}``."""
     from .ablation import apply_ablation
 
+    device = _device() if device is None else torch.device(device)
     set_seed(cfg.seed)
-    encoder, tok = _pretrained_encoder(cfg)
-    model = XltModel(encoder, cfg.task, len(label_set(cfg.task)))
+    encoder, tok = _pretrained_encoder(cfg, device)
+    model = XltModel(encoder, cfg.task, len(label_set(cfg.task))).to(device)  # the head is built on the CPU
     apply_ablation(model, cfg.ablation, seed=cfg.seed)
     return model, tok
 
 
 def device() -> torch.device:
-    """The GPU when there is one, else the CPU."""
-    return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    """Where models are built and run: the GPU when there is one, else the CPU
+    (`precision.default_device`, the one answer of the package)."""
+    from . import precision
+
+    return precision.default_device()
+
+
+_device = device  # for the functions with a `device` argument
+
+
+def model_device(model: torch.nn.Module) -> torch.device:
+    """The device of a model's parameters: where its inputs must go."""
+    return next(model.parameters()).device
 
 
 def run_experiment(cfg: ExperimentConfig, keep_model: bool = False, progress: bool = True,
@@ -231,8 +248,7 @@ def run_experiment(cfg: ExperimentConfig, keep_model: bool = False, progress: bo
 
 def _run(cfg: ExperimentConfig, out: Path, keep_model: bool, progress: bool) -> dict:
     t0 = time.perf_counter()
-    model, tok = build_model(cfg)
-    model.to(device())
+    model, tok = build_model(cfg)  # on device(), head included
     train = load_split(cfg, cfg.source, cfg.task, cfg.train_split, cfg.n_train)
     history = fine_tune(model, tok, train, cfg.train, run_dir=out, progress=progress)
     t1 = time.perf_counter()
@@ -257,9 +273,9 @@ def load_finetuned(cfg: ExperimentConfig, results: str | Path | ResultStore | No
     store = results if isinstance(results, ResultStore) else ResultStore(results)
     run_experiment(cfg, keep_model=True, results=store, progress=progress)
     encoder, tok = _pretrained_encoder(cfg)
-    model = XltModel(encoder, cfg.task, len(label_set(cfg.task)))
+    model = XltModel(encoder, cfg.task, len(label_set(cfg.task))).to(device())
     model.load_state_dict(torch.load(store.model_path(cfg), weights_only=True, map_location="cpu"))
-    return model.to(device()).eval(), tok
+    return model.eval(), tok
 
 
 def records_table(records: list[dict]) -> pd.DataFrame:

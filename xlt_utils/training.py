@@ -167,9 +167,9 @@ def fine_tune(model, tokenizer, train: Iterable[Sentence], cfg: TrainConfig, run
         sched.load_state_dict(state["scheduler"])
         start_epoch, history = state["epoch"], state["history"]
         torch.set_rng_state(state["rng"])
-    device = next(model.parameters()).device.type
+    device = next(model.parameters()).device  # batches go where the model is (the full device: cuda:1 too)
     precision = resolve_precision(cfg.bf16, device, model)
-    scaler = grad_scaler(precision, device)  # enabled for fp16 only
+    scaler = grad_scaler(precision, device.type)  # enabled for fp16 only
     if state is not None and "scaler" in state:
         scaler.load_state_dict(state["scaler"])
     lengths = [len(e["input_ids"]) for e in examples]
@@ -180,7 +180,7 @@ def fine_tune(model, tokenizer, train: Iterable[Sentence], cfg: TrainConfig, run
         total_loss = 0.0
         for idx in tqdm(batches, desc=f"epoch {epoch + 1}/{cfg.epochs}", disable=not progress, leave=False):
             batch = {k: v.to(device) for k, v in collate([examples[i] for i in idx], tokenizer.pad_token_id).items()}
-            with precision_autocast(precision, device):
+            with precision_autocast(precision, device.type):
                 loss = task_loss(model, batch)
             scaler.scale(loss).backward()
             if cfg.max_grad_norm:
