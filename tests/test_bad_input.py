@@ -20,8 +20,13 @@ from xlt_utils.data.iob2 import (
 from xlt_utils.data.records import Sentence
 
 
-def W(i, form, upos, head, rel, misc="_"):
-    return f"{i}\t{form}\t{form.lower()}\t{upos}\t_\t_\t{head}\t{rel}\t_\t{misc}"
+def W(i, form, upos, head, rel, misc="_", feats="_", deps="_"):
+    return f"{i}\t{form}\t{form.lower()}\t{upos}\t_\t{feats}\t{head}\t{rel}\t{deps}\t{misc}"
+
+
+def E(i, deps, upos="_", head="_", rel="_", feats="_"):
+    """An empty node line."""
+    return f"{i}\tgap\t_\t{upos}\t_\t{feats}\t{head}\t{rel}\t{deps}\t_"
 
 
 GOOD_A = ["# sent_id = a", "# text = The cat sat",
@@ -75,6 +80,39 @@ CONLLU_CASES = [
     ("9 columns and a trailing TAB", ["1\ta\ta\tVERB\t_\t_\t0\troot\t_\t"], 1, "column MISC is empty"),
     ("second sent_id", ["# sent_id = again", W(1, "a", "VERB", 0, "root")], 1, "second # sent_id"),
     ("empty sent_id", [W(1, "a", "VERB", 0, "root")], -1, "empty sent_id"),
+    # issue 25 item 10: empty nodes (order and content), FEATS and DEPS syntax (UD level 2)
+    ("empty node numbered from 2", [W(1, "a", "VERB", 0, "root"), E("1.2", "2:conj")], 2, "expected 1.1"),
+    ("empty nodes out of order", [W(1, "a", "VERB", 0, "root"), E("1.1", "1:conj"), E("1.3", "1:conj")], 3,
+     "expected 1.2"),
+    ("empty node with a HEAD", [W(1, "a", "VERB", 0, "root"), E("1.1", "1:conj", head="1", rel="conj")], 2,
+     "both must be _"),
+    ("empty node with a bad UPOS", [W(1, "a", "VERB", 0, "root"), E("1.1", "1:conj", upos="VERBX")], 2,
+     "empty node 1.1 has unknown UPOS 'VERBX'"),
+    ("empty node without DEPS", [W(1, "a", "VERB", 0, "root"), E("1.1", "_")], 2, "has no DEPS"),
+    ("empty node DEPS to itself", [W(1, "a", "VERB", 0, "root"), E("1.1", "1.1:conj")], 2, "1.1 is its own head"),
+    ("empty node DEPS to nowhere", [W(1, "a", "VERB", 0, "root"), E("1.1", "7:conj")], 2,
+     "DEPS head 7 (7:conj), which is not in the sentence"),
+    ("DEPS to a missing empty node", [W(1, "a", "NOUN", 2, "nsubj", deps="1.1:nsubj"), W(2, "b", "VERB", 0, "root")],
+     1, "DEPS head 1.1 (1.1:nsubj), which is not in the sentence"),
+    ("unsorted FEATS", [W(1, "a", "NOUN", 0, "root", feats="Number=Sing|Case=Nom")], 1, "not sorted by name"),
+    ("repeated feature", [W(1, "a", "NOUN", 0, "root", feats="Case=Acc|Case=Nom")], 1, "feature Case appears twice"),
+    ("unsorted feature values", [W(1, "a", "NOUN", 0, "root", feats="Number=Sing,Plur")], 1,
+     "the values of 'Number=Sing,Plur' are not sorted"),
+    ("feature without a value", [W(1, "a", "NOUN", 0, "root", feats="Number")], 1, "'Number' is not Feature=Value"),
+    ("lowercase feature", [W(1, "a", "NOUN", 0, "root", feats="number=Sing")], 1, "is not Feature=Value"),
+    ("DEPS not pairs", [W(1, "a", "NOUN", 0, "root", deps="0")], 1, "is not a list of HEAD:DEPREL pairs"),
+    ("DEPS unsorted", [W(1, "a", "NOUN", 2, "nsubj", deps="2:nsubj|0:root"), W(2, "b", "VERB", 0, "root")], 1,
+     "not sorted by head"),
+    ("DEPS repeated", [W(1, "a", "NOUN", 2, "nsubj", deps="2:nsubj|2:nsubj"), W(2, "b", "VERB", 0, "root")], 1,
+     "repeats a pair"),
+    ("DEPS root not at 0", [W(1, "a", "NOUN", 2, "nsubj", deps="2:root"), W(2, "b", "VERB", 0, "root")], 1,
+     "root exactly when the head is 0"),
+    ("DEPS unknown relation", [W(1, "a", "NOUN", 2, "nsubj", deps="2:subj"), W(2, "b", "VERB", 0, "root")], 1,
+     "unknown enhanced relation 'subj'"),
+    ("DEPS uppercase extension", [W(1, "a", "NOUN", 2, "nsubj", deps="2:obl:Za"), W(2, "b", "VERB", 0, "root")], 1,
+     "unknown enhanced relation 'obl:Za'"),
+    ("DEPS head not an ID", [W(1, "a", "NOUN", 2, "nsubj", deps="01:nsubj"), W(2, "b", "VERB", 0, "root")], 1,
+     "DEPS '01:nsubj'"),
 ]
 
 
@@ -129,6 +167,48 @@ def test_duplicate_sent_ids_are_refused(tmp_path):
     path = _file(tmp_path, GOOD_A + [""] + GOOD_A + [""])
     err = _error(path)
     assert err.line == 7 and "duplicate sent_id 'a'" in err.message
+
+
+def test_enhanced_annotation_that_ud_allows_is_read(tmp_path):
+    """Empty nodes in order with DEPS, sorted FEATS with several values and a layer, DEPS with the
+    validator's extensions (a Unicode preposition, a case), ref, and an empty node as a head."""
+    lines = ["# sent_id = s",
+             W(1, "a", "NOUN", 2, "nsubj", feats="Case=Nom|Number=Plur,Sing|Number[psor]=Sing",
+               deps="1.1:ref|2:nsubj|2:obl:в_течение:gen"),
+             E("1.1", "2:nsubj:xsubj", upos="PRON"), E("1.2", "0:root|1:conj"),
+             W(2, "b", "VERB", 0, "root", deps="0:root"), ""]
+    (s,) = read_conllu(_file(tmp_path, lines), "ru")
+    assert s.words == ["a", "b"] and s.heads == [2, 0] and s.deprels == ["nsubj", "root"]
+
+
+def test_a_40000_word_sentence_reads_in_linear_time(tmp_path):
+    """The cycle check walks each word up once (it was quadratic: 11.8 s for this sentence). A chain
+    (word k's head is k + 1) is the worst case for it. Timed against a sentence 8 times shorter:
+    linear time gives a ratio near 8, the quadratic walk gave about 60; the bounds leave a wide margin
+    for a busy machine."""
+    import time
+
+    def chain(n, name):
+        lines = ["# sent_id = long"] + [W(k, f"w{k}", "NOUN", k + 1, "dep") for k in range(1, n)] \
+            + [W(n, f"w{n}", "VERB", 0, "root"), ""]
+        return _file(tmp_path, lines, name)
+
+    small, big = chain(5_000, "small.conllu"), chain(40_000, "big.conllu")
+    assert big.stat().st_size > 1_200_000
+
+    def best(path, runs):
+        times = []
+        for _ in range(runs):
+            t = time.perf_counter()
+            (s,) = read_conllu(path, "xx")
+            times.append(time.perf_counter() - t)
+        return min(times), s
+
+    t_small, _ = best(small, 3)
+    t_big, s = best(big, 1)
+    assert len(s) == 40_000 and s.heads[:3] == [2, 3, 4] and s.heads[-1] == 0
+    assert t_big < 20 * t_small + 0.5, (t_small, t_big)  # linear: about 8x
+    assert t_big < 3.0, t_big  # about 0.5 s on 2 busy cores; the quadratic check took 7-12 s
 
 
 def test_subtypes_are_accepted_and_stripped(tmp_path):

@@ -19,6 +19,7 @@ from __future__ import annotations
 import random
 import re
 import time
+import unicodedata
 import warnings
 from pathlib import Path
 
@@ -42,6 +43,63 @@ TAGS = {"O", "B-PER", "I-PER", "B-ORG", "I-ORG", "B-LOC", "I-LOC"}
 CTRL = re.compile(r"[\x00-\x08\x0a-\x1f\x7f-\x9f]")
 DEPREL = re.compile(r"([a-z]+)(?::([a-z]+))?")
 NAT = re.compile(r"[1-9][0-9]*")
+# FEATS, DEPS and empty nodes (UD level 2), written from the module docstring of conllu_io
+FEAT = re.compile(r"([A-Z0-9][A-Za-z0-9]*(?:\[[a-z0-9]+\])?)=([A-Z0-9][A-Za-z0-9]*(?:,[A-Z0-9][A-Za-z0-9]*)*)")
+EHEAD = re.compile(r"(0|[1-9][0-9]*)(?:\.([1-9][0-9]*))?")
+EMPTY = re.compile(r"(0|[1-9][0-9]*)\.([1-9][0-9]*)")
+
+
+def feats_ok(v: str) -> bool:
+    if v == "_":
+        return True
+    items = v.split("|")
+    ms = [FEAT.fullmatch(x) for x in items]
+    if not all(ms) or len({m[1] for m in ms}) != len(ms):
+        return False
+    for m in ms:
+        vals = [x.lower() for x in m[2].split(",")]
+        if any(a >= b for a, b in zip(vals, vals[1:], strict=False)):  # sorted, none repeated
+            return False
+    low = [x.lower() for x in items]
+    return low == sorted(low)
+
+
+def _part_class(part: str) -> str:
+    """A: lowercase ASCII (fits any extension slot); U: other lowercase or caseless letters and marks,
+    in words joined by single underscores (fits the middle slot only); X: neither."""
+    if re.fullmatch(r"[a-z]+", part):
+        return "A"
+    words = part.split("_")
+    if all(w and all(unicodedata.category(c)[:2] in ("Ll", "Lm", "Lo") or unicodedata.category(c)[0] == "M"
+                     for c in w) for w in words):
+        return "U"
+    return "X"
+
+
+def edeprel_ok(rel: str) -> bool:
+    base, *rest = rel.split(":")
+    return (base in UDEPS or base == "ref") and bool(re.fullmatch(r"A?[AU]?A?", "".join(map(_part_class, rest))))
+
+
+def _key(node: str):
+    a, _, b = node.partition(".")
+    return int(a), int(b or 0)
+
+
+def deps_check(v: str, own: str):
+    """(ok, [heads]) for a DEPS value."""
+    if v == "_":
+        return True, []
+    pairs = []
+    for part in v.split("|"):
+        head, sep, rel = part.partition(":")
+        if not sep or not EHEAD.fullmatch(head) or not edeprel_ok(rel) or (head == "0") != (rel == "root") \
+                or head == own:
+            return False, []
+        pairs.append((_key(head), rel, head))
+    if any(a[:2] >= b[:2] for a, b in zip(pairs, pairs[1:], strict=False)):  # sorted by head then relation, none repeated
+        return False, []
+    return True, [p[2] for p in pairs]
 
 
 def _split(data: bytes):
@@ -99,6 +157,7 @@ def check_conllu_block(block):
     """(error lines, sentence dict or None) for one block, by the documented rules."""
     errs, keys, meta = set(), set(), {}
     words, lines_of, ranges, in_words = [], [], [], False
+    empties, enhanced, run = set(), [], 0  # valid empty node IDs, (line, DEPS heads), empty nodes in a row
     for ln, t in block:
         e, handled = _common_line_errors(ln, t, in_words, keys, meta)
         errs |= e
@@ -110,33 +169,44 @@ def check_conllu_block(block):
         if len(cols) != 10 or any(c == "" or c != c.strip() for c in cols):
             errs.add(ln)
             continue
-        i, form, _, upos, _, _, head, rel, _, _ = cols
+        i, form, _, upos, _, feats, head, rel, deps, _ = cols
+        run = run + 1 if EMPTY.fullmatch(i) else 0
         if re.fullmatch(r"[1-9][0-9]*-[1-9][0-9]*", i):
             a, b = map(int, i.split("-"))
             if a >= b or a != n_before + 1 or (ranges and ranges[-1][2] >= a):
                 errs.add(ln)
             ranges.append((ln, a, b))
             continue
-        if re.fullmatch(r"(0|[1-9][0-9]*)\.[1-9][0-9]*", i):
-            if int(i.split(".")[0]) != n_before:
+        ok, heads = deps_check(deps, i)
+        if m := EMPTY.fullmatch(i):
+            if int(m[1]) != n_before or int(m[2]) != run or head != "_" or rel != "_" \
+                    or (upos != "_" and upos not in UPOS) or not feats_ok(feats) or not ok or deps == "_":
                 errs.add(ln)
+            else:
+                empties.add(i)
+                enhanced.append((ln, heads))
             continue
         if not NAT.fullmatch(i) or int(i) != n_before + 1 or upos not in UPOS \
                 or not re.fullmatch(r"0|[1-9][0-9]*", head):
             errs.add(ln)
             continue
         m = DEPREL.fullmatch(rel)
-        if not m or m[1] not in UDEPS or (head == "0") != (m[1] == "root"):
+        if not m or m[1] not in UDEPS or (head == "0") != (m[1] == "root") or not feats_ok(feats) or not ok:
             errs.add(ln)
             continue
         words.append((form, upos, int(head), m[1]))
         lines_of.append(ln)
+        enhanced.append((ln, heads))
     if errs:
         return errs, None
     if not words:
         return {block[0][0]}, None
     n = len(words)
     errs |= {ln for ln, a, b in ranges if b > n}
+    if errs:
+        return errs, None
+    known = {"0", *empties, *map(str, range(1, n + 1))}
+    errs |= {ln for ln, heads in enhanced if not set(heads) <= known}
     if errs:
         return errs, None
     heads = [w[2] for w in words]
@@ -217,8 +287,23 @@ def _lines(text):
     return text.split("\n")
 
 
+FEATS_POOL = ["_", "Number=Sing", "number=Sing", "Number=sing", "Number=Sing,Plur", "Number=Plur,Sing",
+              "Number=Sing,Sing", "Case=Nom|Number=Sing", "Number=Sing|Case=Nom", "Case=Nom|Case=Acc",
+              "Number[psor]=Sing", "Number[Psor]=Sing", "Number=", "=Sing", "Number=Sing|", "Typo=Yes", "X=1,2"]
+DEPS_HEADS = ["0", "1", "2", "3", "1.1", "2.1", "0.1", "99", "01", "1-2", "1.0"]
+DEPS_RELS = ["root", "nsubj", "obj", "obl:arg", "obl:za:gen", "nmod:poss", "ref", "conj:and", "subj", "Nsubj",
+             "obl:в_течение:gen", "nmod:of:x:y", "obl::gen", "acl:relcl", "nmod:poss_"]
+
+
+def _deps_value(rng: random.Random) -> str:
+    pairs = [f"{rng.choice(DEPS_HEADS)}:{rng.choice(DEPS_RELS)}" for _ in range(rng.choice([1, 1, 2, 3]))]
+    if rng.random() < 0.6:  # mostly sorted, so that the other rules get their turn
+        pairs.sort(key=lambda p: (tuple(int(x) for x in p.split(":")[0].replace("-", ".").split(".")), p))
+    return "|".join(pairs)
+
+
 def mutate(data: bytes, rng: random.Random) -> tuple[bytes, str]:
-    kind = rng.randrange(30)
+    kind = rng.randrange(34)
     text = data.decode("utf-8", "surrogateescape")  # earlier mutations may have broken the UTF-8
     lines = _lines(text)
     k = rng.randrange(len(lines))
@@ -313,6 +398,43 @@ def mutate(data: bytes, rng: random.Random) -> tuple[bytes, str]:
             else:
                 name = "self-loop or re-attach"; a[6] = rng.choice([a[0], b[0]])  # noqa: E702
             lines[i], lines[j] = "\t".join(a), "\t".join(b)
+    elif kind in (30, 31):  # FEATS (30) or DEPS (31) of a word or empty node line
+        ws = [i for i, ln in enumerate(lines) if ln.count("\t") == 9 and re.match(r"[0-9]+(\.[0-9]+)?\t", ln)]
+        if ws:
+            i = rng.choice(ws); cols = lines[i].split("\t")  # noqa: E702
+            if kind == 30:
+                name = "FEATS"
+                feats = cols[5].split("|")
+                if len(feats) > 1 and rng.random() < 0.5:
+                    a, b = rng.sample(range(len(feats)), 2); feats[a], feats[b] = feats[b], feats[a]  # noqa: E702
+                    cols[5] = "|".join(feats)
+                else:
+                    cols[5] = rng.choice(FEATS_POOL)
+            else:
+                name = "DEPS"
+                cols[8] = rng.choice(["_", cols[0] + ":dep", _deps_value(rng)])
+            lines[i] = "\t".join(cols)
+    elif kind in (32, 33):  # an empty node inserted after a word (32), or an existing one changed (33)
+        ws = [i for i, ln in enumerate(lines) if ln.count("\t") == 9 and re.match(r"[0-9]+\t", ln)]
+        es = [i for i, ln in enumerate(lines) if ln.count("\t") == 9 and re.match(r"[0-9]+\.[0-9]+\t", ln)]
+        if kind == 32 and ws:
+            name = "empty node"
+            i = rng.choice(ws); word = lines[i].split("\t")[0]  # noqa: E702
+            node = f"{word}.{rng.choice([1, 1, 1, 2])}"
+            if rng.random() < 0.5:  # well-formed (unless the node is out of place)
+                cols = [node, "x", "_", rng.choice(["_", "VERB"]), "_", "_", "_", "_", f"{word}:conj", "_"]
+            else:
+                cols = [node, "_", "_", rng.choice(["_", "VERB", "VERBX"]), "_", rng.choice(["_", "Tense=Past"]),
+                        rng.choice(["_", "_", "_", "1"]), rng.choice(["_", "_", "_", "dep"]),
+                        rng.choice([_deps_value(rng), "1:conj", "_"]), "_"]
+            lines.insert(i + 1 + rng.choice([0, 0, 0, 1]), "\t".join(cols))
+        elif kind == 33 and es:
+            name = "empty node content"
+            i = rng.choice(es); cols = lines[i].split("\t")  # noqa: E702
+            col = rng.choice([0, 3, 6, 7, 8])
+            cols[col] = rng.choice({0: ["0.1", "1.2", "2.1", "1.0"], 3: ["_", "NOUN", "nOUN"], 6: ["_", "0", "1"],
+                                    7: ["_", "root", "dep"], 8: ["_", cols[0] + ":dep", "0:root"]}[col])
+            lines[i] = "\t".join(cols)
     else:
         name = "swap sentences"
         blocks = text.split("\n\n")
