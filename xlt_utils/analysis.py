@@ -1,16 +1,21 @@
-"""Analyses of the paper's claims: deltas to the reference over seeds (C1, C2), CKA curves (C3, C4)
-and the link between similarity and transfer (C5), each with a verdict computed from the numbers."""
+"""Analyses of the paper's claims: deltas to the reference over seeds (C1, C2), similarity per
+layer against a control (C3), the change that fine-tuning makes where it makes it (C4), and the
+link between similarity and transfer (C5). Each claim is a measurement (`Verdict`): an effect with
+its 95% interval, a decision line fixed in advance, a control, and one of three outcomes: holds,
+does not hold, or undetermined."""
 
 from __future__ import annotations
 
+import functools
+import itertools
 import math
-import warnings
-from collections.abc import Mapping
-from dataclasses import dataclass
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
 
 import numpy as np
 import pandas as pd
-from scipy.stats import ConstantInputWarning, spearmanr
+import torch
+from scipy import stats
 
 from .ablation import REFERENCE, Ablation
 
@@ -28,61 +33,6 @@ def mean_std_table(df: pd.DataFrame, index, columns, value: str = "value", decim
         stats.set_index(index).index.unique()]
 
 
-@dataclass(frozen=True)
-class Verdict:
-    """The outcome of testing one claim: which claim, for which task, whether it holds, and the
-    numbers behind it. `str(verdict)` is its sentence, e.g. "C2 holds: reinit 5,6 changes ..."."""
-
-    claim: str
-    task: str
-    holds: bool
-    numbers: Mapping
-
-    @property
-    def outcome(self) -> str:
-        if self.holds:
-            return "holds"
-        if self.claim == "C5":
-            return "is undefined" if self.numbers.get("layer", 0) is None else "is not supported"
-        return "does not hold"
-
-    @property
-    def details(self) -> str:
-        """The numbers behind the verdict, in words."""
-        return _DETAILS[self.claim](self.numbers)
-
-    def __str__(self) -> str:
-        return f"{self.claim} {self.outcome}: {self.details}"
-
-
-def _c1_c2_details(n) -> str:
-    return (f"{n['ablation']} changes the source by {n['source']:+.1f} ± {n['source_sd']:.1f} and the targets by "
-            f"{n['target']:+.1f} ± {n['target_sd']:.1f}" + (f" (gap {n['gap']:.1f} points)" if "gap" in n else ""))
-
-
-def _c5_details(n) -> str:
-    if n["layer"] is None:
-        return (f"constant scores (or similarities) across the {n['languages']} languages, so no layer has a rank "
-                f"correlation with transfer ({n['layers']} layers)")
-    undefined = n.get("undefined_layers", 0)
-    return (f"the strongest correlation is at layer {n['layer']}, Spearman {n['spearman']:+.2f} over "
-            f"{n['languages']} languages (p = {n['p']:.3f}; {n['p_corrected']:.3f} corrected for {n['layers']} "
-            f"layers); layers with a positive correlation: {n['positive_layers']} of {n['layers']}"
-            + (f" ({undefined} undefined: constant similarities)" if undefined else ""))
-
-
-_DETAILS = {
-    "C1": _c1_c2_details,
-    "C2": _c1_c2_details,
-    "C3": lambda n: (f"mean CKA is {n['first']:.3f} at layer 0, peaks at layer {n['peak_layer']} ({n['peak']:.3f}) "
-                     f"and ends at {n['last']:.3f} at layer {n['last_layer']}"),
-    "C4": lambda n: (f"CKA(pretrained, fine-tuned) averages {n['lower']:.3f} over layers 1-{n['half']} and "
-                     f"{n['upper']:.3f} over layers {n['half'] + 1}-{n['last_layer']} "
-                     f"(Spearman of CKA with depth: {n['spearman']:+.2f})"),
-    "C5": _c5_details,
-}
-
-
 def ablation_deltas(per_seed: pd.DataFrame, reference: Ablation = REFERENCE) -> pd.DataFrame:
     """Δ = ablation − reference, per task, role (source/target) and seed."""
     keys = ["task", "role", "seed"]
@@ -92,80 +42,18 @@ def ablation_deltas(per_seed: pd.DataFrame, reference: Ablation = REFERENCE) -> 
     return rows
 
 
-def _summary(deltas: pd.DataFrame, ablation: Ablation, role: str) -> tuple[float, float]:
-    d = deltas[(deltas.ablation == ablation) & (deltas.role == role)]["delta"]
-    if d.empty:
-        present = ", ".join(a.label for a in sorted(set(deltas.ablation)))
-        raise ValueError(f"no runs for ablation {ablation.label!r}; present: {present}")
-    return float(d.mean()), float(d.std(ddof=1)) if len(d) > 1 else 0.0
-
-
-def verdict_c1_c2(deltas: pd.DataFrame, lower: Ablation, upper: Ablation, task: str = "") -> list[Verdict]:
-    """C1 and C2 verdicts for one task, with the numbers behind them.
-
-    C1 holds when re-initialising the lower layers costs the targets more than the source by more
-    than one standard deviation (over seeds) of either. C2 holds when re-initialising the upper layers
-    costs neither source nor targets more than max(1 point, one standard deviation).
-    """
-    s_lo, s_lo_sd = _summary(deltas, lower, "source")
-    t_lo, t_lo_sd = _summary(deltas, lower, "target")
-    s_up, s_up_sd = _summary(deltas, upper, "source")
-    t_up, t_up_sd = _summary(deltas, upper, "target")
-    gap = s_lo - t_lo
-    c1 = bool(gap > max(s_lo_sd, t_lo_sd) and t_lo < 0)
-    c2 = bool(s_up > -max(1.0, s_up_sd) and t_up > -max(1.0, t_up_sd))
-    return [
-        Verdict("C1", task, c1, {"ablation": lower.label, "source": s_lo, "source_sd": s_lo_sd, "target": t_lo,
-                                 "target_sd": t_lo_sd, "gap": gap}),
-        Verdict("C2", task, c2, {"ablation": upper.label, "source": s_up, "source_sd": s_up_sd, "target": t_up,
-                                 "target_sd": t_up_sd}),
-    ]
-
-
-def verdict_c3(curves: pd.DataFrame, task: str = "(pretrained)") -> Verdict:
-    """C3: does the mean en–X CKA per layer rise through the lower layers, then fall?"""
-    mean = curves.mean(axis=0).to_numpy()
-    peak = int(mean.argmax())
-    rises = peak > 0 and mean[peak] > mean[0]
-    falls = peak < len(mean) - 1 and mean[-1] < mean[peak]
-    return Verdict("C3", task, bool(rises and falls),
-                   {"first": float(mean[0]), "peak_layer": peak, "peak": float(mean[peak]), "last": float(mean[-1]),
-                    "last_layer": len(mean) - 1})
-
-
-def verdict_c4(curves: pd.DataFrame, task: str = "") -> Verdict:
-    """C4: does fine-tuning change the upper layers more (lower CKA to the pretrained model)?"""
-    mean = curves.mean(axis=0).to_numpy()
-    half = len(mean) // 2
-    lo, hi = float(mean[1:half + 1].mean()), float(mean[half + 1:].mean())
-    rho = float(spearmanr(np.arange(len(mean)), mean).statistic)
-    return Verdict("C4", task, bool(hi < lo and rho < 0),
-                   {"lower": lo, "upper": hi, "half": half, "last_layer": len(mean) - 1, "spearman": rho})
-
-
 def similarity_transfer_correlation(similarity: pd.DataFrame, scores: pd.Series) -> pd.DataFrame:
-    """C5: Spearman correlation across languages between per-layer similarity and zero-shot score.
-
-    A layer whose similarities, or scores that, are the same for every language (constant input) has
-    no rank correlation: its row holds NaN (`best_layer` and `verdict_c5` say so instead of failing).
-    """
-
-
+    """Spearman ρ across languages between each layer's similarity and the zero-shot score, with its
+    exact one-sided permutation p (`spearman_permutation_test`). Exploratory: C5's verdict uses one
+    similarity fixed in advance (`verdict_c5`), since picking the best of L + 1 layers after
+    looking would need a correction that leaves a handful of languages no power at all. A layer
+    with a constant column has NaN."""
     langs = [lang for lang in similarity.index if lang in scores.index]
     rows = []
     for layer in similarity.columns:
-        with warnings.catch_warnings():  # a constant column has no correlation: NaN, which verdict_c5 reports
-            warnings.simplefilter("ignore", ConstantInputWarning)
-            r = spearmanr(similarity.loc[langs, layer], scores.loc[langs])
-        rows.append({"layer": layer, "spearman": r.statistic, "p": r.pvalue, "languages": len(langs)})
+        rho, p = spearman_permutation_test(similarity.loc[langs, layer], scores.loc[langs])
+        rows.append({"layer": layer, "spearman": rho, "p": p, "languages": len(langs)})
     return pd.DataFrame(rows).set_index("layer")
-
-
-def best_layer(corr: pd.DataFrame):
-    """The layer with the strongest (most positive) C5 correlation, or None when no layer has one
-    (constant scores or similarities across languages)."""
-    defined = corr["spearman"].dropna()
-    return None if defined.empty else defined.idxmax()
 
 
 def per_seed_scores(records: list[dict], metric: dict[str, str] | None = None) -> pd.DataFrame:
@@ -190,27 +78,545 @@ def pair_matrix(deltas: pd.DataFrame, task: str, role: str, n_layers: int) -> pd
     return m
 
 
-def claims_table(verdicts: list[Verdict]) -> pd.DataFrame:
-    """Verdicts of C1–C5 as one table: claim, task, verdict (holds or not, in words), numbers."""
-    return pd.DataFrame([{"claim": v.claim, "task": v.task, "verdict": v.outcome, "numbers": v.details}
-                         for v in verdicts], columns=["claim", "task", "verdict", "numbers"])
+# ----------------------------------------------------------------------------------------------
+# The claims as measurements. Each verdict is an instrument: an effect (the quantity the claim is
+# about), its 95% interval, a decision line fixed in advance, a control, and one of three outcomes.
+# The rules were chosen on synthetic cases where the truth is planted (tests/test_verdicts.py),
+# never on what they say about the toy world or the paper.
+# ----------------------------------------------------------------------------------------------
+
+HOLDS, DOES_NOT_HOLD, UNDETERMINED = "holds", "does not hold", "undetermined"
+
+#: The decision lines. None of them grows with the noise: noise widens an interval, and a wider
+#: interval can only make a verdict undetermined, never make a claim hold.
+MARGIN_POINTS = 1.0  # C1, C2: one point of accuracy, F1 or LAS
+CEILING_POINTS = 1.0  # a score within this of 100 is at its ceiling: it cannot show a loss it hides
+CKA_MARGIN = 0.05  # C3: a rise or a fall of the excess CKA smaller than this is none
+CHANGE_MARGIN = 0.01  # C4: the upper half must change more than the lower half by this (1 - CKA)
+ALPHA = 0.05  # C5: one-sided level of the exact permutation test
+LEVEL = 0.95  # every interval
+HALF_SAMPLES = 200  # C3, C4: random halves of the sentences behind the sentence intervals
+POWER_RHO = 0.8  # C5: the true rank correlation at which the test's power is reported
 
 
-def verdict_c5(corr: pd.DataFrame, alpha: float = 0.05, task: str = "") -> Verdict:
-    """C5: is cross-lingual similarity positively correlated with zero-shot scores across languages?
+@dataclass(frozen=True)
+class Verdict:
+    """One claim for one task, as a measurement: `effect` (what is measured, in words) is `value`
+    with its 95% `interval`; `rule` says how the outcome follows from them; `control` gives the
+    control's numbers; `reason` says why a verdict is undetermined. `str(verdict)` is all of it in
+    one line, e.g. "C1 undetermined (source at its ceiling): ..."."""
 
-    `corr` is `similarity_transfer_correlation`'s table (one row per layer). The strongest layer is
-    picked after looking at all of them, so its p-value is Bonferroni-corrected for the number of
-    layers: the claim holds when the correlation is positive and the corrected p is below `alpha`.
-    Where no correlation is defined (a constant column), the claim is not supported.
+    claim: str
+    task: str
+    outcome: str  # HOLDS, DOES_NOT_HOLD or UNDETERMINED
+    effect: str
+    value: float
+    interval: tuple[float, float]
+    rule: str
+    control: str
+    reason: str = ""
+    digits: int = 1
+    numbers: Mapping = field(default_factory=dict)
+
+    @property
+    def holds(self) -> bool:
+        return self.outcome == HOLDS
+
+    @property
+    def label(self) -> str:
+        """The outcome, with the reason when it is undetermined: "undetermined (1 seed)"."""
+        return f"{self.outcome} ({self.reason})" if self.reason and self.outcome == UNDETERMINED else self.outcome
+
+    @property
+    def estimate(self) -> str:
+        """The value with its interval: "+2.5 [-2.6, +7.6]" (no interval: the value alone)."""
+        lo, hi = self.interval
+        v = f"{self.value:+.{self.digits}f}"
+        return v if math.isnan(lo) else f"{v} [{lo:+.{self.digits}f}, {hi:+.{self.digits}f}]"
+
+    def __str__(self) -> str:
+        return f"{self.claim} {self.label}: {self.effect} {self.estimate} (95% CI); control: {self.control}"
+
+
+def t_interval(values, level: float = LEVEL) -> tuple[float, float, float]:
+    """Mean and the Student-t interval over paired values (one a seed); (mean, nan, nan) for one."""
+    x = np.asarray(values, dtype=float)
+    mean = float(x.mean())
+    if len(x) < 2:
+        return mean, math.nan, math.nan
+    half = float(stats.t.ppf((1 + level) / 2, len(x) - 1) * x.std(ddof=1) / math.sqrt(len(x)))
+    return mean, mean - half, mean + half
+
+
+def _seed_deltas(deltas: pd.DataFrame, ablation: Ablation) -> tuple[pd.DataFrame, float]:
+    """Per seed: the source's Δ and the targets' mean Δ (columns source, target), and the source's
+    reference score (mean over seeds)."""
+    d = deltas[deltas.ablation == ablation]
+    if d.empty:
+        present = ", ".join(a.label for a in sorted(set(deltas.ablation)))
+        raise ValueError(f"no runs for ablation {ablation.label!r}; present: {present}")
+    wide = d.pivot_table(index="seed", columns="role", values="delta").dropna()
+    src = d[d.role == "source"]
+    return wide, float((src["value"] - src["delta"]).mean())
+
+
+def _ceiling(reference: float) -> bool:
+    return reference >= 100.0 - CEILING_POINTS
+
+
+def verdict_c1(deltas: pd.DataFrame, lower: Ablation, task: str = "") -> Verdict:
+    """C1: re-initialising the lower layers hurts the targets much more than the source.
+
+    Effect: the gap Δsource − Δtarget (points; Δ = Reinit − reference, paired by seed, targets
+    averaged), with its t interval over seeds. Holds when the interval lies above MARGIN_POINTS and
+    the targets' own Δ interval lies below 0. Does not hold when the gap's interval lies below the
+    margin, or the targets surely do not lose (their interval above 0). Undetermined otherwise, with
+    one seed, and instead of "holds" when the source's reference score is at its ceiling: a source
+    at 100 cannot show a loss, so its Δ of 0 says nothing about what the lower layers do for it.
     """
-    n_langs = int(corr["languages"].max()) if len(corr) else 0
-    best = best_layer(corr)
-    if best is None:
-        return Verdict("C5", task, False, {"layer": None, "languages": n_langs, "layers": len(corr)})
-    rho, p, n = float(corr.loc[best, "spearman"]), float(corr.loc[best, "p"]), int(corr.loc[best, "languages"])
-    p_adj = min(1.0, p * len(corr))
-    holds = bool(rho > 0 and p_adj < alpha and not math.isnan(p))
-    return Verdict("C5", task, holds, {"layer": best, "spearman": rho, "languages": n, "p": p, "p_corrected": p_adj,
-                                       "layers": len(corr), "positive_layers": int((corr["spearman"] > 0).sum()),
-                                       "undefined_layers": int(corr["spearman"].isna().sum())})
+    wide, ref = _seed_deltas(deltas, lower)
+    gap, lo, hi = t_interval(wide["source"] - wide["target"])
+    t_mean, t_lo, t_hi = t_interval(wide["target"])
+    s_mean = float(wide["source"].mean())
+    if len(wide) < 2:
+        outcome, reason = UNDETERMINED, f"{len(wide)} seed"
+    elif hi < MARGIN_POINTS or t_lo > 0:
+        outcome, reason = DOES_NOT_HOLD, ""
+    elif lo > MARGIN_POINTS and t_hi < 0:
+        outcome, reason = (UNDETERMINED, f"source at its ceiling, {ref:.1f}") if _ceiling(ref) else (HOLDS, "")
+    else:
+        outcome, reason = UNDETERMINED, f"the interval straddles {MARGIN_POINTS:g} point"
+    return Verdict("C1", task, outcome, f"{lower.label}: Δsource − Δtarget (points)", gap, (lo, hi),
+                   f"holds when the gap's interval lies above {MARGIN_POINTS:g} point and the targets lose; "
+                   f"not with a source at its ceiling", f"Δsource {s_mean:+.1f}, Δtarget {t_mean:+.1f}; "
+                   f"source reference {ref:.1f}", reason, 1,
+                   {"ablation": lower.label, "source": s_mean, "target": t_mean, "target_interval": (t_lo, t_hi),
+                    "source_reference": ref, "seeds": len(wide)})
+
+
+def verdict_c2(deltas: pd.DataFrame, upper: Ablation, task: str = "") -> Verdict:
+    """C2: re-initialising the upper layers barely hurts the source or the targets.
+
+    Effect: the Δ of the side that loses more (source or targets' mean; points, paired by seed),
+    with its t interval. Holds when the intervals of both Δ lie above −MARGIN_POINTS (an
+    equivalence test: the loss is surely under one point). Does not hold when either interval lies
+    below −MARGIN_POINTS. Undetermined otherwise, with one seed, and instead of "holds" when the
+    source is at its ceiling (its Δ of 0 cannot show a loss).
+    """
+    wide, ref = _seed_deltas(deltas, upper)
+    (s_mean, s_lo, s_hi), (t_mean, t_lo, t_hi) = t_interval(wide["source"]), t_interval(wide["target"])
+    worse = (s_mean, s_lo, s_hi) if s_mean <= t_mean else (t_mean, t_lo, t_hi)
+    line = -MARGIN_POINTS
+    if len(wide) < 2:
+        outcome, reason = UNDETERMINED, f"{len(wide)} seed"
+    elif s_hi < line or t_hi < line:
+        outcome, reason = DOES_NOT_HOLD, ""
+    elif s_lo > line and t_lo > line:
+        outcome, reason = (UNDETERMINED, f"source at its ceiling, {ref:.1f}") if _ceiling(ref) else (HOLDS, "")
+    else:
+        outcome, reason = UNDETERMINED, f"an interval straddles {line:g} point"
+    side = "source" if s_mean <= t_mean else "targets"
+    return Verdict("C2", task, outcome, f"{upper.label}: Δ of the side that loses more, {side} (points)",
+                   worse[0], (worse[1], worse[2]),
+                   f"holds when both intervals lie above {line:g} point; not with a source at its ceiling",
+                   f"Δsource {s_mean:+.1f} [{s_lo:+.1f}, {s_hi:+.1f}], Δtarget {t_mean:+.1f} "
+                   f"[{t_lo:+.1f}, {t_hi:+.1f}]; source reference {ref:.1f}", reason, 1,
+                   {"ablation": upper.label, "source": s_mean, "target": t_mean, "source_reference": ref,
+                    "seeds": len(wide)})
+
+
+def verdict_c1_c2(deltas: pd.DataFrame, lower: Ablation, upper: Ablation, task: str = "") -> list[Verdict]:
+    """C1 (the Reinit of `lower`) and C2 (the Reinit of `upper`) for one task."""
+    return [verdict_c1(deltas, lower, task), verdict_c2(deltas, upper, task)]
+
+
+# --- debiased linear CKA on Gram matrices, for many random halves of the sentences at once -------
+
+
+def _grams(states) -> torch.Tensor:
+    """Linear Gram matrices [L+1, n, n] (float64) of column-centred states [L+1, n, d]."""
+    x = torch.as_tensor(states, dtype=torch.float64)
+    x = x - x.mean(dim=-2, keepdim=True)
+    return x @ x.transpose(-1, -2)
+
+
+def _hsic_u(k: torch.Tensor, l: torch.Tensor, kk: tuple | None = None, ll: tuple | None = None) -> torch.Tensor:  # noqa: E741
+    """Song et al.'s unbiased HSIC times m(m − 3) (a factor that cancels in CKA) of Gram matrices
+    [..., m, m], with their diagonals taken as zero: for K~, L~ the Grams without diagonal,
+    tr(K~L~) + 1'K~1 1'L~1 / ((m−1)(m−2)) − 2/(m−2) 1'K~L~1. No copy is made: the diagonal is
+    subtracted from each sum (`kk`, `ll`: `_gram_sums` of k and l, if already at hand)."""
+    m = k.shape[-1]
+    dk, rk, sk = kk or _gram_sums(k)
+    dl, rl, sl = ll or _gram_sums(l)
+    trace = (k * l).sum((-1, -2)) - (dk * dl).sum(-1)
+    return trace + sk * sl / ((m - 1) * (m - 2)) - (rk * rl).sum(-1) * 2 / (m - 2)
+
+
+def _gram_sums(k: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Diagonal, row sums without the diagonal, and total without the diagonal of Grams [..., m, m]."""
+    d = k.diagonal(dim1=-2, dim2=-1)
+    rows = k.sum(-1) - d
+    return d, rows, rows.sum(-1)
+
+
+def debiased_cka_grams(k: torch.Tensor, l: torch.Tensor) -> torch.Tensor:  # noqa: E741
+    """Debiased linear CKA per leading index of two Gram stacks [..., m, m] (equal to
+    `similarity.cka(..., debiased=True)` on the states behind them)."""
+    kk, ll = _gram_sums(k), _gram_sums(l)
+    return _hsic_u(k, l, kk, ll) / torch.sqrt(_hsic_u(k, k, kk, kk) * _hsic_u(l, l, ll, ll))
+
+
+def half_samples(n: int, count: int = HALF_SAMPLES, seed: int = 0) -> np.ndarray:
+    """`count` random halves (without replacement) of range(n), [count, n // 2]. The spread of a
+    statistic over halves of the sample estimates its sampling spread on the whole sample (half-
+    sampling, McCarthy 1969: for a mean, the variance of a half without replacement is that of the
+    full sample). A bootstrap with replacement would repeat sentences, which CKA reads as similarity."""
+    rng = np.random.default_rng(seed)
+    return np.stack([rng.choice(n, n // 2, replace=False) for _ in range(count)])
+
+
+def _sub(g: torch.Tensor, idx: np.ndarray) -> torch.Tensor:
+    """Rows and columns `idx` of Gram matrices [L, n, n]."""
+    i = torch.as_tensor(idx)
+    return g[:, i][:, :, i]
+
+
+def debiased_cka_halves(k: torch.Tensor, l: torch.Tensor, idx: np.ndarray) -> torch.Tensor:  # noqa: E741
+    """`debiased_cka_grams` of the sub-Grams on each half `idx[b]` ([B, m]), for all halves at once:
+    [B, L]. Each sum over a half is a product with its 0/1 indicator w (e.g. 1'K~L~1 restricted to
+    the half is w'(K∘L)w minus the diagonal), so no sub-matrix is ever copied."""
+    w = torch.zeros(len(idx), k.shape[-1], dtype=k.dtype)
+    w.scatter_(1, torch.as_tensor(idx), 1.0)
+    m = idx.shape[1]
+
+    def parts(g):  # diagonal [L, n]; row sums within the half without the diagonal, [L, B, n]
+        d = g.diagonal(dim1=-2, dim2=-1)
+        return d, torch.matmul(w, g) - d[:, None, :]
+
+    def hsic(g1, g2, p1, p2):
+        (d1, r1), (d2, r2) = p1, p2
+        cross = (torch.matmul(w, g1 * g2) * w).sum(-1) - (d1 * d2) @ w.T
+        t1, t2 = (r1 * w).sum(-1), (r2 * w).sum(-1)
+        return cross + t1 * t2 / ((m - 1) * (m - 2)) - (r1 * r2 * w).sum(-1) * 2 / (m - 2)
+
+    pk, pl = parts(k), parts(l)
+    return (hsic(k, l, pk, pl) / torch.sqrt(hsic(k, k, pk, pk) * hsic(l, l, pl, pl))).T
+
+
+def _normal_interval(value: float, replicates: np.ndarray, level: float = LEVEL) -> tuple[float, float]:
+    half = float(stats.norm.ppf((1 + level) / 2) * np.std(replicates, ddof=1))
+    return value - half, value + half
+
+
+# --- C3 --------------------------------------------------------------------------------------------
+
+
+def length_matched_pairs(lengths) -> np.ndarray:
+    """A control pairing: `perm[i] != i` is another sentence of the same length as sentence i. The
+    sentences of each length are rotated by one among themselves; a length that only one sentence
+    has joins the group of the nearest shorter length (the next longer for the shortest)."""
+    lengths = np.asarray(lengths)
+    if len(lengths) < 2:
+        raise ValueError("a length-matched control needs at least 2 sentences")
+    order = np.argsort(lengths, kind="stable")
+    groups: list[list[int]] = []
+    for i in order:
+        if groups and lengths[groups[-1][0]] == lengths[i]:
+            groups[-1].append(int(i))
+        else:
+            groups.append([int(i)])
+    merged: list[list[int]] = []
+    for g in groups:
+        if len(g) == 1 and merged:
+            merged[-1].extend(g)
+        elif merged and len(merged[-1]) == 1:
+            merged[-1].extend(g)
+        else:
+            merged.append(list(g))
+    perm = np.empty(len(lengths), dtype=int)
+    for g in merged:
+        perm[g] = np.roll(g, -1)
+    return perm
+
+
+@dataclass(frozen=True)
+class SimilarityEvidence:
+    """English–X similarity per layer of one model (C3, C5): the debiased linear CKA of the parallel
+    sentences (`parallel`, one row per target, one column per layer), of the same-length
+    non-translations (`control`), their difference (`excess`, what translation adds), and the mean
+    excess over targets on each random half of the sentences (`replicates`, [halves, layers])."""
+
+    parallel: pd.DataFrame
+    control: pd.DataFrame
+    replicates: np.ndarray
+    length_gap: float  # mean |length difference| (words) of the control pairs
+
+    @property
+    def excess(self) -> pd.DataFrame:
+        return self.parallel - self.control
+
+
+def similarity_evidence(states: Mapping, source: str, targets: Sequence[str], lengths: Mapping,
+                        halves: int = HALF_SAMPLES, seed: int = 0) -> SimilarityEvidence:
+    """C3's measurements from mean-pooled states ([L+1, n, d] per language, row i of every language
+    the same sentence): debiased linear CKA(source, X) per layer for parallel pairs and for the
+    control (each source sentence against a target sentence that is not its translation and has
+    the same length as its translation: `length_matched_pairs(lengths[X])`), on all n sentences and
+    on `halves` random halves."""
+    k_src = _grams(states[source])
+    n = k_src.shape[-1]
+    idx = half_samples(n, halves, seed)
+    parallel, control, gaps = {}, {}, []
+    reps = np.zeros((halves, k_src.shape[0]))
+    for lang in targets:
+        k_t = _grams(states[lang])
+        perm = length_matched_pairs(lengths[lang])
+        gaps.append(float(np.abs(np.asarray(lengths[lang]) - np.asarray(lengths[lang])[perm]).mean()))
+        k_c = _sub(k_t, perm)
+        parallel[lang] = debiased_cka_grams(k_src, k_t).numpy()
+        control[lang] = debiased_cka_grams(k_src, k_c).numpy()
+        reps += (debiased_cka_halves(k_src, k_t, idx) - debiased_cka_halves(k_src, k_c, idx)).numpy()
+    reps /= len(targets)
+    frame = lambda d: pd.DataFrame(d).T.rename_axis(columns="layer")  # noqa: E731
+    return SimilarityEvidence(frame(parallel), frame(control), reps, float(np.mean(gaps)))
+
+
+def middle_layers(n_layers: int) -> tuple[int, int]:
+    """The middle of a stack of layers 0..L: from ⌈L/4⌉ to L − ⌈L/4⌉ (3 to 9 for L = 12)."""
+    q = math.ceil(n_layers / 4)
+    return q, n_layers - q
+
+
+def verdict_c3(evidence: SimilarityEvidence, task: str = "(pretrained)") -> Verdict:
+    """C3: English–X similarity rises through the lower layers, then falls ("peaks in the middle").
+
+    Measured on the excess CKA (parallel minus the same-length control, debiased, mean over
+    targets), so that what sentence length alone makes similar does not count. Effect: the layer of
+    its peak, with the 2.5–97.5% range of the peak layer over random halves of the sentences. Holds
+    when that whole range lies in the middle layers (`middle_layers`) and both the rise (peak −
+    layer 0) and the fall (peak − last layer) have intervals above CKA_MARGIN. Does not hold when
+    the range lies wholly outside the middle, or the rise or the fall is surely under the margin.
+    Undetermined otherwise.
+    """
+    mean = evidence.excess.mean(axis=0).to_numpy()
+    last = len(mean) - 1
+    peak = int(mean.argmax())
+    peaks = evidence.replicates.argmax(axis=1)
+    p_lo, p_hi = (int(v) for v in np.quantile(peaks, [(1 - LEVEL) / 2, (1 + LEVEL) / 2], method="nearest"))
+    rise, fall = float(mean[peak] - mean[0]), float(mean[peak] - mean[last])
+    r_lo, r_hi = _normal_interval(rise, evidence.replicates[:, peak] - evidence.replicates[:, 0])
+    f_lo, f_hi = _normal_interval(fall, evidence.replicates[:, peak] - evidence.replicates[:, last])
+    m_lo, m_hi = middle_layers(last)
+    if p_hi < m_lo or p_lo > m_hi or r_hi < CKA_MARGIN or f_hi < CKA_MARGIN:
+        outcome, reason = DOES_NOT_HOLD, ""
+    elif m_lo <= p_lo and p_hi <= m_hi and r_lo > CKA_MARGIN and f_lo > CKA_MARGIN:
+        outcome, reason = HOLDS, ""
+    else:
+        parts = ([f"peak range {p_lo}-{p_hi} leaves the middle"] if not m_lo <= p_lo <= p_hi <= m_hi else []) + \
+                [f"{name} interval straddles {CKA_MARGIN:g}" for name, lo in (("rise", r_lo), ("fall", f_lo))
+                 if lo <= CKA_MARGIN]
+        outcome, reason = UNDETERMINED, "; ".join(parts)
+    raw = evidence.parallel.mean(axis=0)
+    ctrl = evidence.control.mean(axis=0)
+    return Verdict("C3", task, outcome, "peak layer of the excess CKA (parallel − same-length control)",
+                   float(peak), (float(p_lo), float(p_hi)),
+                   f"holds when the peak's range lies in layers {m_lo}-{m_hi} and the rise and the fall "
+                   f"exceed {CKA_MARGIN:g}",
+                   f"rise {rise:+.3f} [{r_lo:+.3f}, {r_hi:+.3f}], fall {fall:+.3f} [{f_lo:+.3f}, {f_hi:+.3f}]; "
+                   f"raw parallel CKA peaks at layer {int(raw.to_numpy().argmax())}; same-length "
+                   f"non-translations: {ctrl.iloc[0]:.3f} at layer 0 vs {raw.iloc[0]:.3f} parallel",
+                   reason, 0,
+                   {"peak_layer": peak, "peak_range": (p_lo, p_hi), "rise": rise, "rise_interval": (r_lo, r_hi),
+                    "fall": fall, "fall_interval": (f_lo, f_hi), "middle": (m_lo, m_hi), "last_layer": last})
+
+
+# --- C4 --------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class ChangeEvidence:
+    """What fine-tuning changed, layer by layer (C4), for each fine-tuning seed: `local` is
+    1 − CKA(layer l of the pretrained model, layer l of the fine-tuned model given the same input,
+    the pretrained model's layer l − 1), averaged over languages (one row per seed, one column per
+    layer); `replicates` holds, per seed, the upper half's share of that change on random halves of
+    the sentences ([seeds, halves]); `accumulated` is the paper's measure, 1 − CKA of the two whole
+    stacks, which also counts in each layer every change made below it."""
+
+    local: pd.DataFrame
+    replicates: np.ndarray
+    accumulated: pd.DataFrame
+
+
+#: C4's decision line: the upper half's share of the change. 2/3 means the upper layers change
+#: twice as much as the lower ones, the least that "far more" can mean.
+UPPER_SHARE = 2 / 3
+
+
+def upper_share(change: np.ndarray) -> np.ndarray:
+    """The upper half's share of the change, U / (U + D), with U and D the mean change over the upper
+    and the lower half of layers 1..L (last axis); 1/2 where nothing changed."""
+    half = (change.shape[-1] - 1) // 2
+    up, down = change[..., half + 1:].mean(-1), change[..., 1:half + 1].mean(-1)
+    total = up + down
+    return np.where(total > 1e-9, up / np.where(total > 1e-9, total, 1.0), 0.5)
+
+
+def change_evidence(pretrained: Mapping, local: Mapping, tuned: Mapping | None = None,
+                    halves: int = HALF_SAMPLES, seed: int = 0) -> ChangeEvidence:
+    """C4's measurements. `pretrained[lang]`: the pretrained model's states [L+1, n, d];
+    `local[s][lang]`: the fine-tuned (seed s) model's layer outputs given the pretrained model's
+    inputs (`claims.local_states`); `tuned[s][lang]`: the fine-tuned model's own states (for the
+    accumulated measure). Debiased linear CKA; the change is clipped at 0 below (CKA's estimate
+    can exceed 1 by its noise)."""
+    langs = list(pretrained)
+    grams = {lang: _grams(pretrained[lang]) for lang in langs}
+    n = next(iter(grams.values())).shape[-1]
+    idx = half_samples(n, halves, seed)
+    rows, acc, reps = {}, {}, []
+    for s, states in local.items():
+        change, rep = 0.0, 0.0
+        for lang in langs:
+            k_l = _grams(states[lang])
+            change = change + (1 - debiased_cka_grams(grams[lang], k_l).numpy()).clip(0)
+            rep = rep + (1 - debiased_cka_halves(grams[lang], k_l, idx).numpy()).clip(0)
+            if tuned is not None:
+                whole = (1 - debiased_cka_grams(grams[lang], _grams(tuned[s][lang])).numpy()).clip(0)
+                acc[s] = acc.get(s, 0.0) + whole
+        rows[s] = change / len(langs)
+        reps.append(upper_share(rep / len(langs)))
+    frame = lambda d: pd.DataFrame(d).T.rename_axis(index="seed", columns="layer")  # noqa: E731
+    return ChangeEvidence(frame(rows), np.stack(reps), frame({s: a / len(langs) for s, a in acc.items()}))
+
+
+def verdict_c4(evidence: ChangeEvidence, task: str = "") -> Verdict:
+    """C4: fine-tuning changes the upper layers far more than the lower ones.
+
+    Measured where the change happens: each layer of the fine-tuned model is given the pretrained
+    model's input to that layer, so a change in layer 2 is not counted again in every layer above
+    it (as the paper's CKA of the two whole stacks does). Effect: the upper half's share of the
+    local change, U / (U + D) (`upper_share`: 1/2 when both halves change alike), averaged over
+    fine-tuning seeds; its interval combines the spread over seeds (t) and over random halves of the
+    sentences. Holds when the interval lies above UPPER_SHARE (2/3: the upper half changes at least
+    twice as much), does not hold when it lies below; undetermined otherwise, and with one seed.
+    """
+    shares = upper_share(evidence.local.to_numpy())
+    k = len(shares)
+    value = float(shares.mean())
+    sentence_sd = float(np.std(evidence.replicates.mean(axis=0), ddof=1))
+    seed_half = float(stats.t.ppf((1 + LEVEL) / 2, k - 1) * shares.std(ddof=1) / math.sqrt(k)) if k > 1 else 0.0
+    half = math.hypot(stats.norm.ppf((1 + LEVEL) / 2) * sentence_sd, seed_half)
+    lo, hi = max(0.0, value - half), min(1.0, value + half)
+    if k < 2:
+        outcome, reason = UNDETERMINED, f"{k} seed"
+    elif hi < UPPER_SHARE:
+        outcome, reason = DOES_NOT_HOLD, ""
+    elif lo > UPPER_SHARE:
+        outcome, reason = HOLDS, ""
+    else:
+        outcome, reason = UNDETERMINED, f"the interval straddles {UPPER_SHARE:.2f}"
+    acc = float(upper_share(evidence.accumulated.to_numpy()).mean()) if len(evidence.accumulated) else math.nan
+    local = evidence.local.mean(axis=0)
+    half_l = (len(local) - 1) // 2
+    return Verdict("C4", task, outcome, "upper half's share of the local change (1 − CKA)", value, (lo, hi),
+                   f"holds when the interval lies above {UPPER_SHARE:.2f} (upper half changes twice the lower)",
+                   f"mean local change {local.iloc[1:half_l + 1].mean():.4f} in layers 1-{half_l}, "
+                   f"{local.iloc[half_l + 1:].mean():.4f} in layers {half_l + 1}-{len(local) - 1}; the paper's "
+                   f"whole-stack measure gives a share of {acc:.2f} (it counts the change made below each layer)",
+                   reason, 2, {"seeds": k, "per_seed": shares.tolist(), "accumulated": acc})
+
+
+# --- C5 --------------------------------------------------------------------------------------------
+
+
+def _ranks(x) -> np.ndarray:
+    return stats.rankdata(np.asarray(x, dtype=float))
+
+
+def _null_rhos(n: int, draws: int = 20_000, seed: int = 0) -> tuple[np.ndarray, bool]:
+    """Rank permutations of range(n): all n! for n <= 8 (exact), else `draws` random ones."""
+    if n <= 8:
+        return np.array(list(itertools.permutations(range(n)))), True
+    rng = np.random.default_rng(seed)
+    return np.stack([rng.permutation(n) for _ in range(draws)]), False
+
+
+def spearman_permutation_test(x, y) -> tuple[float, float]:
+    """Spearman ρ of x and y and its one-sided p-value for ρ > 0 under exchangeability: the share of
+    orderings of y with a ρ at least as large (ties by average ranks). Exact (all n! orderings) for
+    n <= 8; otherwise 20,000 random orderings, p = (1 + count) / (1 + 20,000). NaN when x or y is
+    constant."""
+    rx, ry = _ranks(x), _ranks(y)
+    if np.ptp(rx) == 0 or np.ptp(ry) == 0:
+        return math.nan, math.nan
+    rx, ry = rx - rx.mean(), ry - ry.mean()
+    norm = math.sqrt((rx**2).sum() * (ry**2).sum())
+    rho = float((rx * ry).sum() / norm)
+    perms, exact = _null_rhos(len(rx))
+    null = (ry[perms] * rx).sum(axis=1) / norm
+    count = int((null >= rho - 1e-12).sum())
+    return rho, count / len(perms) if exact else (1 + count) / (1 + len(perms))
+
+
+def spearman_interval(rho: float, n: int, level: float = LEVEL) -> tuple[float, float]:
+    """Fisher-z interval of a Spearman ρ with Bonett & Wright's (2000) variance (1 + ρ²/2)/(n − 3)."""
+    if n < 4 or math.isnan(rho):
+        return math.nan, math.nan
+    z, se = math.atanh(max(min(rho, 0.9999), -0.9999)), math.sqrt((1 + rho**2 / 2) / (n - 3))
+    q = stats.norm.ppf((1 + level) / 2)
+    return math.tanh(z - q * se), math.tanh(z + q * se)
+
+
+@functools.lru_cache(maxsize=64)
+def c5_power(n: int, rho: float = POWER_RHO, alpha: float = ALPHA, sims: int = 4000, seed: int = 0) -> float:
+    """The chance that `verdict_c5`'s test finds a true rank correlation `rho` significant with n
+    languages (bivariate normal with Pearson r = 2 sin(πρ/6), which has that Spearman ρ), from
+    `sims` simulated labs."""
+    r = 2 * math.sin(math.pi * rho / 6)
+    rng = np.random.default_rng(seed)
+    perms, _ = _null_rhos(n)
+    ref = np.arange(n, dtype=float) - (n - 1) / 2
+    null = np.sort((ref[perms] * ref).sum(axis=1) / (ref**2).sum())
+    x = rng.standard_normal((sims, n))
+    y = r * x + math.sqrt(1 - r**2) * rng.standard_normal((sims, n))
+    rx = x.argsort(axis=1).argsort(axis=1) - (n - 1) / 2
+    ry = y.argsort(axis=1).argsort(axis=1) - (n - 1) / 2
+    obs = (rx * ry).sum(axis=1) / (ref**2).sum()
+    p = (len(null) - np.searchsorted(null, obs - 1e-12)) / len(null)
+    return float((p < alpha).mean())
+
+
+def verdict_c5(similarity: pd.Series, scores: pd.Series, task: str = "") -> Verdict:
+    """C5: cross-lingual similarity is positively correlated with zero-shot scores across languages.
+
+    The similarity of a target is fixed in advance, not picked among layers: its excess CKA
+    (parallel − same-length control) averaged over all layers. Effect: Spearman ρ across the
+    targets, with a Fisher-z interval. Holds when the exact one-sided permutation p is below ALPHA;
+    does not hold when the interval lies below 0; undetermined otherwise (the power of the test at
+    this number of languages is in the control column), or when the scores are constant.
+    """
+    langs = [lang for lang in similarity.index if lang in scores.index]
+    n = len(langs)
+    rho, p = spearman_permutation_test(similarity[langs], scores[langs])
+    lo, hi = spearman_interval(rho, n)
+    power = c5_power(n) if n >= 3 else math.nan
+    if math.isnan(rho):
+        outcome, reason = UNDETERMINED, f"constant scores or similarities across the {n} languages"
+    elif p < ALPHA and rho > 0:
+        outcome, reason = HOLDS, ""
+    elif not math.isnan(hi) and hi < 0:
+        outcome, reason = DOES_NOT_HOLD, ""
+    else:
+        outcome, reason = UNDETERMINED, f"p = {p:.3f}"
+    return Verdict("C5", task, outcome, f"Spearman ρ over {n} targets, excess CKA (mean over layers) vs score",
+                   rho, (lo, hi), f"holds when the exact one-sided p < {ALPHA:g}; does not hold when the "
+                   f"interval lies below 0",
+                   (f"exact permutation p = {p:.3f}; power at {n} languages for a true ρ of {POWER_RHO:g}: "
+                    f"{power:.0%}" if not math.isnan(p) else "no correlation defined"), reason, 2,
+                   {"spearman": rho, "p": p, "languages": n, "power": power})
+
+
+def claims_table(verdicts: Sequence[Verdict]) -> pd.DataFrame:
+    """Every verdict with its evidence: claim, task, verdict, effect, estimate [95% CI], control."""
+    return pd.DataFrame([{"claim": v.claim, "task": v.task, "verdict": v.label, "effect": v.effect,
+                          "estimate [95% CI]": v.estimate, "control": v.control} for v in verdicts],
+                        columns=["claim", "task", "verdict", "effect", "estimate [95% CI]", "control"])

@@ -1,15 +1,17 @@
 """All five claims from one call: the verdicts that chapters 3 and 4 reach step by step, and the
-tables that open chapter 0 and the book (what replicates; where each part of the paper is rebuilt).
+tables that open chapter 0 and the book (what replicates; the evidence behind each verdict; where
+each part of the paper is rebuilt). `python -m xlt_utils.claims` prints the evidence table.
 
-`verdicts(P)` computes, for a profile:
+`verdicts(P)` measures, for a profile (the rules: `xlt_utils.analysis`):
 
 - C1 and C2 for every task, from the reference runs and the Reinit of the lower and the upper pair,
-  over the profile's seeds (the records of chapter 3's grid; in the toy profile they ship with the
-  package, so nothing trains);
-- C3 from the English–X CKA per layer of the pretrained model on parallel test sentences;
-- C4 from the CKA between the pretrained and the fine-tuned model, layer by layer, for one task
-  (that model is trained once and cached, the same one chapters 2 and 4 use);
-- C5 for every task, from the English–X CKA and the reference scores averaged over seeds.
+  paired over the profile's seeds (the records of chapter 3's grid; in the toy profile they ship
+  with the package, so nothing trains);
+- C3 from the English–X debiased CKA per layer of the pretrained model on parallel test sentences,
+  minus the same CKA on same-length non-translations (the control);
+- C4 from the change that fine-tuning makes in each layer given the same input, for one task and
+  every seed of the profile (those models are trained once and cached; chapter 4 uses them too);
+- C5 for every task, from C3's similarity and the reference scores averaged over seeds.
 
 Chapter 3 computes C1 and C2 cell by cell; chapter 4 computes C3–C5 cell by cell and checks that
 `similarity_verdicts` gives the same verdicts from its states.
@@ -18,16 +20,20 @@ Chapter 3 computes C1 and C2 cell by cell; chapter 4 computes C3–C5 cell by ce
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from types import SimpleNamespace
 
 import pandas as pd
+import torch
 
 from .ablation import REFERENCE, Ablation
 from .analysis import (
     MAIN_METRIC,
     Verdict,
     ablation_deltas,
+    change_evidence,
+    claims_table,
     per_seed_scores,
-    similarity_transfer_correlation,
+    similarity_evidence,
     verdict_c1_c2,
     verdict_c3,
     verdict_c4,
@@ -36,15 +42,16 @@ from .analysis import (
 from .profiles import Profile, get_profile
 from .sweep import expand_grid, run_grid
 
-__all__ = ["MissingRuns", "CLAIMS", "PAPER", "PAPER_MAP", "parallel_states", "cka_curves", "en_x_curves",
-           "reference_scores", "reinit_verdicts", "similarity_verdicts", "verdicts",
-           "replication_table", "paper_map"]
+__all__ = ["MissingRuns", "CLAIMS", "PAPER", "PAPER_MAP", "parallel_sentences", "parallel_states",
+           "sentence_lengths", "local_states", "cka_curves", "en_x_curves", "reference_scores",
+           "reinit_verdicts", "similarity_verdicts", "verdicts", "evidence_table", "replication_table",
+           "paper_map"]
 
 #: The claims, as the chapters state them.
 CLAIMS = {
     "C1": "Re-initialising the lower layers hurts the target languages much more than the source language.",
     "C2": "Re-initialising the upper layers barely hurts either.",
-    "C3": "English–X similarity (CKA) per layer rises through the lower layers, then falls.",
+    "C3": "English–X similarity (CKA) per layer rises through the lower layers, then falls: it peaks in the middle.",
     "C4": "Fine-tuning changes the upper layers far more than the lower ones.",
     "C5": "Cross-lingual similarity correlates with transfer performance across languages.",
 }
@@ -77,10 +84,9 @@ PAPER_MAP = [
 ]
 
 
-def parallel_states(model, tokenizer, profile: str | Profile, n: int | None = None) -> dict:
-    """Mean-pooled states [L+1, n, H] of the first `n` parallel test sentences (default: the
-    profile's `n_cka`) of every language of the profile; raises if the test sets are not parallel."""
-    from .evaluation import mean_pooled_states
+def parallel_sentences(profile: str | Profile, n: int | None = None) -> dict:
+    """The first `n` parallel test sentences (default: the profile's `n_cka`) of every language of the
+    profile; raises if the test sets are not parallel."""
     from .experiments import load_split
 
     P = get_profile(profile) if isinstance(profile, str) else profile
@@ -89,7 +95,63 @@ def parallel_states(model, tokenizer, profile: str | Profile, n: int | None = No
     bad = [lang for lang in P.languages if [s.sent_id for s in parallel[lang]] != ids]
     if bad:
         raise ValueError(f"the test sets of {', '.join(bad)} are not parallel to {P.source}'s (sent_id differ)")
-    return {lang: mean_pooled_states(model, tokenizer, [s.words for s in sents]) for lang, sents in parallel.items()}
+    return parallel
+
+
+def sentence_lengths(parallel: Mapping) -> dict:
+    """The length in words of every sentence of `parallel_sentences` (C3's control pairs sentences
+    of the same length)."""
+    return {lang: [len(s.words) for s in sents] for lang, sents in parallel.items()}
+
+
+def parallel_states(model, tokenizer, profile: str | Profile, n: int | None = None) -> dict:
+    """Mean-pooled states [L+1, n, H] of `parallel_sentences(profile, n)`, per language."""
+    from .evaluation import mean_pooled_states
+
+    return {lang: mean_pooled_states(model, tokenizer, [s.words for s in sents])
+            for lang, sents in parallel_sentences(profile, n).items()}
+
+
+class _LocalStack(torch.nn.Module):
+    """An encoder whose layer l is the fine-tuned model's layer l applied to the pretrained model's
+    layer l − 1 (its embeddings: the fine-tuned embeddings of the same subwords). It runs the
+    pretrained encoder and, at each of its layers, calls the fine-tuned layer with the very
+    arguments the pretrained layer receives (hidden states, attention mask, ...)."""
+
+    def __init__(self, pretrained, tuned):
+        super().__init__()
+        self.pretrained, self.tuned = pretrained, tuned
+
+    def forward(self, input_ids, attention_mask, output_hidden_states=True):
+        outputs, handles = {}, []
+
+        def run_tuned(layer, index):
+            def hook(module, args, kwargs):
+                out = layer(*args, **kwargs)
+                outputs[index] = out[0] if isinstance(out, tuple) else out
+            return hook
+
+        pairs = zip(self.pretrained.encoder.layer, self.tuned.encoder.layer, strict=True)
+        for i, (mine, theirs) in enumerate(pairs, start=1):
+            handles.append(mine.register_forward_pre_hook(run_tuned(theirs, i), with_kwargs=True))
+        try:
+            self.pretrained(input_ids=input_ids, attention_mask=attention_mask)
+        finally:
+            for h in handles:
+                h.remove()
+        hidden = (self.tuned.embeddings(input_ids=input_ids),) + tuple(outputs[i] for i in sorted(outputs))
+        return SimpleNamespace(hidden_states=hidden)
+
+
+def local_states(pretrained, tuned, tokenizer, sentences) -> torch.Tensor:
+    """C4's measure of where fine-tuning changed the model: for every layer l, the mean-pooled output
+    of the fine-tuned layer l given the pretrained model's layer l − 1 as input, [L+1, n, H] (the
+    same pooling as `mean_pooled_states`). Compared with the pretrained model's own states, layer by
+    layer, it shows the change made in that layer, not the change accumulated below it."""
+    from .evaluation import mean_pooled_states
+
+    stack = _LocalStack(getattr(pretrained, "base_model", pretrained), getattr(tuned, "base_model", tuned))
+    return mean_pooled_states(stack, tokenizer, sentences)
 
 
 def cka_curves(pairs: Mapping[str, tuple], kernel: str = "linear", debiased: bool = False) -> pd.DataFrame:
@@ -141,47 +203,69 @@ def reinit_verdicts(profile: str | Profile = "toy", tasks: Sequence[str] | None 
     return [v for t in tasks for v in verdict_c1_c2(deltas[deltas.task == t], lower, upper, task=t)]
 
 
-def similarity_verdicts(profile: str | Profile, states: Mapping, tuned_states: Mapping, task: str,
-                        scores: pd.DataFrame, kernel: str = "linear") -> list[Verdict]:
-    """C3 (English–X CKA of the pretrained model), C4 (CKA between the pretrained and the model
-    fine-tuned on `task`, per language) and C5 for every column of `scores` (`reference_scores`),
-    from the states of `parallel_states` for both models."""
+def similarity_verdicts(profile: str | Profile, states: Mapping, lengths: Mapping, local: Mapping,
+                        tuned_states: Mapping | None, task: str, scores: pd.DataFrame) -> list[Verdict]:
+    """C3 (the pretrained model's English–X similarity against its same-length control), C4 (the
+    local change fine-tuning on `task` made, for every seed in `local`) and C5 for every column of
+    `scores` (`reference_scores`). `states`: `parallel_states` of the pretrained model; `lengths`:
+    `sentence_lengths`; `local[seed]`: `local_states` per language; `tuned_states[seed]`: the
+    fine-tuned model's own states (for the paper's whole-stack measure, shown beside C4)."""
     P = get_profile(profile) if isinstance(profile, str) else profile
-    curves = en_x_curves(states, P.source, P.targets, kernel)
-    change = cka_curves({lang: (states[lang], tuned_states[lang]) for lang in P.languages}, kernel)
-    return ([verdict_c3(curves), verdict_c4(change, task=task)]
-            + [verdict_c5(similarity_transfer_correlation(curves, scores[t]), task=t) for t in scores.columns])
+    sim = similarity_evidence(states, P.source, P.targets, lengths)
+    change = change_evidence(states, local, tuned_states)
+    per_target = sim.excess.mean(axis=1)
+    return ([verdict_c3(sim), verdict_c4(change, task=task)]
+            + [verdict_c5(per_target, scores[t], task=t) for t in scores.columns])
 
 
-def verdicts(profile: str | Profile = "toy", task: str = "pos", seed: int = 1, kernel: str = "linear",
-             n: int | None = None, tasks: Sequence[str] | None = None, train: bool = True,
-             progress: bool = False) -> list[Verdict]:
+def _tuned_configs(P: Profile, task: str):
+    from .experiments import experiment
+
+    return {seed: experiment(P, task=task, seed=seed) for seed in P.seeds}
+
+
+def verdicts(profile: str | Profile = "toy", task: str = "pos", n: int | None = None,
+             tasks: Sequence[str] | None = None, train: bool = True, progress: bool = False) -> list[Verdict]:
     """The verdicts of C1–C5 for a profile (see the module's docstring): `reinit_verdicts`, then
     `similarity_verdicts` on `n` parallel sentences (default: the profile's `n_cka`) through the
-    pretrained model and the one fine-tuned on `task` with `seed`.
+    pretrained model and the models fine-tuned on `task` with each of the profile's seeds.
 
     `train=True` runs what is not cached yet; `train=False` raises `MissingRuns` instead, naming
     how many runs are missing and the chapters that make them (for mBERT they take hours).
     `progress`: progress bars for what runs."""
-    from .experiments import experiment, load_finetuned
+    from .experiments import load_finetuned
     from .pretrained import load_encoder
     from .store import ResultStore
 
     P = get_profile(profile) if isinstance(profile, str) else profile
     tasks = list(tasks or MAIN_METRIC)
-    tuned_cfg = experiment(P, task=task, seed=seed)
+    tuned_cfgs = _tuned_configs(P, task)
     if not train:
         store, configs = ResultStore(), _reinit_grid(P, tasks)[2]
-        missing = sum(store.get(c) is None for c in configs) + (not store.has_model(tuned_cfg))
+        missing = sum(store.get(c) is None for c in configs) + sum(not store.has_model(c) for c in tuned_cfgs.values())
         if missing:
-            raise MissingRuns(f"{missing} of the {len(configs) + 1} runs behind the verdicts of the {P.name} profile are "
-                              f"not in the result store ({store.root}) yet: run chapter 3 (the grid) and chapter 4 "
-                              f"(the fine-tuned {task} model, seed {seed}) first, or call verdicts(..., train=True)")
+            raise MissingRuns(f"{missing} of the {len(configs) + len(tuned_cfgs)} runs behind the verdicts of the "
+                              f"{P.name} profile are not in the result store ({store.root}) yet: run chapter 3 (the "
+                              f"grid) and chapter 4 (the fine-tuned {task} models, seeds "
+                              f"{', '.join(map(str, P.seeds))}) first, or call verdicts(..., train=True)")
     out = reinit_verdicts(P, tasks, progress)
     encoder, tokenizer = load_encoder(P)
-    tuned, _ = load_finetuned(tuned_cfg, progress=progress)
-    states, tuned_states = parallel_states(encoder, tokenizer, P, n), parallel_states(tuned, tokenizer, P, n)
-    return out + similarity_verdicts(P, states, tuned_states, task, reference_scores(P, tasks), kernel)
+    parallel = parallel_sentences(P, n)
+    words = {lang: [s.words for s in sents] for lang, sents in parallel.items()}
+    states = parallel_states(encoder, tokenizer, P, n)
+    local, tuned_states = {}, {}
+    for seed, cfg in tuned_cfgs.items():
+        tuned, _ = load_finetuned(cfg, progress=progress)
+        local[seed] = {lang: local_states(encoder, tuned, tokenizer, w) for lang, w in words.items()}
+        tuned_states[seed] = parallel_states(tuned, tokenizer, P, n)
+    return out + similarity_verdicts(P, states, sentence_lengths(parallel), local, tuned_states, task,
+                                     reference_scores(P, tasks))
+
+
+def evidence_table(verdicts: Sequence[Verdict]) -> pd.DataFrame:
+    """Every claim x task with its verdict, effect, estimate [95% CI] and control, indexed by claim
+    and task (chapter 0, the book's landing page, chapter 4's summary)."""
+    return claims_table(verdicts).set_index(["claim", "task"])
 
 
 def replication_table(verdicts: Sequence[Verdict], profile: str | Profile = "toy") -> pd.DataFrame:
@@ -207,3 +291,25 @@ def paper_map() -> pd.DataFrame:
     """Where each part of the paper is rebuilt: chapter, section, and the paper's claim, table or
     figure (or "extension" for what this repository adds)."""
     return pd.DataFrame(PAPER_MAP, columns=["chapter", "section", "what it rebuilds"])
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    """Print every claim x task with its verdict, effect, interval and control."""
+    import argparse
+
+    parser = argparse.ArgumentParser(prog="python -m xlt_utils.claims", description=main.__doc__)
+    parser.add_argument("--profile", default="toy")
+    parser.add_argument("--task", default="pos", help="the task of the fine-tuned models behind C4")
+    parser.add_argument("--no-train", action="store_true", help="fail instead of training missing runs")
+    args = parser.parse_args(argv)
+    P = get_profile(args.profile)
+    table = evidence_table(verdicts(P, task=args.task, train=not args.no_train, progress=False))
+    with pd.option_context("display.max_colwidth", None, "display.width", 250):
+        print(f"{P.name} profile, seeds {', '.join(map(str, P.seeds))}")
+        for (claim, task), row in table.iterrows():
+            print(f"\n{claim} {task}: {row['verdict']}\n  {row['effect']}: {row['estimate [95% CI]']}"
+                  f"\n  control: {row['control']}")
+
+
+if __name__ == "__main__":
+    main()
