@@ -3,8 +3,10 @@ and never leave a partial or corrupt file in the cache."""
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
+import re
 import threading
 import time
 import warnings
@@ -23,7 +25,7 @@ from xlt_utils.data.download import (
     fetch,
 )
 
-BODY = ("# sent_id = 1\n1\tHello\thello\tINTJ\t_\t_\t0\troot\t_\t_\n\n" * 200).encode()
+BODY = "".join(f"# sent_id = {i}\n1\tHello\thello\tINTJ\t_\t_\t0\troot\t_\t_\n\n" for i in range(200)).encode()
 SHA = hashlib.sha256(BODY).hexdigest()
 STALL_S = 3.0
 
@@ -108,7 +110,8 @@ def cache(tmp_path, monkeypatch):
 
 
 def _files(root: Path) -> list[Path]:
-    return sorted(p for p in root.rglob("*") if p.is_file()) if root.exists() else []
+    """The files under `root`, but for the folders' lock files (``.lock``, empty, kept for the next fetch)."""
+    return sorted(p for p in root.rglob("*") if p.is_file() and p.name != ".lock") if root.exists() else []
 
 
 FAST = {"timeout": 0.5, "retries": 2, "backoff": 0.05}
@@ -189,7 +192,7 @@ def test_corrupt_cached_file_is_replaced(server, cache):
     base, hits = server
     path = fetch(f"{base}/ok.conllu", sha256=SHA, **FAST)
     path.write_bytes(BODY[:-10])  # e.g. a disk error or a hand edit
-    with pytest.warns(UserWarning, match="deleting it and fetching again"):
+    with pytest.warns(UserWarning, match="moved aside to ok.conllu.corrupt-.*and fetching again"):
         again = fetch(f"{base}/ok.conllu", sha256=SHA, **FAST)
     assert again == path and path.read_bytes() == BODY
     assert hits["/ok.conllu"] == 2
@@ -200,7 +203,8 @@ def test_unpinned_hash_is_recorded_and_then_enforced(server, cache):
     with pytest.warns(UnpinnedHashWarning, match=SHA):
         path = fetch(f"{base}/ok.conllu", sha256=None, **FAST)
     side = path.with_name(path.name + ".sha256")
-    assert side.read_text().strip() == SHA
+    assert side.read_text().splitlines() == [SHA, "validated whole by xlt-utils 0.2.0 as conllu".replace(
+        "0.2.0", download.__version__)]
     with warnings.catch_warnings():
         warnings.simplefilter("error")  # a good cached file: no warning, no request
         assert fetch(f"{base}/ok.conllu", sha256=None, **FAST) == path
@@ -208,7 +212,7 @@ def test_unpinned_hash_is_recorded_and_then_enforced(server, cache):
     path.write_bytes(b"garbage")
     with pytest.warns(UserWarning) as record:  # deleted, fetched again, its new hash recorded
         fetch(f"{base}/ok.conllu", sha256=None, **FAST)
-    assert any("deleting it" in str(w.message) for w in record)
+    assert any("moved aside" in str(w.message) for w in record)
     assert path.read_bytes() == BODY and hits["/ok.conllu"] == 2
 
 
@@ -385,7 +389,7 @@ def fault_server():
     ("/cut.conllu", "does not end with an empty line"),
     ("/cut-at-line.conllu", "does not end with an empty line"),
     ("/short.conllu", "does not end with an empty line"),
-    ("/junk.iob2", "no valid iob2 sentence"),
+    ("/junk.iob2", "not a valid iob2 file: line 1"),
     ("/cut.parquet", "PAR1"),
     ("/cut.json", "not valid JSON"),
     ("/empty.json", "empty"),
@@ -472,6 +476,226 @@ def test_an_html_page_cached_by_an_older_version_is_not_trusted(server, cache):
     download._sidecar(stale).write_text(hashlib.sha256(HTML).hexdigest() + "\n")
     with pytest.warns(UserWarning) as record:
         got = fetch(url, sha256=None, **FAST)
-    assert any("HTML" in str(w.message) and "deleting it" in str(w.message) for w in record)
+    assert any("HTML" in str(w.message) and "moved aside" in str(w.message) for w in record)
     assert got == stale and got.read_bytes() == BODY and hits["/ok.conllu"] == 1
-    assert download._sidecar(stale).read_text().strip() == SHA
+    assert download._sidecar(stale).read_text().splitlines()[0] == SHA
+
+
+# ------------------------------------------------------- issue 25: whole bodies, races, odd URLs, file modes
+
+ONE = b"# sent_id = only\n1\tHello\thello\tINTJ\t_\t_\t0\troot\t_\t_\n\n"
+JUNK_AFTER = ONE + b"this is not CoNLL-U\n<p>an error page's tail</p>\n\n"
+CUT_AT = BODY.index(b"\n\n", len(BODY) // 2) + 2  # a sentence boundary half-way
+
+
+class _WholeBodyHandler(_Handler):
+    def do_GET(self):  # noqa: N802
+        path = self.path.split("?")[0]
+        self.hits[path] += 1
+        if path == "/junk-after.conllu":  # one valid sentence, then junk: the old check accepted it
+            self._send(JUNK_AFTER)
+        elif path == "/cut-boundary.conllu":  # announces the whole file, sends up to a sentence boundary
+            self._send(BODY[:CUT_AT], length=len(BODY))
+            self.close_connection = True
+        elif path == "/cut-boundary-chunked.conllu":  # chunked, ends at a sentence boundary without the last chunk
+            self.protocol_version = "HTTP/1.1"
+            self.send_response(200)
+            self.send_header("Transfer-Encoding", "chunked")
+            self.send_header("Connection", "close")
+            self.end_headers()
+            body = BODY[:CUT_AT]
+            self.wfile.write(f"{len(body):x}\r\n".encode() + body + b"\r\n")
+            self.wfile.flush()
+            self.close_connection = True
+        else:
+            super().do_GET()
+
+
+@pytest.fixture
+def whole_server():
+    yield from _serve(_WholeBodyHandler)
+
+
+def test_junk_after_a_valid_sentence_is_not_cached(whole_server, cache):
+    base, hits = whole_server
+    with pytest.raises(FetchError, match=r"rejected, not cached: not a valid conllu file: line 4") as e:
+        fetch(f"{base}/junk-after.conllu", sha256=None, **FAST)
+    assert "every sentence must be valid" in str(e.value)
+    assert _files(cache) == [] and hits["/junk-after.conllu"] == 1
+
+
+@pytest.mark.parametrize("path", ["/cut-boundary.conllu", "/cut-boundary-chunked.conllu"])
+def test_a_body_cut_at_a_sentence_boundary_is_caught_by_the_transfer(whole_server, cache, path):
+    """The cut body is valid CoNLL-U on its own (it ends with a whole sentence and its empty line):
+    only the transfer can tell, by its Content-Length or its unfinished chunked encoding."""
+    base, hits = whole_server
+    assert BODY[:CUT_AT].endswith(b"\n\n") and download.validate_body.__name__
+    with pytest.raises(FetchError, match="truncated body|IncompleteRead"):
+        fetch(base + path, sha256=None, **FAST)
+    assert hits[path] == 3 and _files(cache) == []  # retried as transient, nothing cached
+
+
+def _plant_old_cache(cache: Path, url: str, body: bytes) -> Path:
+    """A cached copy and its hash as the previous version recorded them (one line, no validation mark)."""
+    rel, _, _ = download._resolve(url, None)
+    stale = cache / rel
+    stale.parent.mkdir(parents=True, exist_ok=True)
+    stale.write_bytes(body)
+    download._sidecar(stale).write_text(hashlib.sha256(body).hexdigest() + "\n")
+    return stale
+
+
+@pytest.mark.parametrize("body", [JUNK_AFTER, BODY[:CUT_AT - 1]], ids=["junk after a sentence", "cut short"])
+def test_an_invalid_copy_cached_by_an_older_version_is_moved_aside_and_fetched_again(server, cache, body):
+    base, hits = server
+    url = f"{base}/ok.conllu"
+    stale = _plant_old_cache(cache, url, body)
+    with pytest.warns(UserWarning) as record:
+        got = fetch(url, sha256=None, **FAST)
+    assert re.search(r"is not a valid file: .*moved aside to ok\.conllu\.corrupt-", str(record[0].message))
+    assert record[1].category is UnpinnedHashWarning  # downloaded again, and its hash recorded again
+    assert got == stale and got.read_bytes() == BODY and hits["/ok.conllu"] == 1
+    (aside,) = stale.parent.glob("ok.conllu.corrupt-*")
+    assert aside.read_bytes() == body  # kept for inspection, never read again
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # validated and recorded: no warning, no request the next time
+        assert fetch(url, sha256=None, **FAST) == got
+    assert hits["/ok.conllu"] == 1
+
+
+def test_a_valid_copy_cached_by_an_older_version_is_validated_once_and_kept(server, cache):
+    base, hits = server
+    url = f"{base}/ok.conllu"
+    stale = _plant_old_cache(cache, url, BODY)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        assert fetch(url, sha256=None, **FAST) == stale
+    assert hits["/ok.conllu"] == 0 and download._cache_state(stale, None)[0] == "ok"
+
+
+def test_fetch_read_moves_a_copy_the_reader_refuses_aside_and_reads_a_fresh_one(server, cache):
+    """A copy recorded as validated that the reader now refuses (its rules grew stricter): read once,
+    refused, moved aside, fetched again, read."""
+    from xlt_utils.data.conllu_io import read_conllu
+
+    base, hits = server
+    url = f"{base}/ok.conllu"
+    stale = _plant_old_cache(cache, url, JUNK_AFTER)
+    download._record(stale, hashlib.sha256(JUNK_AFTER).hexdigest(), "x.conllu")  # as if validated by this version
+    assert download._cache_state(stale, None)[0] == "ok"
+    with pytest.warns(UserWarning) as record:
+        sents = download.fetch_read(url, lambda p: read_conllu(p, "en"), sha256=None, **FAST)
+    assert "the reader refuses it" in str(record[0].message) and record[1].category is UnpinnedHashWarning
+    assert len(sents) == 200 and hits["/ok.conllu"] == 1 and stale.read_bytes() == BODY
+
+
+@pytest.mark.parametrize("pinned", [True, False], ids=["pinned", "unpinned"])
+def test_concurrent_fetches_of_a_corrupt_cached_copy(server, cache, pinned):
+    """120 threads fetch one file whose cached copy is corrupt: every one gets the good file (the old
+    code raised a bare FileNotFoundError in some: one thread deleted the copy another was hashing),
+    and it is downloaded once."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    base, hits = server
+    url = f"{base}/ok.conllu"
+    sha = SHA if pinned else None
+    with pytest.warns(UnpinnedHashWarning) if not pinned else contextlib.nullcontext():
+        path = fetch(url, sha256=sha, **FAST)
+    path.write_bytes(BODY[:-10])
+    hits.clear()
+    with warnings.catch_warnings(), ThreadPoolExecutor(max_workers=24) as pool:
+        warnings.simplefilter("ignore")
+        results = list(pool.map(lambda _: _try(lambda: fetch(url, sha256=sha, **FAST)), range(120)))
+    assert [r for r in results if not isinstance(r, Path)] == []
+    assert set(results) == {path} and path.read_bytes() == BODY
+    assert hits["/ok.conllu"] == 1
+    assert len(list(path.parent.glob("ok.conllu.corrupt-*"))) == 1
+    assert not [p for p in _files(cache) if p.name.endswith(".part")]
+
+
+def _try(fn):
+    try:
+        return fn()
+    except BaseException as e:  # noqa: BLE001 - collected and shown by the test
+        return f"{type(e).__name__}: {e}"
+
+
+@pytest.mark.parametrize("tail", ["/ok/..", "/ok/.", "/..", "/%2e%2e", "/ok/%2F..%2F..", "/" + "a" * 300 + ".conllu",
+                                  "/.hidden", "/ok.conllu/..?x=../../..", "/ok.conllu#/../../x"])
+def test_odd_urls_fail_cleanly_or_land_inside_the_cache(server, cache, tail):
+    base, hits = server
+    url = base + tail
+    for _ in range(2):  # the second time, the folders of the first are there
+        try:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                got = fetch(url, sha256=None, **FAST)
+        except FetchError as e:
+            assert "HTTP 404" in str(e), str(e)
+            assert _files(cache) == []
+        else:  # the fragment is not sent: this one is /ok.conllu
+            assert tail.startswith("/ok.conllu#") and got.read_bytes() == BODY
+            assert got.parent.parent == cache / "url" and _files(cache) == [got, download._sidecar(got)]
+    names = [p.relative_to(cache).parts for p in cache.rglob("*")]
+    assert all(len(parts) <= 3 and parts[0] == "url" and ".." not in parts and len(parts[-1]) <= 100
+               for parts in names), names
+
+
+def test_url_file_names():
+    name = download._url_file_name
+    assert name("http://h/x/ok.conllu") == "ok.conllu" and name("http://h/x/ok.conllu/") == "ok.conllu"
+    assert name("http://h/ok/..") == name("http://h/ok/.") == name("http://h/") == name("http://h") == "download"
+    assert name("http://h/ok.conllu?a=/../b#c/..") == "ok.conllu" and name("http://h/.bashrc") == "bashrc"
+    assert name("http://h/" + "a" * 300 + ".conllu") == "a" * 93 + ".conllu"
+
+
+def test_downloaded_files_and_their_hashes_have_the_usual_mode(server, cache):
+    """0666 minus the umask, like the result records (0644 under umask 022), not mkstemp's 0600."""
+    import os
+    import stat
+
+    base, _ = server
+    old = os.umask(0o022)
+    try:
+        with pytest.warns(UnpinnedHashWarning):
+            path = fetch(f"{base}/ok.conllu", sha256=None, **FAST)
+    finally:
+        os.umask(old)
+    assert stat.S_IMODE(path.stat().st_mode) == 0o644
+    assert stat.S_IMODE(download._sidecar(path).stat().st_mode) == 0o644
+
+
+def test_temporary_files_have_unpredictable_names_and_never_follow_a_symlink(tmp_path, monkeypatch):
+    import os
+
+    victim = tmp_path / "victim"
+    victim.write_text("keep me")
+    names = set()
+    for _ in range(50):
+        fd, path = download.create_temp(tmp_path, ".x.", ".part")
+        os.close(fd)
+        names.add(path.name)
+        path.unlink()
+    assert len(names) == 50
+    # a symlink planted at the very name drawn is refused (O_EXCL), not followed: another name is drawn
+    (tmp_path / ".y.0000000000000000.part").symlink_to(victim)
+    real, first = download.secrets.token_hex, iter(["0" * 16])
+    monkeypatch.setattr(download.secrets, "token_hex", lambda n: next(first, None) or real(n))
+    fd, path = download.create_temp(tmp_path, ".y.", ".part")
+    with os.fdopen(fd, "w") as f:
+        f.write("new")
+    assert path.name != ".y.0000000000000000.part" and path.read_text() == "new"
+    assert victim.read_text() == "keep me"
+
+
+def test_a_planted_lock_symlink_is_not_followed(server, cache, tmp_path):
+    base, _ = server
+    url = f"{base}/ok.conllu"
+    rel, _, _ = download._resolve(url, SHA)
+    folder = (cache / rel).parent
+    folder.mkdir(parents=True)
+    victim = tmp_path / "victim"
+    (folder / ".lock").symlink_to(victim)
+    with pytest.raises(FetchError, match="could not use the cache"):
+        fetch(url, sha256=SHA, **FAST)
+    assert not victim.exists()

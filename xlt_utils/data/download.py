@@ -9,24 +9,42 @@ Where a file comes from, in this order:
    you made by hand, e.g. ``XLT_DATA_DIR=../shared/data``). Its hash is checked; a mismatch is
    an error and the file is left alone (it is yours).
 2. The cache, ``$XLT_CACHE_DIR/<name>`` (default ``~/.cache/xlt``). A cached file whose hash does
-   not match is deleted and fetched again.
+   not match, or (hash not pinned) whose body is not a valid file of its format, is moved aside
+   (``<name>.corrupt-<time>-<pid>``, with a warning naming it) and fetched again.
 3. The network, unless offline mode is on (``XLT_OFFLINE=1`` or ``HF_HUB_OFFLINE=1``), in which
    case `OfflineError` says at once which URL to download by hand and where to put it.
 
 Downloads go to a temporary file in the cache folder, are hashed while they stream, and are
 moved to their final name with `os.replace` only after the length and the sha256 check out, so
-no partial or corrupt file is ever visible under the final name. Each request has a timeout
+no partial or corrupt file is ever visible under the final name. Temporary files get unpredictable
+names and are created exclusively (never through a planted file or symlink, `create_temp`), with
+the usual mode (0666 minus the umask: 0644 under umask 022), as are the files they become.
+Everything that changes a cache folder (moving a bad copy aside, downloading, recording a hash)
+happens under an exclusive lock on that folder (``.lock`` in it), so concurrent fetches of one file,
+from threads or processes, download it once and never see each other's half-done work; a good
+cached file is returned without the lock (a read-only cache works). Each request has a timeout
 (connect and every read, so a stalled connection fails), and transient failures (timeouts,
 dropped connections, truncated bodies, HTTP 408/429/5xx) are retried with exponential backoff.
 A 404 or other client error is not retried; the next URL of the entry (its ``mirrors``) is tried.
 
 Hashes: the manifest pins a sha256 where one could be computed when it was written. Where it is
-``null``, the first download is trusted only after it is validated as its format (`validate_body`:
-a CoNLL-U or IOB2 file must be UTF-8 text that reads as at least one sentence and ends with an
-empty line, so an HTML error page or a body cut short is rejected; Parquet must carry its ``PAR1``
-magic bytes at both ends; JSON must parse; an HTML page is never accepted), its hash is recorded
-beside it in the cache (``<file>.sha256``) so that later corruption is still detected, and an
-`UnpinnedHashWarning` shows the hash so that it can be pinned in ``manifest.json``.
+``null``, the first download is trusted only after its whole body is validated as its format
+(`validate_body`: a CoNLL-U or IOB2 file must end with an empty line and every one of its sentences
+must read, with the reader's checks, so an HTML error page, junk after a valid prefix, or a body cut
+short is rejected; Parquet must carry its ``PAR1`` magic bytes at both ends; JSON must parse; an
+HTML page is never accepted), its hash is recorded beside it in the cache (``<file>.sha256``, with
+the package version that validated it) so that later corruption is still detected, and an
+`UnpinnedHashWarning` shows the hash so that it can be pinned in ``manifest.json``. A body cut at a
+sentence boundary is caught where the transfer shows it (fewer bytes than its Content-Length, a
+chunked body that ends early, a last sentence without its empty line); a server that closes early
+without announcing a length and at a sentence boundary cannot be told from a whole file: pin the
+hash. An unpinned cached file is validated again, whole, by a new package version (its rules may
+be stricter), and `fetch_read` moves a cached unpinned file aside and fetches it again when the
+reader refuses it, so that a bad copy is never trusted forever.
+
+Names: a manifest name is a relative path without ``..``; a URL is cached under
+``url/<hash of the URL>/<its last path segment>``, that segment reduced to ``[A-Za-z0-9._-]``,
+never ``.`` or ``..`` (``download`` then) and at most 100 characters.
 
 Time: besides the per-read `timeout`, every file has an overall `deadline` (seconds, all attempts
 and mirrors together), so a server that trickles bytes just fast enough to dodge the read timeout
@@ -37,6 +55,7 @@ refused, and redirects to them are not followed).
 
 from __future__ import annotations
 
+import contextlib
 import difflib
 import functools
 import hashlib
@@ -44,8 +63,8 @@ import http.client
 import json
 import os
 import re
+import secrets
 import socket
-import tempfile
 import threading
 import time
 import urllib.error
@@ -141,17 +160,83 @@ def fetch(
         return local
 
     target = cache_dir() / rel
-    if target.exists() and _cached_ok(target, expected):
+    if _cache_state(target, expected)[0] == "ok":  # the common case, without the lock: nothing changes
         return target
-
     reason = offline_reason()
-    if reason:
-        raise OfflineError(
-            f"Offline mode is on ({reason}) and {rel!r} is neither cached nor in XLT_DATA_DIR.\n"
-            + _by_hand(rel, urls, expected, target)
-        )
+    if reason and not target.exists():
+        raise OfflineError(_offline_message(reason, rel, urls, expected, target))
+    try:
+        with folder_lock(target.parent):
+            if _usable(target, expected, rel):  # another fetch may have fixed it while this one waited
+                return target
+            if reason:
+                raise OfflineError(_offline_message(reason, rel, urls, expected, target))
+            return _download_to_cache(rel, urls, expected, target, timeout, retries, backoff, end)
+    except OSError as e:  # a cache folder that cannot be created, locked or written: say which, never a bare OSError
+        raise FetchError(f"could not use the cache for {rel!r} at {target}: {type(e).__name__}: {e}") from e
 
-    target.parent.mkdir(parents=True, exist_ok=True)
+
+def fetch_read(name_or_url: str, read, **fetch_kw):
+    """``read(fetch(name_or_url))``, trusting no bad copy forever: when `read` raises a
+    `DataFormatError` on a cached file whose sha256 is not pinned, that copy is moved aside (with a
+    warning), fetched again, and read once more (a second refusal is raised: the file itself is bad).
+    A pinned file or one from XLT_DATA_DIR is read as it is (its bytes are the ones asked for)."""
+    from .records import DataFormatError
+
+    path = fetch(name_or_url, **fetch_kw)
+    rel, _, expected = _resolve(name_or_url, fetch_kw.get("sha256", _UNSET))
+    target = cache_dir() / rel
+    if expected is not None or path != target:
+        return read(path)
+    before = os.stat(path)
+    try:
+        return read(path)
+    except DataFormatError as e:
+        with folder_lock(target.parent):
+            now = _stat(target)  # move aside the copy that was read, not one another fetch put there since
+            if now is not None and (now.st_ino, now.st_mtime_ns) == (before.st_ino, before.st_mtime_ns):
+                _move_aside(target, f"the reader refuses it ({e})")
+    return read(fetch(name_or_url, **fetch_kw))
+
+
+def _stat(path: Path):
+    try:
+        return os.stat(path)
+    except FileNotFoundError:
+        return None
+
+
+@contextlib.contextmanager
+def hub_offline():
+    """Keep the Hugging Face libraries off the network for the block: ``huggingface_hub``'s offline
+    flag (which transformers reads too) and, when it is imported, ``datasets``' copy of it are set,
+    then restored. `local_files_only=True` alone is not enough: huggingface_hub still makes requests
+    of its own (its agent-harness registry, ``/api/agent-harnesses``) unless the flag is set, and it
+    reads HF_HUB_OFFLINE only when it is first imported, so XLT_OFFLINE=1 (or an HF_HUB_OFFLINE set
+    later) never reaches it. The flags are process-wide while the block runs."""
+    import sys
+
+    import huggingface_hub.constants
+
+    targets = [m for m in (huggingface_hub.constants, sys.modules.get("datasets.config")) if m is not None]
+    saved = [(m, m.HF_HUB_OFFLINE) for m in targets]
+    for m in targets:
+        m.HF_HUB_OFFLINE = True
+    try:
+        yield
+    finally:
+        for m, value in saved:
+            m.HF_HUB_OFFLINE = value
+
+
+def _offline_message(reason: str, rel: str, urls: list[str], expected: str | None, target: Path) -> str:
+    return (f"Offline mode is on ({reason}) and {rel!r} is neither cached nor in XLT_DATA_DIR.\n"
+            + _by_hand(rel, urls, expected, target))
+
+
+def _download_to_cache(rel, urls, expected, target, timeout, retries, backoff, end) -> Path:
+    """Download the first URL that gives the right (or, unpinned, a valid) body into the cache; the
+    caller holds the folder's lock."""
     failures = []
     for url in urls:
         try:
@@ -159,24 +244,25 @@ def fetch(
         except FetchError as e:
             failures.append(f"{url}: {e}")
             continue
-        if expected is not None and digest != expected:
-            tmp.unlink(missing_ok=True)
-            failures.append(f"{url}: sha256 mismatch (got {digest}, expected {expected})")
-            continue
-        if expected is None:  # nothing to check it against: it must at least be what it claims to be
-            problem = validate_body(tmp, rel)
-            if problem:
-                tmp.unlink(missing_ok=True)
-                failures.append(f"{url}: rejected, not cached: {problem}")
+        try:
+            if expected is not None and digest != expected:
+                failures.append(f"{url}: sha256 mismatch (got {digest}, expected {expected})")
                 continue
-        os.replace(tmp, target)
+            if expected is None:  # nothing to check it against: it must at least be what it claims to be
+                problem = validate_body(tmp, rel)
+                if problem:
+                    failures.append(f"{url}: rejected, not cached: {problem}")
+                    continue
+            os.replace(tmp, target)
+        finally:
+            tmp.unlink(missing_ok=True)
         if expected is None:
-            write_atomic(_sidecar(target), digest + "\n")
+            _record(target, digest, rel)
             warnings.warn(
                 f"{rel}: downloaded from {url}; its sha256 is not pinned in {MANIFEST_PATH.name}. "
                 f"Recorded {digest} in the cache; pin it in the manifest to verify future downloads.",
                 UnpinnedHashWarning,
-                stacklevel=2,
+                stacklevel=3,
             )
         return target
 
@@ -208,17 +294,23 @@ def _resolve(name_or_url: str, sha256) -> tuple[str, list[str], str | None]:
                                                                               re.IGNORECASE):
         _check_scheme(name_or_url, "fetch")
     if re.match(r"^https?://", name_or_url, re.IGNORECASE):
-        base = re.sub(
-            r"[^A-Za-z0-9._-]", "_", name_or_url.split("?")[0].rstrip("/").rsplit("/", 1)[-1]
-        )
         key = hashlib.sha256(name_or_url.encode()).hexdigest()[:16]
-        rel = f"url/{key}/{base or 'download'}"
-        return rel, [name_or_url], _norm_hash(None if sha256 is _UNSET else sha256)
+        return f"url/{key}/{_url_file_name(name_or_url)}", [name_or_url], _norm_hash(None if sha256 is _UNSET else sha256)
     close = difflib.get_close_matches(name_or_url, list(manifest), n=3, cutoff=0.6)
     hint = f" Did you mean: {', '.join(close)}?" if close else ""
     raise ValueError(
         f"{name_or_url!r} is neither a name in {MANIFEST_PATH} nor an http(s) URL.{hint}"
     )
+
+
+def _url_file_name(url: str) -> str:
+    """The cache's file name for a URL: its last path segment (no query, no fragment) reduced to
+    ``[A-Za-z0-9._-]``, without leading dots (never ``.``, ``..`` or hidden), at most 100 characters
+    (the end kept, with the extension that says its format); ``download`` when nothing is left."""
+    path = url.split("#", 1)[0].split("?", 1)[0]
+    path = path.split("://", 1)[-1].partition("/")[2]  # after the host
+    base = re.sub(r"[^A-Za-z0-9._-]", "_", path.rstrip("/").rsplit("/", 1)[-1]).lstrip(".")
+    return base[-100:].lstrip(".") or "download"
 
 
 def _check_scheme(url: str, where: str) -> None:
@@ -239,11 +331,13 @@ def _format_of(rel: str) -> str:
     return "other"
 
 
-def validate_body(path: Path, rel: str, quick: bool = False) -> str | None:
-    """What is wrong with a downloaded body for the format its name promises, or None if it looks right.
+def validate_body(path: Path, rel: str) -> str | None:
+    """What is wrong with a body for the format its name promises, or None if it is a valid file.
 
-    Used for files without a pinned sha256, before they are cached and trusted; `quick` (for files
-    already in the cache) checks only the ends of a CoNLL-U/IOB2 file, without reading its sentences."""
+    Used for files without a pinned sha256, before they are cached and trusted, and again for such
+    a cached file that this package version has not validated yet. The whole body is read: a
+    CoNLL-U or IOB2 file must end with an empty line and every sentence must pass the reader's
+    checks (``errors="raise"``), so one valid sentence followed by junk is refused."""
     fmt = _format_of(rel)
     size = path.stat().st_size
     if size == 0:
@@ -266,26 +360,24 @@ def validate_body(path: Path, rel: str, quick: bool = False) -> str | None:
             return f"not valid JSON ({e}): truncated or not JSON"
         return None
     if fmt in ("conllu", "iob2"):
-        import warnings as _w
-
         from .conllu_io import read_conllu
         from .iob2 import read_iob2
         from .records import DataFormatError
 
-        data = path.read_bytes()
-        if not data.replace(b"\r\n", b"\n").endswith(b"\n\n"):
+        with open(path, "rb") as f:
+            f.seek(max(0, size - 4))
+            tail = f.read(4)
+        if not tail.replace(b"\r\n", b"\n").endswith(b"\n\n"):
             return f"the body does not end with an empty line, as every {fmt} file does: cut short?"
-        if quick:
-            return None
         try:
-            with _w.catch_warnings():
-                _w.simplefilter("ignore")
-                sents = (read_conllu if fmt == "conllu" else read_iob2)(path, "xx", errors="skip")
-        except (DataFormatError, OSError) as e:
-            return f"not a {fmt} file: {e}"
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                sents = (read_conllu if fmt == "conllu" else read_iob2)(path, "xx")
+        except DataFormatError as e:
+            return (f"not a valid {fmt} file: line {e.line}: {e.message} (every sentence must be valid; "
+                    "a body with junk or a cut after valid sentences is refused)")
         if not sents:
-            first = f"; first problem: {sents.skipped[0].message}" if sents.skipped else ""
-            return f"no valid {fmt} sentence in the body{first}"
+            return f"no {fmt} sentence in the body"
     return None
 
 
@@ -325,42 +417,105 @@ def _sidecar(target: Path) -> Path:
     return target.with_name(target.name + ".sha256")
 
 
-def _cached_ok(target: Path, expected: str | None) -> bool:
-    """True if the cached file is good; a corrupt one is deleted (and False returned)."""
-    side = _sidecar(target)
-    if expected is None:  # e.g. an HTML page cached before bodies were validated: never trust it
-        problem = validate_body(target, target.name, quick=True)
-        if problem:
-            warnings.warn(f"cached {target} (sha256 not pinned) is not a valid file: {problem}; deleting it and "
-                          "fetching again", stacklevel=3)
-            target.unlink(missing_ok=True)
-            side.unlink(missing_ok=True)
-            return False
-    got = sha256_file(target)
-    if expected is None and side.exists():
-        expected = side.read_text().strip() or None
-    if expected is None:  # cached before its hash was recorded: record it now
-        write_atomic(side, got + "\n")
-        return True
-    if got == expected:
-        return True
-    warnings.warn(
-        f"cached {target} has sha256 {got}, expected {expected}: deleting it and fetching again",
-        stacklevel=3,
-    )
-    target.unlink(missing_ok=True)
-    return False
+def _validated_mark() -> str:
+    return f"validated whole by xlt-utils {__version__}"
+
+
+def _cache_state(target: Path, expected: str | None) -> tuple[str, str | None]:
+    """What the cached copy is, reading only (safe without the lock, and while another fetch
+    replaces it): ("ok", None); ("missing", None); ("unvalidated", sha256) for an unpinned file
+    whose body this version has not validated (cached by an older version, or hash not recorded);
+    ("bad", why) for a copy that must not be used."""
+    try:
+        got = sha256_file(target)
+    except FileNotFoundError:
+        return "missing", None
+    except OSError as e:  # a folder or an unreadable file where the file should be
+        return "bad", f"cannot be read as a file ({type(e).__name__}: {e})"
+    if expected is not None:
+        return ("ok", None) if got == expected else ("bad", f"has sha256 {got}, expected {expected}")
+    try:
+        recorded, *marks = _sidecar(target).read_text().split("\n")
+    except (FileNotFoundError, UnicodeDecodeError):
+        return "unvalidated", got
+    if recorded.strip() and recorded.strip() != got:
+        return "bad", f"has sha256 {got}, but {recorded.strip()} was recorded when it was downloaded"
+    validated = any(m.startswith(_validated_mark() + " ") for m in marks)
+    return ("ok", None) if validated and recorded.strip() else ("unvalidated", got)
+
+
+def _usable(target: Path, expected: str | None, rel: str) -> bool:
+    """Under the folder's lock: True if the cached copy can be used (an unpinned one validated now,
+    whole, and its hash recorded), else False after moving a bad copy aside."""
+    state, info = _cache_state(target, expected)
+    if state == "unvalidated":
+        problem = validate_body(target, rel)
+        if problem is None:
+            _record(target, info, rel)
+            return True
+        state, info = "bad", f"(sha256 not pinned) is not a valid file: {problem}"
+    if state == "bad":
+        _move_aside(target, info)
+    return state == "ok"
+
+
+def _move_aside(target: Path, why: str) -> Path:
+    """Rename a cached copy that must not be used to ``<name>.corrupt-<time>-<pid>`` (its recorded hash
+    is dropped), with a warning naming both."""
+    aside = target.with_name(f"{target.name}.corrupt-{time.strftime('%Y%m%dT%H%M%S')}-{os.getpid()}")
+    os.replace(target, aside)
+    _sidecar(target).unlink(missing_ok=True)
+    warnings.warn(f"cached {target} {why}; moved aside to {aside.name}, and fetching again", stacklevel=4)
+    return aside
+
+
+def _record(target: Path, digest: str, rel: str) -> None:
+    write_atomic(_sidecar(target), f"{digest}\n{_validated_mark()} as {_format_of(rel)}\n")
+
+
+@contextlib.contextmanager
+def folder_lock(folder: Path):
+    """An exclusive lock on a cache folder (``.lock`` in it, opened without following a symlink),
+    for threads and processes alike; released when the block ends or the holder dies. No lock on
+    systems without fcntl."""
+    folder.mkdir(parents=True, exist_ok=True)
+    try:
+        import fcntl
+    except ImportError:  # not on Windows: no lock
+        yield
+        return
+    fd = os.open(folder / ".lock", os.O_RDWR | os.O_CREAT | getattr(os, "O_NOFOLLOW", 0), 0o666)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        yield
+    finally:
+        os.close(fd)
+
+
+def create_temp(folder: Path, prefix: str, suffix: str) -> tuple[int, Path]:
+    """A new file in `folder`, opened for writing: (fd, path). Its name is ``prefix``, 16 random hex
+    digits, ``suffix``; it is created with O_EXCL (and O_NOFOLLOW), so it is never a file or a
+    symlink planted beforehand; its mode is 0666 minus the umask (0644 under the usual 022), as
+    `open` gives, not the 0600 of `tempfile.mkstemp`."""
+    flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_BINARY", 0)
+    for _ in range(100):
+        path = Path(folder) / f"{prefix}{secrets.token_hex(8)}{suffix}"
+        try:
+            return os.open(path, flags, 0o666), path
+        except FileExistsError:
+            continue
+    raise FileExistsError(f"could not create a temporary file in {folder}")
 
 
 def write_atomic(path: Path, text: str) -> None:
     """Write text so that `path` is either absent, old, or complete: never partial."""
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".part")
+    fd, tmp = create_temp(path.parent, f".{path.name}.", ".part")
     try:
         with os.fdopen(fd, "w", encoding="utf-8") as f:
             f.write(text)
         os.replace(tmp, path)
     except BaseException:
-        Path(tmp).unlink(missing_ok=True)
+        tmp.unlink(missing_ok=True)
         raise
 
 
@@ -497,8 +652,7 @@ def _download_watched(req, target: Path, timeout: float, end: float | None, left
     except (urllib.error.URLError, TimeoutError, ConnectionError, http.client.HTTPException) as e:
         raise _Retryable(f"{type(e).__name__}: {getattr(e, 'reason', e)}") from e
 
-    fd, tmp_name = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=".part")
-    tmp = Path(tmp_name)
+    fd, tmp = create_temp(target.parent, f".{target.name}.", ".part")
     try:
         with resp, os.fdopen(fd, "wb") as out:
             length = resp.headers.get("Content-Length")
