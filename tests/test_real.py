@@ -199,3 +199,64 @@ def test_real_profiles_take_every_language_s_ner_from_one_source(tmp_path, monke
     for lang in ("de", "fr"):
         (s,) = load_split("quick", lang, "ner", "test")
         assert s.meta["source"] == "wikiann" and s.ner == ["B-LOC"]
+
+
+# ------------------------------------------------------------------ issue 25 item 5: paths stay in the data folder
+
+BAD_CODES = ["../../outside", "../outside", "/tmp", "de/../fr", "..", ".", "de.", "DE", "de ", "", "de\x00",
+             "de\\..\\fr", None, 5, ["de"]]
+
+
+def test_a_language_code_cannot_lead_out_of_the_data_folder(tmp_path, monkeypatch):
+    """load_ner("../../outside", "test", source="wikiann") read a Parquet file outside XLT_DATA_DIR."""
+    data = tmp_path / "data"
+    (data / "wikiann").mkdir(parents=True)
+    _write_parquet(tmp_path / "outside" / "test.parquet", [(["Berlin"], [5])], with_features=True)
+    assert (data / "wikiann" / "../../outside" / "test.parquet").resolve().is_file()  # the plant is reachable
+    monkeypatch.setenv("XLT_DATA_DIR", str(data))
+    monkeypatch.setenv("XLT_OFFLINE", "1")
+    with pytest.raises(ValueError, match=r"invalid language code '\.\./\.\./outside'"):
+        load_ner("../../outside", "test", source="wikiann")
+    with pytest.raises(ValueError, match="invalid language code"):
+        load_wikiann("../../outside", "test")
+
+
+@pytest.mark.parametrize("code", BAD_CODES, ids=[repr(c) for c in BAD_CODES])
+def test_language_codes_are_validated_by_every_loader(tmp_path, monkeypatch, code):
+    from xlt_utils.data.real import local_wikiann_files
+
+    monkeypatch.setenv("XLT_DATA_DIR", str(tmp_path))
+    monkeypatch.setenv("XLT_OFFLINE", "1")
+    for call in (lambda: load_ner(code, "test", source="wikiann"), lambda: load_ner(code, "test", source="uner"),
+                 lambda: load_ner(code, "test"), lambda: load_wikiann(code, "test"),
+                 lambda: local_wikiann_files(code, "test"), lambda: load_ud(code, "test"),
+                 lambda: load_ud(code, "test", treebank="UD_English-EWT"), lambda: ud_file_name(code, "dev")):
+        with pytest.raises(ValueError, match="invalid language code|unknown language code"):
+            call()
+
+
+@pytest.mark.parametrize("source", ["wikiann/../x", "", "WIKIANN", "conll", ["wikiann"], 1])
+def test_ner_sources_are_validated(source):
+    with pytest.raises(ValueError, match="unknown NER source"):
+        load_ner("de", "test", source=source)
+
+
+@pytest.mark.parametrize("treebank", ["../UD_English-EWT", "UD_English-EWT/../../x", "/abs", "UD_English-EWT/", 7])
+def test_treebanks_and_splits_are_validated(treebank):
+    from xlt_utils.data.real import local_wikiann_files
+
+    with pytest.raises(ValueError, match="invalid treebank"):
+        load_ud("en", "test", treebank=treebank)
+    with pytest.raises(ValueError, match="unknown split"):
+        load_ud("en", "../test")
+    with pytest.raises(ValueError, match="unknown WikiANN split"):
+        local_wikiann_files("de", "../test")
+
+
+def test_wikiann_language_codes_beyond_the_registry_are_still_accepted(tmp_path, monkeypatch):
+    """WikiANN has 176 languages, some with '-' in their names: those codes pass the check."""
+    _write_parquet(tmp_path / "wikiann" / "zh-yue" / "test.parquet", [(["香港"], [5])], with_features=True)
+    monkeypatch.setenv("XLT_DATA_DIR", str(tmp_path))
+    monkeypatch.setenv("XLT_OFFLINE", "1")
+    (s,) = load_ner("zh-yue", "test", source="wikiann")
+    assert s.ner == ["B-LOC"] and s.lang == "zh-yue"

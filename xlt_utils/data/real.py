@@ -10,16 +10,21 @@ copy of the Parquet files is read first when there is one:
 
 The test split of every language is its PUD treebank (parallel across languages); UNER's test
 split is its PUD file too. The registry in `xlt_utils.languages` documents every choice.
+
+Language codes, treebanks, splits and NER sources are checked before any path is built from them:
+a code is lowercase ASCII letters with optional ``-`` parts (``de``, ``zh-yue``, as WikiANN names
+its 176 languages), so that ``../../outside`` or an absolute path never reaches a file name.
 """
 
 from __future__ import annotations
 
 import contextlib
 import os
+import re
 
 from ..languages import NER_SOURCES, PUD_TREEBANKS, REAL_LANGUAGES, get_language, pud_file, ud_name
 from .conllu_io import read_conllu
-from .download import FetchError, OfflineError, fetch, offline_reason
+from .download import FetchError, OfflineError, fetch_read, hub_offline, offline_reason
 from .iob2 import read_iob2, repair_iob2, validate_tags
 from .records import Sentence
 
@@ -43,15 +48,31 @@ UNER_FILES: dict[str, dict[str, str]] = {
 _TOY_HINT = "The `toy` profile needs no downloads and works offline."
 
 
+_LANG_CODE = re.compile(r"[a-z]{2,8}(?:-[a-z]{1,8})*")
+_TREEBANK = re.compile(r"UD_[A-Za-z_]+-[A-Za-z0-9]+")
+
+
 def _check_split(split: str) -> None:
-    if split not in SPLITS:
+    if not isinstance(split, str) or split not in SPLITS:
         raise ValueError(f"unknown split {split!r}; valid splits: {', '.join(SPLITS)}")
+
+
+def check_lang_code(lang) -> str:
+    """`lang` if it is a language code (lowercase ASCII letters, optional ``-`` parts: ``de``,
+    ``zh-yue``), else a ValueError: no path separator, dot or other character can reach a file name."""
+    if not isinstance(lang, str) or not _LANG_CODE.fullmatch(lang):
+        raise ValueError(f"invalid language code {lang!r}: a code is lowercase letters with optional '-' parts "
+                         f"(e.g. 'de', 'zh-yue'); the registry's codes: {', '.join(REAL_LANGUAGES)}")
+    return lang
 
 
 def ud_file_name(lang: str, split: str, treebank: str | None = None) -> str:
     """The manifest name of the UD file that `load_ud` reads."""
     _check_split(split)
+    check_lang_code(lang)
     if treebank is not None:
+        if not isinstance(treebank, str) or not _TREEBANK.fullmatch(treebank):
+            raise ValueError(f"invalid treebank {treebank!r}: a UD repository name such as 'UD_English-EWT'")
         return ud_name(treebank, f"{lang}_{treebank.split('-', 1)[-1].lower()}", split)
     if lang not in REAL_LANGUAGES and lang in PUD_TREEBANKS:  # Icelandic and Galician: PUD only
         if split == "test":
@@ -71,7 +92,7 @@ def load_ud(lang: str, split: str, *, treebank: str | None = None, errors: str =
     lists it. `errors`: ``"raise"`` or ``"skip"``, as in `read_conllu`.
     """
     name = ud_file_name(lang, split, treebank)
-    return _named(read_conllu(fetch(name), lang, errors=errors), name)
+    return _named(fetch_read(name, lambda path: read_conllu(path, lang, errors=errors)), name)
 
 
 def _named(sentences: list[Sentence], name: str) -> list[Sentence]:
@@ -89,8 +110,9 @@ def load_ner(lang: str, split: str, *, source: str | None = None, errors: str = 
     `errors` (``"raise"`` or ``"skip"``) applies to UNER files, as in `read_iob2`.
     """
     _check_split(split)
-    source = source or get_language(lang).ner_source
-    if source not in NER_SOURCES:
+    check_lang_code(lang)
+    source = get_language(lang).ner_source if source is None else source
+    if not isinstance(source, str) or source not in NER_SOURCES:
         raise ValueError(f"unknown NER source {source!r}; valid sources: {', '.join(NER_SOURCES)}")
     if source == "uner":
         files = UNER_FILES.get(lang, {})
@@ -100,7 +122,7 @@ def load_ner(lang: str, split: str, *, source: str | None = None, errors: str = 
                 f"Universal NER has no {split} split for {lang!r} (available: {have}); "
                 f"use source='wikiann'"
             )
-        return _named(read_iob2(fetch(files[split]), lang, errors=errors), files[split])
+        return _named(fetch_read(files[split], lambda path: read_iob2(path, lang, errors=errors)), files[split])
     if source == "wikiann":
         return load_wikiann(lang, split)
     raise ValueError(f"unknown NER source {source!r}; valid sources: uner, wikiann")
@@ -130,15 +152,10 @@ def _hf_offline_reason() -> str | None:
 @contextlib.contextmanager
 def _hub_offline():
     """Force `datasets`/`huggingface_hub` offline even if they were imported before the env was set."""
-    import datasets.config
-    import huggingface_hub.constants
+    import datasets.config  # noqa: F401 - imported first, so that hub_offline sets its flag too
 
-    saved = (datasets.config.HF_HUB_OFFLINE, huggingface_hub.constants.HF_HUB_OFFLINE)
-    datasets.config.HF_HUB_OFFLINE = huggingface_hub.constants.HF_HUB_OFFLINE = True
-    try:
+    with hub_offline():
         yield
-    finally:
-        datasets.config.HF_HUB_OFFLINE, huggingface_hub.constants.HF_HUB_OFFLINE = saved
 
 
 def load_wikiann(lang: str, split: str, *, cache_dir: str | None = None) -> list[Sentence]:
@@ -147,6 +164,7 @@ def load_wikiann(lang: str, split: str, *, cache_dir: str | None = None) -> list
     `cache_dir` is passed to `datasets.load_dataset` (default: the Hugging Face datasets cache).
     """
     _check_split(split)
+    check_lang_code(lang)
     import datasets
 
     hf_split = _WIKIANN_SPLIT[split]
@@ -184,6 +202,9 @@ def local_wikiann_files(lang: str, hf_split: str) -> list:
     """Local WikiANN Parquet files, ``$XLT_DATA_DIR/wikiann/<lang>/<hf_split>*.parquet`` (sorted), if any."""
     from pathlib import Path
 
+    check_lang_code(lang)
+    if hf_split not in _WIKIANN_SPLIT.values():
+        raise ValueError(f"unknown WikiANN split {hf_split!r}; valid: {', '.join(_WIKIANN_SPLIT.values())}")
     root = os.environ.get("XLT_DATA_DIR")
     if not root:
         return []
