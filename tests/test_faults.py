@@ -177,3 +177,103 @@ def test_an_unknown_relation_in_a_hand_built_sentence_names_it(toy):
                  deprels=["subj", "root"])
     with pytest.raises(ValueError, match=r"sent_id mine-1 \(en\): unknown relations \['subj'\]"):
         make_examples(tok, [s], "parse")
+
+
+# ------------------------------------------------------------------ issue 25: tokens in local Ray workers
+
+TOKENS = {"HF_TOKEN": "hf_secret_1", "HUGGING_FACE_HUB_TOKEN": "hf_secret_2", "WANDB_API_KEY": "wandb_secret_3",
+          "XLT_API_TOKEN": "xlt_secret_4", "AWS_SECRET_ACCESS_KEY": "aws_secret_5"}
+
+
+@pytest.fixture
+def ray_module():
+    """Ray, or a skip (a failure under XLT_REQUIRE_RAY=1)."""
+    import os
+
+    try:
+        import ray
+    except ImportError:
+        if os.environ.get("XLT_REQUIRE_RAY") == "1":
+            pytest.fail("XLT_REQUIRE_RAY=1 but ray is not installed (pip install 'ray[default]')")
+        pytest.skip("ray is not installed (XLT_REQUIRE_RAY=1 makes this a failure)")
+    return ray
+
+
+def test_credential_names_keep_settings():
+    from xlt_utils.sweep import _credential_names
+
+    env = {**TOKENS, "HF_TOKEN_PATH": "/t", "TOKENIZERS_PARALLELISM": "false", "HF_HOME": "/h", "PATH": "/bin",
+           "RAY_ADDRESS": "auto", "XLT_DATA_DIR": "/d", "GITHUB_TOKEN": "g"}
+    assert sorted(_credential_names(env)) == sorted([*TOKENS, "HF_TOKEN_PATH", "GITHUB_TOKEN"])
+
+
+def test_local_ray_workers_hold_no_token(ray_module, monkeypatch, tmp_path):
+    """The local instance that run_grid starts (no address, no RAY_ADDRESS): a task's os.environ
+    holds none of the driver's tokens, but the settings it needs; the driver keeps its own."""
+    import os
+
+    from xlt_utils.sweep import _ray_options, _start_ray
+
+    ray = ray_module
+    if ray.is_initialized():
+        ray.shutdown()
+    monkeypatch.delenv("RAY_ADDRESS", raising=False)
+    for k, v in TOKENS.items():
+        monkeypatch.setenv(k, v)
+    monkeypatch.setenv("XLT_DATA_DIR", str(tmp_path / "data"))
+    assert _start_ray(None, num_cpus=1) is True
+    try:
+        worker_env = ray.get(ray.remote(lambda: dict(os.environ)).options(**_ray_options(None, tmp_path)).remote(),
+                             timeout=120)
+    finally:
+        ray.shutdown()
+    assert worker_env.get("XLT_DATA_DIR") == str(tmp_path / "data")  # settings still reach the worker
+    leaked = {k: v for k, v in worker_env.items() if k in TOKENS or v in TOKENS.values()}
+    assert leaked == {}
+    assert all(os.environ[k] == v for k, v in TOKENS.items())  # the driver's environment is restored
+
+
+# ------------------------------------------------------------------ issue 25: offline is offline
+
+
+def test_an_offline_hub_load_sends_no_request(tmp_path):
+    """Only XLT_OFFLINE=1 (HF_HUB_OFFLINE unset, so huggingface_hub's own flag is off): loading a hub
+    tokenizer that is not cached fails with the offline hint, and not one request reaches the Hub,
+    here a loopback server that counts them (it got GET /api/agent-harnesses before the fix)."""
+    import os
+    import subprocess
+    import sys
+    import threading
+    from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+    hits = []
+
+    class Hub(BaseHTTPRequestHandler):
+        def log_message(self, *args):
+            pass
+
+        def _any(self):
+            hits.append(f"{self.command} {self.path}")
+            self.send_response(404)
+            self.send_header("Content-Length", "0")
+            self.end_headers()
+
+        do_GET = do_HEAD = do_POST = _any  # noqa: N815
+
+    hub = ThreadingHTTPServer(("127.0.0.1", 0), Hub)
+    threading.Thread(target=hub.serve_forever, daemon=True).start()
+    env = {k: v for k, v in os.environ.items()
+           if k not in ("HF_HUB_OFFLINE", "HF_DATASETS_OFFLINE", "TRANSFORMERS_OFFLINE", "HF_TOKEN")}
+    env.update(XLT_OFFLINE="1", HF_ENDPOINT=f"http://127.0.0.1:{hub.server_address[1]}", HF_HOME=str(tmp_path / "hf"),
+               no_proxy="*", NO_PROXY="*")
+    code = ("from xlt_utils.models import load_tokenizer\n"
+            "try:\n    load_tokenizer('bert-base-multilingual-cased')\n"
+            "except RuntimeError as e:\n    print('REFUSED', e)\n")
+    try:
+        out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=300)
+    finally:
+        hub.shutdown()
+        hub.server_close()
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert out.stdout.startswith("REFUSED") and "offline" in out.stdout, out.stdout + out.stderr[-2000:]
+    assert hits == []

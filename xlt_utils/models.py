@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 from pathlib import Path
 
 from torch import nn
 from transformers import AutoTokenizer, BertConfig, BertModel, PreTrainedTokenizerFast
 
-from .data.download import offline_reason
+from .data.download import hub_offline, offline_reason
 
 SPECIAL_TOKENS = dict(unk_token="[UNK]", cls_token="[CLS]", sep_token="[SEP]", pad_token="[PAD]", mask_token="[MASK]")
 #: Passed to every model load (`from_pretrained`). From transformers 5.25, `from_pretrained` kernelizes a
@@ -41,11 +42,15 @@ def load_tokenizer(path: str | Path, revision: str | None = None):
 
 
 def from_hub(cls, name: str, **kw):
-    """`cls.from_pretrained(name)`, from the local cache only when offline (`offline_reason`)."""
-    if offline_reason() is not None:
+    """`cls.from_pretrained(name)`, from the local cache only when offline (`offline_reason`): then
+    no request at all leaves the process (`local_files_only=True` and the Hugging Face libraries'
+    own offline flag, `hub_offline`, which XLT_OFFLINE alone would not set)."""
+    offline = offline_reason() is not None
+    if offline:
         kw.setdefault("local_files_only", True)
     try:
-        return cls.from_pretrained(name, **kw)
+        with hub_offline() if offline else contextlib.nullcontext():
+            return cls.from_pretrained(name, **kw)
     except OSError as e:
         raise RuntimeError(f"could not load {name!r} from the Hugging Face Hub or its cache. {OFFLINE_HINT}") from e
 

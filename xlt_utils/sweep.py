@@ -18,6 +18,7 @@ transformer layers) and ``freeze-halves`` (the lower and the upper half).
 from __future__ import annotations
 
 import argparse
+import contextlib
 import dataclasses
 import itertools
 import os
@@ -138,6 +139,50 @@ WORKER_HF_VARS = frozenset({
 _SECRET_WORDS = ("TOKEN", "SECRET", "PASSWORD", "PASSWD", "CREDENTIAL", "API_KEY", "AUTH")
 
 
+def _credential_names(environ: dict[str, str] | None = None) -> list[str]:
+    """The variables whose names look like credentials (HF_TOKEN, HUGGING_FACE_HUB_TOKEN,
+    WANDB_API_KEY, AWS_SECRET_ACCESS_KEY, ...), but for the `WORKER_HF_VARS` (TOKENIZERS_PARALLELISM
+    is a setting) and Ray's own RAY_* settings (a Ray cluster's token is Ray's to hold)."""
+    environ = os.environ if environ is None else environ
+    return [k for k in environ if k not in WORKER_HF_VARS and not k.startswith("RAY_")
+            and any(w in k.upper() for w in _SECRET_WORDS)]
+
+
+@contextlib.contextmanager
+def _credentials_withheld():
+    """The driver's environment without its credentials (`_credential_names`) for the block, then
+    restored. A local Ray instance's processes (GCS, raylet) are started with a copy of the driver's
+    environment, and every worker inherits the raylet's: whatever `ray.init` sees, every task sees, on
+    top of its runtime_env. The environment is process-wide, so a thread of the driver that reads a
+    token while a local instance starts would not find it."""
+    withheld = {k: os.environ.pop(k) for k in _credential_names()}
+    try:
+        yield
+    finally:
+        os.environ.update(withheld)
+
+
+def _start_ray(ray_address: str | None, **init_kw) -> bool:
+    """Connect to Ray as `run_grid` does; True if this call started it (then the caller shuts it down).
+
+    No address and no RAY_ADDRESS: a local instance for this grid only, started without the driver's
+    credentials in its environment (`_credentials_withheld`), so that no worker sees them. With an
+    address, the cluster's workers have the environment their cluster was started with; tasks get
+    the driver's settings through their runtime_env (`_ray_options`), never its credentials. If Ray
+    is already initialised (a `ray.init` of your own), its workers have the environment you started
+    it with."""
+    import ray
+
+    if ray.is_initialized():
+        return False
+    if ray_address is None and not os.environ.get("RAY_ADDRESS"):
+        with _credentials_withheld():
+            ray.init(include_dashboard=False, **init_kw)  # a local instance, for this grid only
+    else:
+        ray.init(address=ray_address, **init_kw)
+    return True
+
+
 def _driver_env(environ: dict[str, str] | None = None) -> dict[str, str]:
     """The driver's settings that decide what a worker computes and where it finds data: the
     `WORKER_HF_VARS`, and every XLT_* variable whose name does not look like a credential."""
@@ -208,7 +253,8 @@ def _run_local(configs, root: Path, progress: bool, keep_going: bool, threads: i
 def _ray_options(resources: dict | None, root: Path) -> dict:
     """Ray task options: the given resources, and a runtime_env that gives every worker the driver's
     XLT_* settings and the HF_* ones it needs (offline mode, caches; never tokens: `_driver_env`);
-    the results root is the task's argument."""
+    the results root is the task's argument. (A runtime_env can only add variables: that a local
+    instance's workers hold no token comes from `_start_ray`.)"""
     opts = {"num_cpus": 1, **(resources or {})}
     opts.setdefault("max_retries", 1)  # a worker that died (OOM, node lost) is retried once; it resumes
     runtime_env = dict(opts.get("runtime_env") or {})
@@ -239,11 +285,7 @@ def _submit_to_ray(todo, records, n, root, ray_address, resources, progress, kee
         import ray
     except ImportError as e:
         raise ImportError("backend='ray' needs Ray: pip install 'ray[default]'") from e
-    started = not ray.is_initialized()
-    if started and ray_address is None and not os.environ.get("RAY_ADDRESS"):
-        ray.init(include_dashboard=False)  # a local instance, for this grid only
-    elif started:
-        ray.init(address=ray_address)
+    started = _start_ray(ray_address)
     try:
         opts = _ray_options(resources, root)
         threads = max(1, int(opts["num_cpus"] or 1))
