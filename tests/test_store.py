@@ -154,3 +154,48 @@ def test_a_local_model_directory_reaches_the_trained_model_and_the_key(tmp_path)
         warnings.simplefilter("error")
         with pytest.raises(ValueError, match="are not those this config was made for"):
             build_model(cfg)
+
+
+# ------------------------------------------------------------------ issue 25 item 9: symlinked temporary paths
+
+
+def test_a_symlink_planted_at_a_temporary_name_is_not_written_through(tmp_path):
+    """The old writer used `.<name>.<pid>.tmp` and followed a symlink there: a planted one in a config
+    folder overwrote its target. Every name it could have used is planted here."""
+    folder = tmp_path / "config"
+    folder.mkdir()
+    victim = tmp_path / "victim.txt"
+    victim.write_text("precious")
+    for name in (f".record.json.{os.getpid()}.tmp", "record.json.tmp", ".record.json.tmp", "record.json.part"):
+        (folder / name).symlink_to(victim)
+    write_text_atomic(folder / "record.json", '{"a": 1}')
+    assert victim.read_text() == "precious"
+    assert json.loads((folder / "record.json").read_text()) == {"a": 1}
+    assert not (folder / "record.json").is_symlink()
+
+
+def test_atomic_file_writes_whole_files_or_nothing(tmp_path):
+    from xlt_utils.store import atomic_file
+
+    folder = tmp_path / "config"
+    with atomic_file(folder / "model.pt", "wb") as f:  # binary, as a checkpoint is written
+        torch.save({"w": torch.ones(2)}, f)
+    assert torch.equal(torch.load(folder / "model.pt", weights_only=True)["w"], torch.ones(2))
+    with pytest.raises(RuntimeError), atomic_file(folder / "broken.json") as f:  # a failed write leaves nothing
+        f.write("half")
+        raise RuntimeError("killed")
+    assert not (folder / "broken.json").exists()
+    assert sorted(p.name for p in folder.iterdir()) == ["model.pt"]
+
+
+def test_a_planted_lock_symlink_is_refused(tmp_path):
+    from xlt_utils.store import lock
+
+    folder = tmp_path / "config"
+    folder.mkdir()
+    victim = tmp_path / "elsewhere" / "created-by-the-lock"
+    victim.parent.mkdir()
+    (folder / ".lock").symlink_to(victim)
+    with pytest.raises(OSError), lock(folder):
+        pass
+    assert not victim.exists()

@@ -7,7 +7,10 @@ only its default. Reading is defensive: a record that is not valid JSON, or that
 config than the folder's, and a truncated or corrupt checkpoint or model file, are moved aside
 (``<name>.corrupt-<time>``) with a warning naming the file, and the config simply trains again.
 Writers leave no partial files: every write goes to a temporary name and is renamed, and leftover
-temporaries (``*.tmp*``, ``*.part``) of a killed writer are removed under the config's lock.
+temporaries (``*.tmp*``, ``*.part``) of a killed writer are removed under the config's lock. A
+temporary name is unpredictable and created exclusively, without following a symlink
+(`atomic_file`), and the lock file is opened without following one either: a symlink planted in a
+config folder can never redirect a write.
 """
 
 from __future__ import annotations
@@ -42,21 +45,33 @@ def default_results_dir() -> Path:
     return Path(os.environ.get("XLT_RESULTS_DIR") or cache_dir() / "results").expanduser()
 
 
-def write_text_atomic(path: Path, text: str) -> None:
-    """Write through a temporary file and a rename; the file is created with the usual mode
-    (0666 minus the umask: 0644 under the common umask 022), never the 0600 of `mkstemp`."""
+@contextlib.contextmanager
+def atomic_file(path: Path, mode: str = "w", **open_kw):
+    """A file object for writing `path` whole or not at all: it writes a temporary file beside
+    `path` (``.<name>.<16 random hex digits>.tmp``, created with O_EXCL and O_NOFOLLOW, so never a
+    planted file or symlink, with mode 0666 minus the umask: 0644 under the common umask 022, never
+    the 0600 of `mkstemp`), which is flushed, synced and renamed over `path` when the block ends,
+    and removed if it raises. ``with atomic_file(p, "wb") as f: torch.save(obj, f)`` saves a
+    checkpoint this way."""
+    from .data.download import create_temp
+
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o666)
+    fd, tmp = create_temp(path.parent, f".{path.name}.", ".tmp")
     try:
-        with os.fdopen(fd, "w", encoding="utf-8") as fh:
-            fh.write(text)
+        with os.fdopen(fd, mode, **open_kw) as fh:
+            yield fh
             fh.flush()
             os.fsync(fh.fileno())
         os.replace(tmp, path)
     finally:
         tmp.unlink(missing_ok=True)
+
+
+def write_text_atomic(path: Path, text: str) -> None:
+    """Write `text` (UTF-8) through `atomic_file`: `path` is either absent, old, or complete."""
+    with atomic_file(path, "w", encoding="utf-8") as fh:
+        fh.write(text)
 
 
 def torch_file_is_intact(path: Path) -> bool:
@@ -204,13 +219,9 @@ class ResultStore:
 
 @contextlib.contextmanager
 def lock(folder: Path):
-    """An exclusive lock on a folder (``.lock`` in it); no lock on systems without fcntl."""
-    folder.mkdir(parents=True, exist_ok=True)
-    try:
-        import fcntl
-    except ImportError:  # not on Windows: no lock
-        yield
-        return
-    with open(folder / ".lock", "a") as fh:
-        fcntl.flock(fh, fcntl.LOCK_EX)
+    """An exclusive lock on a folder (``.lock`` in it, never opened through a symlink: a planted one
+    is an error); no lock on systems without fcntl. The download cache's lock (`folder_lock`)."""
+    from .data.download import folder_lock
+
+    with folder_lock(Path(folder)):
         yield
