@@ -109,3 +109,76 @@ def test_written_files_read_back_through_the_real_readers(tmp_path, corpus):
         assert [s.heads for s in ud] == [s.heads for s in gold]
         assert [s.ner for s in ner] == [s.ner for s in gold]
     assert (root / "en-pretrain.txt").read_text(encoding="utf-8").count("\n") == SPEC.n_pretrain
+
+
+# ------------------------------------------------------------------ issue 25 item 9: the cache is verified
+
+SMALL = ToyCorpusSpec(seed=7, n_pretrain=12, n_train=10, n_dev=6, n_test=40)
+
+
+@pytest.fixture
+def cache(tmp_path, monkeypatch):
+    monkeypatch.setenv("XLT_CACHE_DIR", str(tmp_path / "cache"))
+    return tmp_path / "cache" / "toy-data" / SMALL.key()
+
+
+def _cut_at_a_sentence_boundary(path):
+    """Cut half-way, at the end of a sentence (an empty line; a line in a pretraining file)."""
+    text = path.read_bytes()
+    end = b"\n" if path.suffix == ".txt" else b"\n\n"
+    cut = text.index(end, len(text) // 2) + len(end)
+    path.write_bytes(text[:cut])  # still a valid file, with fewer sentences
+
+
+def test_a_cached_file_cut_at_a_sentence_boundary_is_caught_and_rewritten(cache):
+    """It read as a valid, shorter file: 299 sentences instead of 600 with the default corpus."""
+    import re
+    import warnings as _w
+
+    from xlt_utils.data.synthetic import load_toy
+
+    full = load_toy("en", "test", spec=SMALL)
+    assert len(full) == SMALL.n_test
+    _cut_at_a_sentence_boundary(cache / "en-test.conllu")
+    assert len(read_conllu(cache / "en-test.conllu", "en")) < SMALL.n_test  # the cut file is valid on its own
+    with _w.catch_warnings(record=True) as caught:
+        _w.simplefilter("always")
+        again = load_toy("en", "test", spec=SMALL)
+    assert [s.words for s in again] == [s.words for s in full]  # not the shorter file
+    assert [w.category.__name__ for w in caught] == ["CorruptToyCorpusWarning"]
+    assert re.search(r"en-test\.conllu has sha256 .* moved aside", str(caught[0].message))
+    (aside,) = cache.parent.glob(f"{SMALL.key()}.corrupt-*")
+    assert (aside / "DONE").is_file()  # the whole bad copy, kept aside
+    with _w.catch_warnings():
+        _w.simplefilter("error")
+        assert len(load_toy("en", "test", "ner", spec=SMALL)) == SMALL.n_test
+
+
+def test_a_corpus_cached_without_hashes_is_checked_once_against_a_fresh_generation(cache):
+    from xlt_utils.data.synthetic import CorruptToyCorpusWarning, load_toy, pretraining_files
+
+    load_toy("fr", "dev", spec=SMALL)
+    (cache / "SHA256SUMS.json").unlink()  # as an older version left it
+    stamps = {p.name: p.stat().st_mtime_ns for p in cache.iterdir()}
+    assert len(load_toy("fr", "dev", spec=SMALL)) == SMALL.n_dev  # checked, kept, its hashes recorded
+    assert (cache / "SHA256SUMS.json").is_file()
+    assert all(p.stat().st_mtime_ns == stamps[p.name] for p in cache.iterdir() if p.name in stamps)
+    (cache / "SHA256SUMS.json").unlink()
+    _cut_at_a_sentence_boundary(cache / "de-pretrain.txt")
+    with pytest.warns(CorruptToyCorpusWarning, match="differ from a fresh generation, e.g. de-pretrain.txt"):
+        files = pretraining_files(SMALL)
+    assert files["de"].read_text(encoding="utf-8").count("\n") == SMALL.n_pretrain
+
+
+def test_a_symlink_planted_at_the_old_temporary_folder_is_not_written_through(cache, tmp_path):
+    import os
+
+    from xlt_utils.data.synthetic import write_toy_corpus
+
+    victim = tmp_path / "victim"
+    victim.mkdir()
+    cache.parent.mkdir(parents=True)
+    (cache.parent / f"{SMALL.key()}.tmp{os.getpid()}").symlink_to(victim, target_is_directory=True)
+    root = write_toy_corpus(SMALL)
+    assert root == cache and (root / "DONE").is_file() and not root.is_symlink()
+    assert list(victim.iterdir()) == []

@@ -12,12 +12,16 @@ import hashlib
 import json
 import os
 import random
+import secrets
+import shutil
+import time
+import warnings
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-from .conllu_io import read_conllu, write_conllu
-from .download import cache_dir
-from .iob2 import read_iob2, write_iob2
+from .conllu_io import format_conllu, read_conllu, write_conllu
+from .download import cache_dir, folder_lock, sha256_file, write_atomic
+from .iob2 import format_iob2, read_iob2, write_iob2
 from .records import Sentence
 
 GENERATOR_VERSION = 1
@@ -342,44 +346,135 @@ def generate(spec: ToyCorpusSpec) -> dict:
     return out
 
 
-def write_toy_corpus(spec: ToyCorpusSpec = ToyCorpusSpec(), root: Path | None = None) -> Path:
-    """Write the toy corpus as CoNLL-U + IOB2 (+ plain-text pretraining corpora); reuse it if present."""
-    root = Path(root or cache_dir() / "toy-data" / spec.key())
-    if (root / "DONE").exists():
-        return root
-    tmp = root.with_name(root.name + f".tmp{os.getpid()}")
-    tmp.mkdir(parents=True, exist_ok=True)
-    data = generate(spec)
-    for lang in spec.languages:
-        (tmp / f"{lang}-pretrain.txt").write_text(
-            "\n".join(" ".join(s.words) for s in data["pretrain"][lang]) + "\n", encoding="utf-8")
-        for split in ("train", "dev", "test"):
-            write_conllu(data[split][lang], tmp / f"{lang}-{split}.conllu")
-            write_iob2(data[split][lang], tmp / f"{lang}-{split}.iob2")
-    (tmp / "spec.json").write_text(json.dumps(asdict(spec), indent=1))
-    (tmp / "DONE").write_text(spec.key())
-    try:
-        os.replace(tmp, root)
-    except OSError:  # another process finished first
-        import shutil
+SUMS = "SHA256SUMS.json"
+"""The file in a written corpus that records the sha256 of every other file, taken when it was written."""
 
-        shutil.rmtree(tmp, ignore_errors=True)
+
+class CorruptToyCorpusWarning(UserWarning):
+    """A cached toy corpus did not match the sha256 recorded when it was written: it was moved aside
+    and written again (generation is deterministic, so the new copy is the same corpus)."""
+
+
+def _pretrain_text(sentences: list[Sentence]) -> str:
+    return "\n".join(" ".join(s.words) for s in sentences) + "\n"
+
+
+def _corpus_texts(spec: ToyCorpusSpec) -> dict[str, bytes]:
+    """Every file of the corpus as the writer writes it, in memory: {file name: bytes}."""
+    data = generate(spec)
+    out = {}
+    for lang in spec.languages:
+        out[f"{lang}-pretrain.txt"] = _pretrain_text(data["pretrain"][lang]).encode("utf-8")
+        for split in ("train", "dev", "test"):
+            out[f"{lang}-{split}.conllu"] = format_conllu(data[split][lang]).encode("utf-8")
+            out[f"{lang}-{split}.iob2"] = format_iob2(data[split][lang]).encode("utf-8")
+    return out
+
+
+def write_toy_corpus(spec: ToyCorpusSpec = ToyCorpusSpec(), root: Path | None = None) -> Path:
+    """Write the toy corpus as CoNLL-U + IOB2 (+ plain-text pretraining corpora); reuse it if present.
+
+    The corpus is written into a new folder with an unpredictable name (never a planted one or a
+    symlink), the sha256 of every file is recorded in ``SHA256SUMS.json``, and only then is the
+    folder renamed to its key. Every read (`load_toy`, `pretraining_files`) checks the file it uses
+    against that record; a corpus written by an older version, without the record, is checked once
+    against a fresh generation (about 10 s) and its record added. A corpus that does not match (a
+    file cut at a sentence boundary reads as a valid, shorter file) is moved aside
+    (``<key>.corrupt-<time>-<pid>``) with a `CorruptToyCorpusWarning` and written again."""
+    root = Path(root or cache_dir() / "toy-data" / spec.key())
+    if (root / "DONE").is_file() and (root / SUMS).is_file():
+        return root
+    with folder_lock(root.parent):  # one writer (or repairer) at a time; readers never wait
+        if (root / "DONE").is_file() and not (root / SUMS).is_file():
+            texts = _corpus_texts(spec)  # written by an older version, which recorded no sha256
+            sums = {name: hashlib.sha256(body).hexdigest() for name, body in texts.items()}
+            bad = [name for name in sums if _sha256_or_none(root / name) != sums[name]]
+            if not bad:
+                write_atomic(root / SUMS, json.dumps(sums, indent=1, sort_keys=True) + "\n")
+                return root
+            _move_corpus_aside(root, f"{len(bad)} file(s) differ from a fresh generation, e.g. {bad[0]}")
+        if (root / "DONE").is_file():
+            return root
+        if root.exists():  # a folder without DONE: not written by this function; never trusted
+            _move_corpus_aside(root, "it has no DONE file")
+        _write_corpus(spec, root)
     return root
 
 
+def _write_corpus(spec: ToyCorpusSpec, root: Path) -> None:
+    tmp = root.with_name(f".{root.name}.tmp-{secrets.token_hex(8)}")
+    tmp.mkdir()  # fails on anything already there, a planted symlink included
+    try:
+        data = generate(spec)
+        for lang in spec.languages:
+            (tmp / f"{lang}-pretrain.txt").write_text(_pretrain_text(data["pretrain"][lang]), encoding="utf-8")
+            for split in ("train", "dev", "test"):
+                write_conllu(data[split][lang], tmp / f"{lang}-{split}.conllu")
+                write_iob2(data[split][lang], tmp / f"{lang}-{split}.iob2")
+        (tmp / "spec.json").write_text(json.dumps(asdict(spec), indent=1))
+        sums = {p.name: sha256_file(p) for p in sorted(tmp.iterdir()) if p.name != "spec.json"}
+        (tmp / SUMS).write_text(json.dumps(sums, indent=1, sort_keys=True) + "\n")
+        (tmp / "DONE").write_text(spec.key())
+        try:
+            os.replace(tmp, root)
+        except OSError:  # a writer that takes no lock (an older version) finished first
+            if not (root / "DONE").is_file():
+                raise
+    finally:
+        if tmp.exists():
+            shutil.rmtree(tmp, ignore_errors=True)
+
+
+def _sha256_or_none(path: Path) -> str | None:
+    try:
+        return sha256_file(path)
+    except OSError:
+        return None
+
+
+def _move_corpus_aside(root: Path, why: str) -> None:
+    aside = root.with_name(f"{root.name}.corrupt-{time.strftime('%Y%m%dT%H%M%S')}-{os.getpid()}")
+    try:
+        os.replace(root, aside)
+    except FileNotFoundError:  # another process moved it first
+        return
+    warnings.warn(f"toy corpus {root}: {why}; moved aside to {aside.name} and written again",
+                  CorruptToyCorpusWarning, stacklevel=4)
+
+
+def _verified(spec: ToyCorpusSpec, name: str) -> Path:
+    """``<corpus>/<name>``, checked against the sha256 recorded when the corpus was written; a corpus
+    that does not match is moved aside and written again (once: a second mismatch is an error)."""
+    for attempt in range(2):
+        root = write_toy_corpus(spec)
+        try:
+            want = json.loads((root / SUMS).read_text(encoding="utf-8")).get(name)
+        except (OSError, ValueError):
+            want = None
+        got = _sha256_or_none(root / name)
+        if want is not None and got == want:
+            return root / name
+        if attempt:
+            break
+        with folder_lock(root.parent):
+            if _sha256_or_none(root / name) == got:  # still the copy checked above: not repaired meanwhile
+                what = "is missing" if got is None else f"has sha256 {got}, {want} was recorded when it was written"
+                _move_corpus_aside(root, f"{name} {what}")
+    raise RuntimeError(f"toy corpus {root}: {name} does not match its recorded sha256 even after writing it again")
+
+
 def load_toy(lang: str, split: str, task: str = "pos", spec: ToyCorpusSpec = ToyCorpusSpec()) -> list[Sentence]:
-    """Read one toy split back through the same readers as real data (CoNLL-U, or IOB2 for NER)."""
+    """Read one toy split back through the same readers as real data (CoNLL-U, or IOB2 for NER),
+    from a file checked against the sha256 recorded when the corpus was written."""
     if lang not in TOY_LANGUAGES:
         raise ValueError(f"unknown toy language {lang!r}; valid languages: {', '.join(TOY_LANGUAGES)}")
     if split not in ("train", "dev", "test"):
         raise ValueError(f"unknown split {split!r}; valid splits: train, dev, test")
-    root = write_toy_corpus(spec)
     if task == "ner":
-        return read_iob2(root / f"{lang}-{split}.iob2", lang)
-    return read_conllu(root / f"{lang}-{split}.conllu", lang)
+        return read_iob2(_verified(spec, f"{lang}-{split}.iob2"), lang)
+    return read_conllu(_verified(spec, f"{lang}-{split}.conllu"), lang)
 
 
 def pretraining_files(spec: ToyCorpusSpec = ToyCorpusSpec()) -> dict[str, Path]:
-    """The monolingual plain-text pretraining corpus of each toy language."""
-    root = write_toy_corpus(spec)
-    return {lang: root / f"{lang}-pretrain.txt" for lang in spec.languages}
+    """The monolingual plain-text pretraining corpus of each toy language (each file checked)."""
+    return {lang: _verified(spec, f"{lang}-pretrain.txt") for lang in spec.languages}
