@@ -706,6 +706,9 @@ def test_landing_page_opens_with_what_replicates(book_html):
 
     landing, stored = verdict_rows(body), verdict_rows(chapter0)
     assert landing == stored
-    assert all(re.fullmatch(r"(holds|does not hold|is not supported|is undefined|not tested)( \([^)]*\))?(; .*)?", v)
+    assert all(re.fullmatch(r"(holds|does not hold|undetermined|not tested)( \([^)]*\))?(; .*)?", v)
                for v in landing.values()), landing
+    # the evidence table follows, with an estimate and a 95% interval beside each verdict
+    assert body.index("estimate [95% CI]") < body.index('id="the-question"')
+    assert len(re.findall(r"<td>[+-][0-9.]+ \[[+-][0-9.]+, [+-][0-9.]+\]</td>", body)) >= len(CLAIMS)
     assert "freezing the lower or the upper half" in body and "extension" in body  # the paper map

@@ -16,6 +16,7 @@ from xlt_utils.claims import (
     PAPER,
     PAPER_MAP,
     MissingRuns,
+    evidence_table,
     paper_map,
     replication_table,
     verdicts,
@@ -26,20 +27,28 @@ ROOT = Path(__file__).resolve().parents[1]
 NOTEBOOKS = ROOT / "notebooks"
 
 
-def _verdict(claim, task, holds, **numbers):
-    return Verdict(claim, task, holds, numbers)
+def _verdict(claim, task, outcome, reason=""):
+    return Verdict(claim, task, outcome, "effect", 1.0, (0.5, 1.5), "rule", "control", reason)
 
 
 def test_replication_table_groups_each_claims_verdicts_by_outcome():
-    verdicts = [_verdict("C1", "pos", True), _verdict("C1", "ner", False), _verdict("C1", "parse", True),
-                _verdict("C3", "(pretrained)", False), _verdict("C5", "pos", False, layer=None)]
+    verdicts = [_verdict("C1", "pos", "holds"), _verdict("C1", "ner", "undetermined", "1 seed"),
+                _verdict("C1", "parse", "holds"), _verdict("C3", "(pretrained)", "does not hold"),
+                _verdict("C5", "pos", "undetermined", "p = 0.2")]
     table = replication_table(verdicts, "toy")
     column = "toy profile, seeds 1, 2, 3"
     assert list(table.index) == ["C1", "C2", "C3", "C4", "C5"]
-    assert table.loc["C1", column] == "holds (pos, parse); does not hold (ner)"
+    assert table.loc["C1", column] == "holds (pos, parse); undetermined (ner)"
     assert table.loc["C2", column] == "not tested"
     assert table.loc["C3", column] == "does not hold (pretrained)"
-    assert table.loc["C5", column] == "is undefined (pos)"
+    assert table.loc["C5", column] == "undetermined (pos)"
+
+
+def test_evidence_table_shows_effect_interval_and_control_beside_each_verdict():
+    table = evidence_table([_verdict("C1", "pos", "holds"), _verdict("C5", "ner", "undetermined", "p = 0.2")])
+    assert list(table.columns) == ["verdict", "effect", "estimate [95% CI]", "control"]
+    assert table.loc[("C1", "pos"), "estimate [95% CI]"] == "+1.0 [+0.5, +1.5]"
+    assert table.loc[("C5", "ner"), "verdict"] == "undetermined (p = 0.2)"
     assert list(table["statement"]) == list(CLAIMS.values())
     assert list(table["the paper's evidence (mBERT)"]) == [PAPER[c] for c in CLAIMS]
 
@@ -61,7 +70,7 @@ def test_every_row_of_the_paper_map_names_a_section_of_its_chapter():
 def test_the_landing_page_pastes_what_chapter_0_glues():
     intro = (ROOT / "book" / "intro.md").read_text()
     pasted = re.findall(r"```\{glue\} (\S+)\n:doc: notebooks/00_overview\.ipynb\n```", intro)
-    assert pasted == ["replicates", "paper_map"]
+    assert pasted == ["replicates", "evidence", "paper_map"]
     cells = json.loads((NOTEBOOKS / "00_overview.ipynb").read_text())["cells"]
     glued = {o["metadata"]["scrapbook"]["name"]: o for c in cells if c["cell_type"] == "code"
              for o in c.get("outputs", []) if "scrapbook" in o.get("metadata", {})}
@@ -70,6 +79,11 @@ def test_the_landing_page_pastes_what_chapter_0_glues():
     html = "".join(html) if isinstance(html, list) else html
     for claim in CLAIMS:  # the stored table has a verdict for every claim
         assert f"<th>{claim}</th>" in html
+    evidence = glued["evidence"]["data"]["text/html"]
+    evidence = "".join(evidence) if isinstance(evidence, list) else evidence
+    for claim in CLAIMS:  # and the evidence table an effect with its interval for every claim
+        assert re.search(rf"<th[^>]*>{claim}</th>.*?<td>[+-][0-9.]+ \[[+-][0-9.]+, [+-][0-9.]+\]</td>", evidence,
+                         flags=re.S), claim
 
 
 def test_glue_shows_the_value_without_myst_nb(monkeypatch):
@@ -89,7 +103,8 @@ def test_glue_stores_the_value_for_the_book(monkeypatch):
 
 def test_verdicts_without_training_name_the_missing_runs(tmp_path, monkeypatch):
     monkeypatch.setenv("XLT_RESULTS_DIR", str(tmp_path))  # an empty store: the grid ships, no fine-tuned model
-    with pytest.raises(MissingRuns, match=r"1 of the 28 runs behind the verdicts of the toy profile .* chapter 4"):
+    with pytest.raises(MissingRuns, match=r"3 of the 30 runs behind the verdicts of the toy profile .* chapter 4 "
+                                          r"\(the fine-tuned pos models, seeds 1, 2, 3\)"):
         verdicts("toy", train=False)
 
 

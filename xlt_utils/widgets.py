@@ -339,13 +339,16 @@ def _table_html(data: pd.DataFrame, stats: pd.DataFrame, ablation: str) -> str:
             f"<tbody>{''.join(rows)}</tbody></table>{gap}")
 
 
-def _reinit_panel_html(data, stats, task: str, ablation: str, xlim, width: int) -> str:
+def _reinit_panel_html(data, stats, task: str, ablation: str, xlim, width: int, verdicts=()) -> str:
     if not any((ablation, r) in stats.index for r in ROLES):
         return (f"<p>No runs of <code>{html.escape(ablation)}</code> for "
                 f"<code>{html.escape(task)}</code>.</p>")
+    claims = "".join(f"<p style='margin:4px 0'><b>{html.escape(v.claim)} {html.escape(v.label)}</b>: "
+                     f"{html.escape(v.effect)} {html.escape(v.estimate)} (95% CI); control: "
+                     f"{html.escape(v.control)}</p>" for v in verdicts)
     return ("<div style='display:flex;flex-wrap:wrap;align-items:center;gap:4px 16px'>"
             f"{_delta_svg(data, stats, task, [ablation], xlim, ablation, round(0.62 * width))}"
-            f"<div>{_table_html(data, stats, ablation)}</div></div>")
+            f"<div>{_table_html(data, stats, ablation)}</div></div>{claims}")
 
 
 def reinit_explorer(
@@ -353,6 +356,7 @@ def reinit_explorer(
     order: Sequence[str] | None = None,
     *,
     width: int = 480,
+    verdicts: Sequence = (),
 ):
     """Dropdowns of task and ablation over the source vs target Δ (mean ± std over seeds); a VBox.
 
@@ -364,7 +368,9 @@ def reinit_explorer(
     ablation (source and target bars, ± std, each seed) and a table (mean ± std, seed count,
     per-seed values, the source-target gap). The Δ axis is shared by all panels of a task. `width`:
     of the overview chart, in CSS pixels (charts shrink with a narrower column); a one-ablation
-    chart is 0.62 of it, so that its table fits beside it in the book's column.
+    chart is 0.62 of it, so that its table fits beside it in the book's column. `verdicts`: C1/C2
+    `Verdict`s (`analysis.verdict_c1_c2`); each is shown, with its effect, interval and control, under
+    the panel of its task and ablation.
 
     Every panel is pre-rendered as HTML with an inline SVG chart, so the widget works in the static
     book and its stored state stays small (a few kB per panel; the widgets share one Layout and one
@@ -383,7 +389,9 @@ def reinit_explorer(
         xlim = _delta_xlim(sub, stats)
         present = [a for a in ablations if any((a, r) in stats.index for r in ROLES)]
         html_panels = [_delta_svg(sub, stats, task, present, xlim, ALL_ABLATIONS, width)]
-        html_panels += [_reinit_panel_html(sub, stats, task, a, xlim, width) for a in ablations]
+        html_panels += [_reinit_panel_html(sub, stats, task, a, xlim, width,
+                                           [v for v in verdicts if v.task == task and v.numbers.get("ablation") == a])
+                        for a in ablations]
         panels = [widgets.HTML(value, layout=layout, style=style) for value in html_panels]
         task_stacks.append(widgets.Stack(children=panels, selected_index=0, layout=layout))
     dd_style = DescriptionStyle(description_width="initial")
