@@ -163,3 +163,56 @@ def test_token_budget_batches():
     assert token_budget_batches([], 8) == []
     with pytest.raises(ValueError):
         token_budget_batches(lengths, batch_size=0)
+
+
+# ------------------------------------------------------------------ issue 25 item 8: long sentences for CKA
+
+
+def _long_words(n, seed=0):
+    words = [s.words for s in load_toy("en", "test", "pos")[:60]]
+    flat = [w for ws in words for w in ws]
+    return (flat * (n // len(flat) + 1))[seed:seed + n]
+
+
+def test_mean_pooled_states_windows_sentences_longer_than_the_model(tok):
+    """The toy BERT takes 128 subwords: sentences of 200 and 1,000 words used to raise an error
+    advising overflow options that mean_pooled_states does not take. They are read through
+    overlapping windows, and the short ones get exactly the states they get on their own."""
+    torch.set_num_threads(1)
+    model = _model("pos")
+    short = [s.words for s in load_toy("en", "test", "pos")[:3]]
+    sents = [short[0], _long_words(200), short[1], _long_words(1000, seed=7), short[2]]
+    states = mean_pooled_states(model, tok, sents)
+    assert states.shape == (num_layers(model) + 1, 5, model.encoder.config.hidden_size)
+    assert torch.isfinite(states).all()
+    alone = mean_pooled_states(model, tok, short)
+    assert torch.equal(states[:, [0, 2, 4]], alone)
+    # the same pooling as evaluation's one pass (predict(pool=True)), which windows long sentences too
+    from xlt_utils.data.records import Sentence
+
+    records = [Sentence(f"s{i}", "en", list(w), upos=["X"] * len(w)) for i, w in enumerate(sents)]
+    _, pooled = predict(model, tok, records, bf16="fp32", pool=True)
+    assert torch.allclose(pooled, states, atol=1e-5)
+
+
+def test_windowed_mean_is_the_mean_over_each_subwords_central_window(tok):
+    """Written out: every window run on its own, each subword's state taken from its window."""
+    from xlt_utils.evaluation import subword_windows
+    from xlt_utils.tokenization import encode_words
+
+    encoder = _model("pos").encoder
+    words = _long_words(150)
+    (enc,) = encode_words(tok, [words], overflow="keep")
+    ids, limit = enc.input_ids, 40
+    body = ids[1:-1]
+    starts, owner = subword_windows(len(body), limit - 2)
+    with torch.inference_mode():
+        outs = [encoder(input_ids=torch.tensor([[ids[0], *body[a:a + limit - 2], ids[-1]]]),
+                        output_hidden_states=True).hidden_states for a in starts]
+    want = torch.stack([torch.stack([outs[owner[t]][layer][0, t - starts[owner[t]] + 1] for t in range(len(body))])
+                        .mean(0) for layer in range(len(outs[0]))])
+    got = mean_pooled_states(encoder, tok, [words], max_length=limit)
+    assert len(starts) > 3 and got.shape == (want.shape[0], 1, want.shape[1])
+    assert torch.allclose(got[:, 0], want, atol=1e-5)
+    with pytest.raises(ValueError, match="max_length=2 leaves no room"):
+        mean_pooled_states(encoder, tok, [words], max_length=2)

@@ -79,12 +79,10 @@ def subword_windows(n: int, size: int) -> tuple[list[int], list[int]]:
     return starts, owner
 
 
-def _predict_long(model, example: dict, limit: int, pad_id: int, labels, pool: bool, device):
-    """One sentence longer than the model takes, scored word by word through overlapping windows:
-    every word's state comes from the window where its first subword is most central, and the head
-    (tagger or parser) runs on the whole sentence's word states. Returns (prediction, pooled
-    states [L+1, 1, H] or None)."""
-    ids, first = example["input_ids"], example["first_subword"]
+def _encode_windows(encoder, ids: list[int], limit: int, pad_id: int, device, hidden: bool):
+    """Run `encoder` on overlapping windows of one sentence's subwords `ids` ([CLS] ... [SEP]) that
+    is longer than `limit`: each window is [CLS], at most ``limit - 2`` subwords, [SEP]. Returns
+    (encoder output, window starts, the window each subword is read from: `subword_windows`)."""
     cls, sep, body = ids[0], ids[-1], ids[1:-1]
     size = limit - 2
     starts, owner = subword_windows(len(body), size)
@@ -93,7 +91,28 @@ def _predict_long(model, example: dict, limit: int, pad_id: int, labels, pool: b
     for k, a in enumerate(starts):
         seg = [cls, *body[a:a + size], sep]
         windows[k, :len(seg)], mask[k, :len(seg)] = torch.tensor(seg), 1
-    out = model.encoder(input_ids=windows.to(device), attention_mask=mask.to(device), output_hidden_states=pool)
+    out = encoder(input_ids=windows.to(device), attention_mask=mask.to(device), output_hidden_states=hidden)
+    return out, starts, owner
+
+
+def _pool_windows(hidden_states, starts: list[int], owner: list[int], device) -> torch.Tensor:
+    """The mean of a windowed sentence's real subword states at every layer, [L+1, 1, H] float32 on
+    the CPU: each subword's state from the window it is read from ([CLS] and [SEP] left out, as
+    `pool_real_subwords` does for a sentence that fits)."""
+    t = torch.arange(len(owner))
+    tw = torch.tensor(owner)
+    tpos = t - torch.tensor(starts)[tw] + 1
+    return torch.stack([h[tw.to(device), tpos.to(device)].float().mean(0, keepdim=True)
+                        for h in hidden_states]).cpu()
+
+
+def _predict_long(model, example: dict, limit: int, pad_id: int, labels, pool: bool, device):
+    """One sentence longer than the model takes, scored word by word through overlapping windows:
+    every word's state comes from the window where its first subword is most central, and the head
+    (tagger or parser) runs on the whole sentence's word states. Returns (prediction, pooled
+    states [L+1, 1, H] or None)."""
+    first = example["first_subword"]
+    out, starts, owner = _encode_windows(model.encoder, example["input_ids"], limit, pad_id, device, pool)
     win = torch.tensor([owner[p - 1] for p in first])
     pos = torch.tensor([p - starts[owner[p - 1]] for p in first])  # [CLS] shifts by one
     words = out.last_hidden_state[win.to(device), pos.to(device)].unsqueeze(0)  # [1, W, H]
@@ -103,13 +122,7 @@ def _predict_long(model, example: dict, limit: int, pad_id: int, labels, pool: b
         pred = (heads[0], [labels[r] for r in rels[0]])
     else:
         pred = [labels[t] for t in model.head(words).argmax(-1)[0].cpu().tolist()]
-    pooled = None
-    if pool:
-        t = torch.arange(len(body))
-        tw = torch.tensor(owner)
-        tpos = t - torch.tensor(starts)[tw] + 1
-        pooled = torch.stack([h[tw.to(device), tpos.to(device)].float().mean(0, keepdim=True)
-                              for h in out.hidden_states]).cpu()
+    pooled = _pool_windows(out.hidden_states, starts, owner, device) if pool else None
     return pred, pooled
 
 
@@ -210,7 +223,7 @@ def _predict_examples(model, tokenizer, examples: Sequence[dict], batch_size: in
 
 def mean_pooled_states(model, tokenizer, sentences: Sequence[Sequence[str]], batch_size: int = 64,
                        device: torch.device | str | None = None, max_tokens: int | None = None,
-                       bf16=False) -> torch.Tensor:
+                       bf16=False, max_length: int | None = None) -> torch.Tensor:
     """Per-layer sentence vectors: the mean of each sentence's subword states, [L+1, n, H].
 
     model: a HF BERT-like encoder, or a model wrapping one (its `base_model` is used, so that a
@@ -222,28 +235,43 @@ def mean_pooled_states(model, tokenizer, sentences: Sequence[Sequence[str]], bat
     eval mode) and the same pooling rule (`pool_real_subwords`: [CLS], [SEP] and padding
     excluded). fp32 unless `bf16` is asked for. `device`: where the inputs are sent (default: the
     device of the model's parameters). Returns a float32 CPU tensor, rows in the order of `sentences`.
+
+    A sentence longer than the model takes (its position embeddings, or `max_length` if smaller) is
+    read through overlapping windows, as evaluation reads it (`_encode_windows`): every subword's
+    state comes from the window where it is most central, and the mean is over all of them.
     """
     if batch_size < 1:
         raise ValueError(f"batch_size must be positive, got {batch_size}")
     encoder = getattr(model, "base_model", model)
-    encodings = encode_words(tokenizer, sentences)
+    encodings = encode_words(tokenizer, sentences, overflow="keep")  # long sentences are windowed below
     if not encodings:
         raise ValueError("no sentences to encode")
     empty = [i for i, e in enumerate(encodings) if len(e) <= 2]
     if empty:
         raise ValueError(f"sentences with no words cannot be mean-pooled: indices {empty[:10]}")
+    limit = min(max_length or 10**9, max_subwords(encoder))
+    if limit < 3:
+        raise ValueError(f"max_length={max_length} leaves no room for a subword between [CLS] and [SEP]")
     device = torch.device(device) if device is not None else next(encoder.parameters()).device
     pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0
     examples = [{"input_ids": e.input_ids, "first_subword": e.first_subword} for e in encodings]
+    fits = [i for i, e in enumerate(examples) if len(e["input_ids"]) <= limit]
+    long = [i for i, e in enumerate(examples) if len(e["input_ids"]) > limit]
     pieces: list[torch.Tensor] = []
     order: list[list[int]] = []
     with _evaluating(encoder):
         precision = resolve_precision(bf16, device, encoder)
-        for _, batch in _forward_batches(examples, pad_id, device, batch_size, max_tokens, order):
+        for sub, batch in _forward_batches([examples[i] for i in fits], pad_id, device, batch_size, max_tokens, []):
+            order.append([fits[j] for j in sub])
             with autocast(precision, device.type):
                 out = encoder(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"],
                               output_hidden_states=True)
             pieces.append(pool_real_subwords(out.hidden_states, batch["attention_mask"]).cpu())
+        for i in long:  # one at a time, through overlapping windows
+            with autocast(precision, device.type):
+                out, starts, owner = _encode_windows(encoder, examples[i]["input_ids"], limit, pad_id, device, True)
+                pieces.append(_pool_windows(out.hidden_states, starts, owner, device))
+            order.append([i])
     return _in_input_order(pieces, order)
 
 
