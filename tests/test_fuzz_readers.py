@@ -535,3 +535,115 @@ def test_fuzz_reader(shared_data, tmp_path, fmt, capsys):
         print(f"\nfuzz {fmt}: {counts} in {time.process_time() - start:.1f} s CPU")
     assert counts["cases"] >= 300 and counts["parsed"] > 0 and counts["documented_error"] > 0
     assert counts["other"] == 0, "\n".join(others[:15])
+
+
+# ------------------------------------------------------------------ issue 25: fetch() under mutated bodies and cut transfers
+
+FETCH_CASES = 160
+
+
+def test_fuzz_fetch_never_caches_what_does_not_read(shared_data, tmp_path, monkeypatch, capsys):
+    """Mutated CoNLL-U bodies (the mutations above, junk after a valid prefix, cuts at any byte and at
+    sentence boundaries) served by a loopback server with an honest Content-Length, a short one, a
+    cut chunked encoding, or no length at all, fetched without a pinned hash. Every case must end
+    either in a FetchError with nothing cached, or in a cached file that is exactly the body served
+    whole and that the reader accepts whole: a cached file that does not read counts as "other"."""
+    import threading
+    from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+    from xlt_utils.data.download import FetchError, fetch
+
+    served: dict[str, tuple[bytes, str]] = {}
+
+    class Server(BaseHTTPRequestHandler):
+        def log_message(self, *args):
+            pass
+
+        def do_GET(self):  # noqa: N802
+            body, how = served[self.path]
+            self.protocol_version = "HTTP/1.1"
+            self.send_response(200)
+            if how == "chunked-cut":
+                self.send_header("Transfer-Encoding", "chunked")
+            elif how != "no-length":
+                self.send_header("Content-Length", str(len(body) + (7 if how == "short" else 0)))
+            self.send_header("Connection", "close")
+            self.end_headers()
+            if how == "chunked-cut":  # one chunk, then the connection closes without the last chunk
+                self.wfile.write(f"{len(body):x}\r\n".encode() + body + b"\r\n")
+            else:
+                self.wfile.write(body)
+            self.close_connection = True
+
+    httpd = ThreadingHTTPServer(("127.0.0.1", 0), Server)
+    httpd.daemon_threads = True
+    threading.Thread(target=httpd.serve_forever, args=(0.05,), daemon=True).start()
+    for var in ("XLT_OFFLINE", "HF_HUB_OFFLINE", "XLT_DATA_DIR"):
+        monkeypatch.delenv(var, raising=False)
+    monkeypatch.setenv("no_proxy", "*")
+    cache = tmp_path / "cache"
+    monkeypatch.setenv("XLT_CACHE_DIR", str(cache))
+    seeds = _seeds(shared_data, "conllu")
+    rng = random.Random(25)
+    counts = {"cases": 0, "cached": 0, "refused": 0, "other": 0}
+    others = []
+    try:
+        for case in range(FETCH_CASES):
+            data = rng.choice(seeds)
+            kind = rng.randrange(5)
+            if kind == 0:
+                data, name = mutate(data, rng)
+            elif kind == 1:
+                name, data = "junk after a valid prefix", data + rng.choice([b"junk\n\n", b"<html>\n\n", b"1\tx\n\n"])
+            elif kind == 2:
+                name, data = "cut anywhere", data[:rng.randrange(1, len(data))]
+            elif kind == 3:
+                ends = [m.end() for m in re.finditer(rb"\n\n", data)][:-1]
+                name, data = "cut at a sentence boundary", data[:rng.choice(ends)] if ends else data
+            else:
+                name = "whole"
+            how = rng.choice(["length", "length", "short", "chunked-cut", "no-length"])
+            path = f"/case{case}.conllu"
+            served[path] = (data, how)
+            counts["cases"] += 1
+            problem = None
+            try:
+                with warnings.catch_warnings():
+                    warnings.simplefilter("ignore")
+                    got = fetch(f"http://127.0.0.1:{httpd.server_address[1]}{path}", sha256=None, timeout=2,
+                                retries=0, deadline=20)
+            except FetchError:
+                counts["refused"] += 1
+                left = [p for p in got_files(cache) if p.name.startswith(f"case{case}.")]
+                if left:
+                    problem = f"refused, but left {left}"
+            except Exception as e:  # noqa: BLE001
+                problem = f"undocumented {type(e).__name__}: {e}"
+            else:
+                counts["cached"] += 1
+                if how in ("short", "chunked-cut"):
+                    problem = f"cached a transfer that ended early ({how})"
+                elif got.read_bytes() != data:
+                    problem = "cached other bytes than the body served"
+                else:
+                    try:
+                        with warnings.catch_warnings():
+                            warnings.simplefilter("ignore")
+                            read_conllu(got, "xx")
+                    except DataFormatError as e:
+                        problem = f"cached a body the reader refuses: {e}"
+            if problem is not None:
+                counts["other"] += 1
+                others.append(f"case {case} ({name}, {how}): {problem}")
+    finally:
+        httpd.shutdown()
+        httpd.server_close()
+    FUZZ_COUNTS["fetch"] = counts
+    with capsys.disabled():
+        print(f"\nfuzz fetch: {counts}")
+    assert counts["cached"] > 0 and counts["refused"] > 0
+    assert counts["other"] == 0, "\n".join(others[:15])
+
+
+def got_files(root: Path) -> list[Path]:
+    return [p for p in root.rglob("*") if p.is_file() and p.name != ".lock"] if root.exists() else []
