@@ -261,3 +261,63 @@ def test_a_config_trains_on_its_train_split(isolated_results, monkeypatch):
     record = run_experiment(cfg, progress=False)
     assert seen == [("en", "dev"), ("en", "test"), ("fr", "test")]
     assert record["config"]["train_split"] == "dev" and record["train_loss"]
+
+
+# ------------------------------------------------------------------ stored files with the wrong content
+
+
+def test_a_stored_model_with_the_wrong_content_is_moved_aside_and_trained_again(isolated_results):
+    """A model.pt that is a valid zip but not this config's model (a list; another task's fine-tuned
+    model): a warning naming it, the file moved aside, and load_finetuned returns a model trained again,
+    equal to the first one."""
+    import torch
+
+    from xlt_utils.experiments import load_finetuned
+    from xlt_utils.store import CorruptResultWarning, ResultStore
+
+    store = ResultStore(isolated_results)
+    cfg = _tiny()
+    first, _ = load_finetuned(cfg, progress=False)
+    path = store.model_path(cfg)
+    ner = experiment("toy", task="ner", seed=1, targets=["fr"], epochs=1)
+    ner = ner.__class__(**{**ner.__dict__, "n_train": 64, "n_eval": 16})
+    load_finetuned(ner, progress=False)
+    for planted, why in (([1, 2, 3], "it holds a list, not a state dict"),
+                         (torch.load(store.model_path(ner), weights_only=True), "head.weight has shape")):
+        torch.save(planted, path)
+        with pytest.warns(CorruptResultWarning, match=rf"{path}: not the fine-tuned model of this config") as w:
+            model, _ = load_finetuned(cfg, progress=False)
+        assert why in str(w[0].message) and "moved aside to model.pt.corrupt-" in str(w[0].message)
+        for (n, a), (_, b) in zip(first.state_dict().items(), model.state_dict().items(), strict=True):
+            assert torch.equal(a, b), f"{n} differs from the first fine-tuning"
+    assert len(list(path.parent.glob("model.pt.corrupt-*"))) == 2
+
+
+def test_a_run_with_a_wrong_checkpoint_in_the_store_trains_from_scratch(isolated_results, tmp_path, monkeypatch):
+    import torch
+
+    from xlt_utils.store import CorruptResultWarning, ResultStore
+
+    cfg = _tiny()
+    clean = run_experiment(cfg, progress=False, results=tmp_path / "clean")
+    store = ResultStore(isolated_results)
+    store.folder(cfg).mkdir(parents=True)
+    torch.save([1, 2, 3], store.folder(cfg) / "checkpoint.pt")  # a valid zip: the store's own check passes it
+    with pytest.warns(CorruptResultWarning, match="checkpoint.pt: not a resume checkpoint of this run: it holds a list"):
+        record = run_experiment(cfg, progress=False, results=store)
+    assert record["metrics"] == clean["metrics"] and record["train_loss"] == clean["train_loss"]
+    assert not (store.folder(cfg) / "checkpoint.pt").exists()
+    assert len(list(store.folder(cfg).glob("checkpoint.pt.corrupt-*"))) == 1
+
+
+@pytest.mark.parametrize("stored_precision", ["bf16", "fp16"])
+def test_fields_at_their_default_are_left_out_of_the_key(stored_precision):
+    from xlt_utils.experiments import ExperimentConfig
+
+    cfg = experiment("toy", task="ner", seed=2)
+    d = cfg.to_dict()
+    assert "precision" not in d and "train_split" not in d and cfg.precision == "fp32"
+    assert ExperimentConfig.from_dict(d) == cfg
+    other = ExperimentConfig.from_dict({**d, "precision": stored_precision})
+    assert other.precision == stored_precision and other.key() != cfg.key()
+    assert ExperimentConfig.from_dict(other.to_dict()) == other

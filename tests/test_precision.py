@@ -136,3 +136,86 @@ def test_auto_keeps_the_toy_model_in_fp32(monkeypatch):
     model.head.register_forward_hook(lambda m, i, o: dtypes.append(o.dtype))
     fine_tune(model, tok, load_toy("en", "train")[:16], TrainConfig(epochs=1, batch_size=16), progress=False)
     assert scalers == ["fp32"] and set(dtypes) == {torch.float32}
+
+
+# ------------------------------------------------------------------- the precision is in the cache key
+# The precision a config runs in is resolved when the config is made and enters its key when it is
+# not fp32 (fp32, the default, is left out so that the keys of earlier fp32 configs stay valid: the
+# shipped toy grid). A record trained in bf16 is never returned for an fp32 run.
+
+
+@pytest.fixture(scope="module")
+def large_model_dir(tmp_path_factory):
+    """A local model directory over the toy tokenizer, with more core parameters than
+    SMALL_MODEL_PARAMS (2 layers, 768 wide: about 14 M), so that "auto" follows the hardware policy."""
+    import shutil
+    from pathlib import Path
+
+    from xlt_utils.pretrained import model_path
+
+    out = tmp_path_factory.mktemp("large") / "model"
+    toy = Path(model_path("toy"))
+    _, tok = load_encoder(get_profile("toy"), device="cpu")
+    torch.manual_seed(0)
+    BertModel(tiny_bert_config(len(tok), hidden_size=768, intermediate_size=3072, num_attention_heads=12,
+                               num_hidden_layers=2), add_pooling_layer=False).save_pretrained(out)
+    for name in ("tokenizer.json", "tokenizer_config.json"):
+        shutil.copyfile(toy / name, out / name)
+    return out
+
+
+def _large_config(model_dir, **options):
+    from xlt_utils.experiments import experiment
+
+    P = get_profile("toy", model=str(model_dir), n_train=16, n_eval=8)
+    return experiment(P, task="pos", targets=["fr"], epochs=1, batch_size=16, **options)
+
+
+def test_a_bf16_record_is_not_reused_by_an_fp32_run(large_model_dir, tmp_path, monkeypatch):
+    import xlt_utils.training as training
+    from xlt_utils.experiments import ExperimentConfig, run_experiment
+    from xlt_utils.store import ResultStore
+
+    used = []  # the precision every training step really ran in
+    real = training.precision_autocast
+    monkeypatch.setattr(training, "precision_autocast", lambda p, d: used.append(p) or real(p, d))
+    store = ResultStore(tmp_path / "results")
+
+    monkeypatch.setenv(precision.ENV_VAR, "bf16")  # as on a machine with native bf16
+    in_bf16 = _large_config(large_model_dir)
+    assert in_bf16.precision == "bf16" and in_bf16.to_dict()["precision"] == "bf16"
+    record = run_experiment(in_bf16, results=store, progress=False)
+    assert used == ["bf16"] and record["runtime"]["precision"] == "bf16"
+
+    monkeypatch.setenv(precision.ENV_VAR, "fp32")  # the same config asked for on an fp32 machine
+    in_fp32 = _large_config(large_model_dir)
+    assert in_fp32.precision == "fp32" and "precision" not in in_fp32.to_dict()
+    assert in_fp32.key() != in_bf16.key()
+    assert store.get(in_fp32) is None, "the bf16 record must not stand in for an fp32 run"
+    used.clear()
+    again = run_experiment(in_fp32, results=store, progress=False)
+    assert used == ["fp32"] and again["runtime"]["precision"] == "fp32" and again["key"] != record["key"]
+    # the bf16 config read back (a Ray worker, a record) keeps its precision, whatever this machine says
+    assert ExperimentConfig.from_dict(record["config"]).key() == in_bf16.key()
+    assert store.get(in_bf16) == record
+
+
+def test_the_precision_is_resolved_when_the_config_is_made(large_model_dir, monkeypatch):
+    from xlt_utils.experiments import ExperimentConfig, experiment
+
+    toy_keys = set()
+    for forced in ("bf16", "fp16", "fp32"):
+        monkeypatch.setenv(precision.ENV_VAR, forced)
+        assert _large_config(large_model_dir).precision == forced
+        toy = experiment("toy")  # "auto" keeps the toy model in fp32 on every machine: the shipped keys
+        assert toy.precision == "fp32" and "precision" not in toy.to_dict()
+        toy_keys.add(toy.key())
+    assert len(toy_keys) == 1
+    monkeypatch.setenv(precision.ENV_VAR, "bf16")
+    assert experiment("toy", bf16="fp16").precision == "fp16"  # asked for explicitly: as given
+    cfg = _large_config(large_model_dir)
+    with pytest.raises(ValueError, match="precision='fp32' contradicts the training option bf16='bf16'"):
+        ExperimentConfig.from_dict({**cfg.to_dict(), "precision": "fp32", "train": {**cfg.train.to_dict(),
+                                                                                     "bf16": "bf16"}})
+    with pytest.raises(ValueError, match="precision must be one of bf16, fp16, fp32"):
+        ExperimentConfig.from_dict({**cfg.to_dict(), "precision": "half"})

@@ -16,7 +16,7 @@ from xlt_utils.data.synthetic import load_toy
 from xlt_utils.models import XltModel
 from xlt_utils.pretrained import load_encoder
 from xlt_utils.profiles import get_profile
-from xlt_utils.training import TrainConfig, fine_tune
+from xlt_utils.training import TrainConfig, fine_tune, make_optimizer
 
 
 def test_length_grouped_batches_cover_everything_once_and_group_lengths():
@@ -103,3 +103,95 @@ def test_an_interrupted_run_resumes_to_the_same_weights(tmp_path):
     resumed = _train(run_dir)
     for (n, a), (_, b) in zip(reference.named_parameters(), resumed.named_parameters(), strict=True):
         assert torch.equal(a, b), f"{n} differs after resuming"
+
+
+# ------------------------------------------------------------------------------- the resume checkpoint
+
+
+def test_when_a_checkpoint_is_written():
+    from xlt_utils.training import LARGE_CHECKPOINT_AFTER_S, SMALL_CHECKPOINT_BYTES, checkpoint_due
+
+    small, mbert = 33 * 2**20, 2_130_000_000
+    assert small <= SMALL_CHECKPOINT_BYTES < mbert
+    assert checkpoint_due(small, 0.1, last=False) and checkpoint_due(small, 0.1, last=True)  # every epoch
+    assert not checkpoint_due(mbert, 20.0, last=False)  # a short epoch: cheaper to redo than to write
+    assert checkpoint_due(mbert, LARGE_CHECKPOINT_AFTER_S, last=False)
+    assert not checkpoint_due(mbert, 10 * LARGE_CHECKPOINT_AFTER_S, last=True)  # the run is over
+
+
+def test_a_checkpoint_holds_what_a_resume_needs_and_its_size_is_counted(tmp_path):
+    from xlt_utils.training import checkpoint_bytes
+
+    model = _train(tmp_path / "run", epochs=1)
+    ckpt = tmp_path / "run" / "checkpoint.pt"
+    state = torch.load(ckpt, weights_only=True)
+    assert set(state) >= {"model", "optimizer", "scheduler", "epoch", "history", "rng", "scaler"}
+    head = {id(p) for p in model.head.parameters()}
+    opt = make_optimizer([{"params": [p for p in model.parameters() if id(p) not in head]},
+                          {"params": list(model.head.parameters())}], 1e-3)  # fine_tune's groups
+    opt.load_state_dict(state["optimizer"])
+    counted = checkpoint_bytes(model, opt)
+    assert counted <= ckpt.stat().st_size < counted * 1.05  # tensors are nearly all of the file
+
+
+def test_a_large_checkpoint_is_written_only_while_it_saves_time_and_still_resumes(tmp_path, monkeypatch):
+    """The large-model policy on the toy model (its checkpoint counted as large): after epochs 1 and
+    2 of 3, not after the last; a run restarted from the epoch-2 checkpoint ends with the weights of
+    the uninterrupted run."""
+    import xlt_utils.training as training
+
+    monkeypatch.setattr(training, "SMALL_CHECKPOINT_BYTES", 0)
+    monkeypatch.setattr(training, "LARGE_CHECKPOINT_AFTER_S", 0.0)
+    saved = []
+    real_save = training.atomic_save
+    monkeypatch.setattr(training, "atomic_save", lambda obj, path: saved.append(obj["epoch"]) or real_save(obj, path))
+    reference = _train(tmp_path / "run", epochs=3)
+    assert saved == [1, 2]
+    assert torch.load(tmp_path / "run" / "checkpoint.pt", weights_only=True)["epoch"] == 2
+    saved.clear()
+    resumed = _train(tmp_path / "run", epochs=3)  # resumes from epoch 2: trains epoch 3 only
+    assert saved == []
+    for (n, a), (_, b) in zip(reference.named_parameters(), resumed.named_parameters(), strict=True):
+        assert torch.equal(a, b), f"{n} differs after resuming"
+    monkeypatch.setattr(training, "LARGE_CHECKPOINT_AFTER_S", float("inf"))  # short epochs: none at all
+    _train(tmp_path / "short", epochs=2)
+    assert saved == [] and not (tmp_path / "short" / "checkpoint.pt").exists()
+
+
+def _pos_model(seed=0, task="pos"):
+    torch.manual_seed(seed)
+    encoder, tok = load_encoder(get_profile("toy"), device="cpu")
+    return XltModel(encoder, task, len(label_set(task))), tok
+
+
+@pytest.mark.parametrize("content", ["a list", "another task's head", "a later epoch"])
+def test_a_checkpoint_with_the_wrong_content_is_moved_aside_and_training_starts_again(tmp_path, content):
+    """A valid zip that is not this run's checkpoint: a warning naming it and why, the file moved
+    aside, and the run trains from epoch 1 to the weights of a clean run."""
+    from xlt_utils.store import CorruptResultWarning
+
+    torch.set_num_threads(1)
+    train, cfg = load_toy("en", "train")[:48], TrainConfig(epochs=2, batch_size=16, lr=1e-3, seed=3)
+    run_dir = tmp_path / "run"
+    run_dir.mkdir()
+    ckpt = run_dir / "checkpoint.pt"
+    if content == "a list":
+        torch.save([1, 2, 3], ckpt)
+        why = "it holds a list, not a checkpoint's dict"
+    else:
+        task = "ner" if content == "another task's head" else "pos"
+        other, tok = _pos_model(task=task)
+        fine_tune(other, tok, load_toy("en", "train", task)[:48], TrainConfig(epochs=1 if task == "ner" else 3, batch_size=16, lr=1e-3, seed=3), run_dir=run_dir,
+                  progress=False)
+        why = "this model's (17, 128) (another task's head?)" if content == "another task's head" else "epoch 3 is not a finished epoch"
+    clean, tok = _pos_model()
+    expected = fine_tune(clean, tok, train, cfg, progress=False)
+    model, tok = _pos_model()
+    with pytest.warns(CorruptResultWarning, match=rf"{ckpt}: not a resume checkpoint of this run: .*") as w:
+        history = fine_tune(model, tok, train, cfg, run_dir=run_dir, progress=False)
+    assert why in str(w[0].message) and "moved aside to checkpoint.pt.corrupt-" in str(w[0].message)
+    assert len(list(run_dir.glob("checkpoint.pt.corrupt-*"))) == 1
+    assert history == expected
+    for (n, a), (_, b) in zip(clean.named_parameters(), model.named_parameters(), strict=True):
+        assert torch.equal(a, b), f"{n} differs from a clean run"
+    assert torch.load(ckpt, weights_only=True)["epoch"] == 2  # this run's own checkpoint replaced it

@@ -209,8 +209,18 @@ def layer_modules(model, layers: Iterable[int]) -> list[nn.Module]:
 
     enc = _encoder(model)
     n = num_layers(enc)
+    if isinstance(layers, (str, bytes)) or not isinstance(layers, Iterable):
+        raise ValueError(f"layers are a sequence of layer numbers 0 (embeddings) to {n}, e.g. (1, 2), not {layers!r}")
+    numbers = []
+    for v in layers:  # True is not layer 1, nor 1.0 layer 1: an error, as in an Ablation value
+        if isinstance(v, bool):
+            raise ValueError(f"layer numbers are integers 0 (embeddings) to {n}, not {v!r}")
+        try:
+            numbers.append(operator.index(v))
+        except TypeError:
+            raise ValueError(f"layer numbers are integers 0 (embeddings) to {n}, not {v!r}") from None
     out = []
-    for i in sorted(set(layers)):
+    for i in sorted(set(numbers)):
         if not 0 <= i <= n:
             raise ValueError(f"layer {i} does not exist; valid layers: 0 (embeddings) to {n}")
         out.append(enc.embeddings if i == 0 else enc.encoder.layer[i - 1])

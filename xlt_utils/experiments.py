@@ -2,13 +2,16 @@
 and store the result record (and optionally the model) under a hash of the config (`store`).
 
 A config carries everything that decides its result, so that its key changes when any of it does:
-the task, languages, ablation, seed and training options, the model (its hub id and revision, or
-the sha256 of the toy checkpoint or of a local directory's weights), the data (its source and
-version, and the source split fine-tuning reads) and the package version.
+the task, languages, ablation, seed and training options (each checked when the config is made), the
+precision training and evaluation run in (resolved when the config is made: `ExperimentConfig.precision`),
+the model (its hub id and revision, or the sha256 of the toy checkpoint or of a local directory's
+weights), the data (its source and version, and the source split fine-tuning reads) and the package
+version. Models are built on `device()` (the GPU when there is one), encoder and head together.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import hashlib
 import json
@@ -16,7 +19,7 @@ import numbers
 import platform
 import subprocess
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 
 import pandas as pd
@@ -27,13 +30,16 @@ from .ablation import REFERENCE, Ablation
 from .data.records import Sentence, label_set
 from .evaluation import zero_shot_eval
 from .models import XltModel
-from .precision import resolve_precision
+from .precision import PRECISIONS, hardware_precision, normalize, resolve_precision
 from .pretrained import load_encoder, model_identity
 from .profiles import Profile, check_languages, check_task, check_train_split, get_profile
 from .store import ResultStore
-from .training import TrainConfig, atomic_save, fine_tune, set_seed
+from .training import INT_OPTIONS, TrainConfig, atomic_save, check_int_option, fine_tune, set_seed
 
 _UNSET = ""  # a provenance field not filled in yet (None is a value: "no sha256 for a hub id")
+#: Config fields left out of `to_dict` (hence of the key) at these values: they were added after
+#: records had been made with exactly these values, and those records keep their keys.
+_DEFAULT_OMITTED = {"train_split": "train", "precision": "fp32"}
 
 
 @functools.cache
@@ -50,6 +56,28 @@ def data_version(data: str) -> str:
 
         return f"ud-{UD_RELEASE}+manifest-{sha256_file(MANIFEST_PATH)[:12]}"
     raise ValueError(f"unknown data source {data!r}; valid: synthetic, real")
+
+
+def _auto_precision(model: str, revision: str | None, task: str, sha256: str | None) -> str:
+    """What "auto" resolves to for this model and task on this machine's device (`device()`), as
+    `fine_tune` would resolve it on the loaded model: the model's size is read from its config (built
+    on the meta device: no weights loaded), and only when the hardware policy is not fp32 anyway."""
+    dev = device()
+    if hardware_precision(dev) == "fp32":
+        return "fp32"
+    return resolve_precision("auto", dev, _meta_model(model, revision, task, sha256))
+
+
+@functools.cache
+def _meta_model(model: str, revision: str | None, task: str, sha256: str | None) -> XltModel:
+    """The config's model (encoder and head) on the meta device, from its config alone."""
+    from transformers import BertModel
+
+    from .pretrained import _config, model_path
+
+    config = _config(model_path(model), revision)  # the lookup `num_layers` makes (cached)
+    with torch.device("meta"):
+        return XltModel(BertModel(config, add_pooling_layer=False), task, len(label_set(task)))
 
 
 @dataclass(frozen=True)
@@ -73,11 +101,16 @@ class ExperimentConfig:
     n_eval: int | None = None
     version: str = __version__  # xlt_utils's version
     train_split: str = "train"  # the source split fine-tuning reads ("train", or "dev": Profile.train_split)
+    precision: str = _UNSET  # what training and evaluation run in: "fp32", "bf16" or "fp16" (+ GradScaler)
 
     def __post_init__(self):
         check_task(self.task)
         if not isinstance(self.ablation, Ablation):
             raise TypeError(f"ablation must be an Ablation value, got {self.ablation!r}")
+        if not isinstance(self.train, TrainConfig):
+            raise TypeError(f"train must be a TrainConfig, got {self.train!r}")
+        self.train.check()  # an option assigned after the TrainConfig was made is checked too
+        object.__setattr__(self, "seed", check_int_option("seed", self.seed, *INT_OPTIONS["seed"]))
         object.__setattr__(self, "targets", tuple(self.targets))
         if self.model_sha256 == _UNSET:
             object.__setattr__(self, "model_sha256", model_identity(self.model, self.revision)["sha256"])
@@ -86,25 +119,46 @@ class ExperimentConfig:
         for name in ("n_train", "n_eval"):
             check_limit(name, getattr(self, name))
         check_train_split(self.train_split)
+        object.__setattr__(self, "precision", self._check_precision())
+
+    def _check_precision(self) -> str:
+        """The precision this config runs in, resolved when the config is made (so that the cache key
+        says it): an explicit `train.bf16` as given; "auto" as `precision.resolve_precision` answers on
+        this machine's device (fp32 for a small model, else the hardware policy or XLT_PRECISION).
+        A precision passed in (`from_dict`, `dataclasses.replace`) is kept, if it agrees with an
+        explicit `train.bf16`."""
+        asked = normalize(self.train.bf16)
+        if self.precision == _UNSET:
+            return asked if asked != "auto" else _auto_precision(self.model, self.revision, self.task, self.model_sha256)
+        if self.precision not in PRECISIONS:
+            raise ValueError(f"precision must be one of {', '.join(PRECISIONS)}, got {self.precision!r}")
+        if asked not in ("auto", self.precision):
+            raise ValueError(f"precision={self.precision!r} contradicts the training option bf16={self.train.bf16!r}")
+        return self.precision
 
     def key(self) -> str:
         """A short hash of the whole config: the name of its folder in the result store."""
         return hashlib.sha256(json.dumps(self.to_dict(), sort_keys=True).encode()).hexdigest()[:16]
 
     def to_dict(self) -> dict:
-        """The config as JSON-ready values (what `key` hashes and a record stores). `train_split` is
-        written only when it is not "train", so that configs training on the train split keep the
-        keys (and the stored and shipped records) they had before the field existed."""
+        """The config as JSON-ready values (what `key` hashes and a record stores).
+
+        Fields added after records were made are written only when they differ from their default
+        (`_DEFAULT_OMITTED`): `train_split` when it is not "train", `precision` when it is not "fp32".
+        A field at its default value is left out of the hash, so that the configs made before the
+        field existed keep their keys (and their stored and shipped records: the toy grid, trained in
+        fp32); a bf16 or fp16 config has a key of its own, and its record is never reused by an fp32 run."""
         d = asdict(self)
         d["targets"], d["ablation"] = list(self.targets), self.ablation.to_dict()
-        if d["train_split"] == "train":
-            del d["train_split"]
+        for name, default in _DEFAULT_OMITTED.items():
+            if d[name] == default:
+                del d[name]
         return d
 
     @classmethod
     def from_dict(cls, d: dict) -> ExperimentConfig:
-        """The inverse of `to_dict` (same key)."""
-        d = dict(d)
+        """The inverse of `to_dict` (same key); a field it leaves out has its default value."""
+        d = {**_DEFAULT_OMITTED, **d}
         d["train"] = TrainConfig(**d["train"])
         d["ablation"] = Ablation.from_dict(d["ablation"])
         return cls(**d)
@@ -131,12 +185,12 @@ def experiment(profile: str | Profile = "toy", task: str = "pos", ablation: Abla
         ablation = Ablation(ablation, layers)
     ablation.check(p.num_layers)
     targets = tuple(check_languages(p, targets if targets is not None else p.targets))
-    train = TrainConfig(epochs=p.epochs, batch_size=p.batch_size, lr=p.lr, head_lr=p.head_lr, warmup=p.warmup,
-                        seed=seed, max_length=p.max_length)
-    for k, v in train_overrides.items():
-        if not hasattr(train, k):
-            raise ValueError(f"unknown training option {k!r}; valid: {', '.join(train.to_dict())}")
-        setattr(train, k, v)
+    valid = [f.name for f in fields(TrainConfig)]
+    for k in train_overrides:
+        if k not in valid:
+            raise ValueError(f"unknown training option {k!r}; valid: {', '.join(valid)}")
+    train = TrainConfig(**{**dict(epochs=p.epochs, batch_size=p.batch_size, lr=p.lr, head_lr=p.head_lr,
+                                  warmup=p.warmup, seed=seed, max_length=p.max_length), **train_overrides})
     ident = model_identity(p.model, p.revision)
     return ExperimentConfig(task=task, profile=p.name, model=p.model, revision=p.revision,
                             model_sha256=ident["sha256"], data=p.data, data_version=data_version(p.data),
@@ -250,11 +304,13 @@ def _run(cfg: ExperimentConfig, out: Path, keep_model: bool, progress: bool) -> 
     t0 = time.perf_counter()
     model, tok = build_model(cfg)  # on device(), head included
     train = load_split(cfg, cfg.source, cfg.task, cfg.train_split, cfg.n_train)
-    history = fine_tune(model, tok, train, cfg.train, run_dir=out, progress=progress)
+    # the precision the key says (resolved when the config was made), not one resolved again here
+    options = dataclasses.replace(cfg.train, bf16=cfg.precision)
+    history = fine_tune(model, tok, train, options, run_dir=out, progress=progress)
     t1 = time.perf_counter()
     langs = (cfg.source,) + tuple(t for t in cfg.targets if t != cfg.source)
     data = {lang: load_split(cfg, lang, cfg.task, "test", cfg.n_eval) for lang in langs}
-    table = zero_shot_eval(model, tok, data, cfg.task, bf16=cfg.train.bf16)
+    table = zero_shot_eval(model, tok, data, cfg.task, bf16=cfg.precision)
     t2 = time.perf_counter()
     if keep_model:
         atomic_save(model.state_dict(), out / "model.pt")
@@ -263,19 +319,39 @@ def _run(cfg: ExperimentConfig, out: Path, keep_model: bool, progress: bool) -> 
             "timings": {"train_s": round(t1 - t0, 2), "eval_s": round(t2 - t1, 2)},
             "versions": _versions(), "git": _git_revision(),
             "runtime": {"device": device().type, "threads": torch.get_num_threads(),
-                        "precision": resolve_precision(cfg.train.bf16, device(), model)}}
+                        "precision": cfg.precision}}
 
 
 def load_finetuned(cfg: ExperimentConfig, results: str | Path | ResultStore | None = None,
                    progress: bool = True) -> tuple[XltModel, object]:
     """The fine-tuned model of a config (runs it first if its model is not stored; `progress`:
-    show that run's progress bars)."""
+    show that run's progress bars), on `device()`.
+
+    A stored model file that loads but is not this config's model (another task's head, a list) is
+    moved aside with a `CorruptResultWarning` naming it and saying why, and the config runs again; a
+    file that would run code when unpickled is refused with an error naming it."""
+    import pickle
+
+    from .store import move_aside
+    from .training import state_dict_problem
+
     store = results if isinstance(results, ResultStore) else ResultStore(results)
-    run_experiment(cfg, keep_model=True, results=store, progress=progress)
-    encoder, tok = _pretrained_encoder(cfg)
-    model = XltModel(encoder, cfg.task, len(label_set(cfg.task))).to(device())
-    model.load_state_dict(torch.load(store.model_path(cfg), weights_only=True, map_location="cpu"))
-    return model.eval(), tok
+    for _ in range(2):
+        run_experiment(cfg, keep_model=True, results=store, progress=progress)
+        path = store.model_path(cfg)
+        encoder, tok = _pretrained_encoder(cfg)
+        model = XltModel(encoder, cfg.task, len(label_set(cfg.task))).to(device())
+        try:  # weights_only: tensors and plain types only, so a planted pickle cannot run code
+            state = torch.load(path, weights_only=True, map_location="cpu")
+        except pickle.UnpicklingError as e:
+            raise pickle.UnpicklingError(f"{path}: refused to load this model file: it holds more than tensors "
+                                         f"and plain types (torch.load(weights_only=True) rejected it): {e}") from e
+        problem = state_dict_problem(state, model)
+        if problem is None:
+            model.load_state_dict(state)
+            return model.eval(), tok
+        move_aside(path, f"not the fine-tuned model of this config ({cfg.task}, {cfg.label}): {problem}")
+    raise RuntimeError(f"{path}: the model just trained for this config does not fit it: {problem}")
 
 
 def records_table(records: list[dict]) -> pd.DataFrame:
