@@ -117,6 +117,7 @@ class Verdict:
     reason: str = ""
     digits: int = 1
     numbers: Mapping = field(default_factory=dict)
+    signed: bool = True  # False for a layer or a share: no "+" in front
 
     @property
     def holds(self) -> bool:
@@ -131,8 +132,9 @@ class Verdict:
     def estimate(self) -> str:
         """The value with its interval: "+2.5 [-2.6, +7.6]" (no interval: the value alone)."""
         lo, hi = self.interval
-        v = f"{self.value:+.{self.digits}f}"
-        return v if math.isnan(lo) else f"{v} [{lo:+.{self.digits}f}, {hi:+.{self.digits}f}]"
+        f = f"{'+' if self.signed else ''}.{self.digits}f"
+        v = format(self.value, f)
+        return v if math.isnan(lo) else f"{v} [{format(lo, f)}, {format(hi, f)}]"
 
     def __str__(self) -> str:
         return f"{self.claim} {self.label}: {self.effect} {self.estimate} (95% CI); control: {self.control}"
@@ -427,7 +429,8 @@ def verdict_c3(evidence: SimilarityEvidence, task: str = "(pretrained)") -> Verd
                    f"non-translations: {ctrl.iloc[0]:.3f} at layer 0 vs {raw.iloc[0]:.3f} parallel",
                    reason, 0,
                    {"peak_layer": peak, "peak_range": (p_lo, p_hi), "rise": rise, "rise_interval": (r_lo, r_hi),
-                    "fall": fall, "fall_interval": (f_lo, f_hi), "middle": (m_lo, m_hi), "last_layer": last})
+                    "fall": fall, "fall_interval": (f_lo, f_hi), "middle": (m_lo, m_hi), "last_layer": last},
+                   signed=False)
 
 
 # --- C4 --------------------------------------------------------------------------------------------
@@ -522,7 +525,7 @@ def verdict_c4(evidence: ChangeEvidence, task: str = "") -> Verdict:
                    f"mean local change {local.iloc[1:half_l + 1].mean():.4f} in layers 1-{half_l}, "
                    f"{local.iloc[half_l + 1:].mean():.4f} in layers {half_l + 1}-{len(local) - 1}; the paper's "
                    f"whole-stack measure gives a share of {acc:.2f} (it counts the change made below each layer)",
-                   reason, 2, {"seeds": k, "per_seed": shares.tolist(), "accumulated": acc})
+                   reason, 2, {"seeds": k, "per_seed": shares.tolist(), "accumulated": acc}, signed=False)
 
 
 # --- C5 --------------------------------------------------------------------------------------------

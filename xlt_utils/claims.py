@@ -121,6 +121,7 @@ class _LocalStack(torch.nn.Module):
     def __init__(self, pretrained, tuned):
         super().__init__()
         self.pretrained, self.tuned = pretrained, tuned
+        self.config = pretrained.config  # what `mean_pooled_states` reads (its length limit)
 
     def forward(self, input_ids, attention_mask, output_hidden_states=True):
         outputs, handles = {}, []
