@@ -32,6 +32,11 @@ the toy notebooks (nothing changes); to run a small model in bf16, ask for it ex
 
 fp16 needs loss scaling: `grad_scaler` gives a ``torch.amp.GradScaler`` that is enabled for fp16 only
 (a disabled scaler passes everything through unchanged), and `autocast` the matching context.
+
+An experiment config resolves its precision once, when it is made (`experiments.ExperimentConfig.precision`,
+on the device it will run on), and runs in exactly that precision; its cache key records it unless it is
+fp32, so that a record trained in bf16 or fp16 is never reused by an fp32 run (and the keys of the fp32
+configs made before, such as the shipped toy grid's, are unchanged).
 """
 
 from __future__ import annotations
