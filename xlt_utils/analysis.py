@@ -166,6 +166,11 @@ def _ceiling(reference: float) -> bool:
     return reference >= 100.0 - CEILING_POINTS
 
 
+def _at_ceiling(reference: float) -> str:
+    """"; source at its ceiling, 99.6" where it is (a second reason beside a straddling interval)."""
+    return f"; source at its ceiling, {reference:.1f}" if _ceiling(reference) else ""
+
+
 def verdict_c1(deltas: pd.DataFrame, lower: Ablation, task: str = "") -> Verdict:
     """C1: re-initialising the lower layers hurts the targets much more than the source.
 
@@ -187,7 +192,7 @@ def verdict_c1(deltas: pd.DataFrame, lower: Ablation, task: str = "") -> Verdict
     elif lo > MARGIN_POINTS and t_hi < 0:
         outcome, reason = (UNDETERMINED, f"source at its ceiling, {ref:.1f}") if _ceiling(ref) else (HOLDS, "")
     else:
-        outcome, reason = UNDETERMINED, f"the interval straddles {MARGIN_POINTS:g} point"
+        outcome, reason = UNDETERMINED, f"the interval straddles {MARGIN_POINTS:g} point" + _at_ceiling(ref)
     return Verdict("C1", task, outcome, f"{lower.label}: Δsource − Δtarget (points)", gap, (lo, hi),
                    f"holds when the gap's interval lies above {MARGIN_POINTS:g} point and the targets lose; "
                    f"not with a source at its ceiling", f"Δsource {s_mean:+.1f}, Δtarget {t_mean:+.1f}; "
@@ -216,7 +221,7 @@ def verdict_c2(deltas: pd.DataFrame, upper: Ablation, task: str = "") -> Verdict
     elif s_lo > line and t_lo > line:
         outcome, reason = (UNDETERMINED, f"source at its ceiling, {ref:.1f}") if _ceiling(ref) else (HOLDS, "")
     else:
-        outcome, reason = UNDETERMINED, f"an interval straddles {line:g} point"
+        outcome, reason = UNDETERMINED, f"an interval straddles {line:g} point" + _at_ceiling(ref)
     side = "source" if s_mean <= t_mean else "targets"
     return Verdict("C2", task, outcome, f"{upper.label}: Δ of the side that loses more, {side} (points)",
                    worse[0], (worse[1], worse[2]),
