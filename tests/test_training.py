@@ -195,3 +195,17 @@ def test_a_checkpoint_with_the_wrong_content_is_moved_aside_and_training_starts_
     for (n, a), (_, b) in zip(clean.named_parameters(), model.named_parameters(), strict=True):
         assert torch.equal(a, b), f"{n} differs from a clean run"
     assert torch.load(ckpt, weights_only=True)["epoch"] == 2  # this run's own checkpoint replaced it
+
+
+def test_atomic_save_never_writes_through_a_planted_symlink(tmp_path):
+    """The old temporary name was predictable (`checkpoint.pt.tmp`): a symlink planted there had its
+    target overwritten. The temporary file is now created exclusively, under a random name."""
+    from xlt_utils.training import atomic_save
+
+    target = tmp_path / "elsewhere.txt"
+    target.write_text("keep me")
+    (tmp_path / "checkpoint.pt.tmp").symlink_to(target)
+    atomic_save({"epoch": 1}, tmp_path / "checkpoint.pt")
+    assert target.read_text() == "keep me"
+    assert torch.load(tmp_path / "checkpoint.pt", weights_only=True) == {"epoch": 1}
+    assert not [p for p in tmp_path.iterdir() if p.name.startswith(".checkpoint.pt.")]

@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import math
 import numbers
-import os
 import pickle
 import random
 import time
@@ -188,10 +187,12 @@ class TrainConfig:
 
 
 def atomic_save(obj, path: Path) -> None:
-    """torch.save through a temporary file and a rename: a killed writer leaves no partial file."""
-    tmp = path.with_name(path.name + ".tmp")
-    torch.save(obj, tmp)
-    os.replace(tmp, path)
+    """torch.save through a temporary file and a rename (`store.atomic_file`: a random name created
+    without following a planted symlink): a killed writer leaves no partial file."""
+    from .store import atomic_file
+
+    with atomic_file(Path(path), "wb") as f:
+        torch.save(obj, f)
 
 
 # ----------------------------------------------------------------------------------------- checkpoints
