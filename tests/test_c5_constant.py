@@ -8,7 +8,12 @@ import warnings
 import numpy as np
 import pandas as pd
 
-from xlt_utils.analysis import UNDETERMINED, claims_table, similarity_transfer_correlation, verdict_c5
+from xlt_utils.analysis import (
+    UNDETERMINED,
+    claims_table,
+    similarity_transfer_correlation,
+    verdict_c5,
+)
 
 LANGS = ["fr", "de", "ru", "tr", "ja", "ar"]
 
