@@ -42,6 +42,8 @@ def test_replication_table_groups_each_claims_verdicts_by_outcome():
     assert table.loc["C2", column] == "not tested"
     assert table.loc["C3", column] == "does not hold (pretrained)"
     assert table.loc["C5", column] == "undetermined (pos)"
+    assert list(table["statement"]) == list(CLAIMS.values())
+    assert list(table["the paper's evidence (mBERT)"]) == [PAPER[c] for c in CLAIMS]
 
 
 def test_evidence_table_shows_effect_interval_and_control_beside_each_verdict():
@@ -49,8 +51,6 @@ def test_evidence_table_shows_effect_interval_and_control_beside_each_verdict():
     assert list(table.columns) == ["verdict", "effect", "estimate [95% CI]", "control"]
     assert table.loc[("C1", "pos"), "estimate [95% CI]"] == "+1.0 [+0.5, +1.5]"
     assert table.loc[("C5", "ner"), "verdict"] == "undetermined (p = 0.2)"
-    assert list(table["statement"]) == list(CLAIMS.values())
-    assert list(table["the paper's evidence (mBERT)"]) == [PAPER[c] for c in CLAIMS]
 
 
 def _headings(notebook: Path) -> list[str]:

@@ -54,9 +54,13 @@ def test_the_lock_satisfies_every_range_of_pyproject():
 def test_the_environment_is_exactly_the_lock():
     """What `make install` put in this environment is the lock, package for package (`pip freeze`
     equals the lock, apart from pip and this package itself)."""
+    import sysconfig
     from importlib.metadata import distributions
 
-    installed = {_name(d.metadata["Name"]): d.version for d in distributions()}
+    # the environment's own site-packages, as `pip freeze` in a fresh process sees it (an imported ray
+    # puts its bundled ray/thirdparty_files, with colorama, on sys.path)
+    site = sorted({sysconfig.get_paths()["purelib"], sysconfig.get_paths()["platlib"]})
+    installed = {_name(d.metadata["Name"]): d.version for d in distributions(path=site)}
     installed.pop("pip", None), installed.pop("xlt-utils", None)
     lock = _lock()
     assert installed == lock, (f"not locked: {sorted(set(installed) - set(lock))}; missing: "
