@@ -295,7 +295,18 @@ def test_write_conllu_refuses_what_it_cannot_read_back(tmp_path, kw, message):
     with pytest.raises(DataFormatError) as e:
         write_conllu([_s(), bad], path)
     assert message in str(e.value)
-    assert not path.exists() and not (tmp_path / "out.conllu.part").exists()
+    assert not path.exists() and list(tmp_path.iterdir()) == []  # no temporary file left
+
+
+def test_write_conllu_never_writes_through_a_planted_symlink(tmp_path):
+    """The temporary name was predictable (`out.conllu.part`): a symlink planted there had its target
+    overwritten. It is now created exclusively under a random name."""
+    target = tmp_path / "elsewhere.txt"
+    target.write_text("keep me")
+    (tmp_path / "out.conllu.part").symlink_to(target)
+    write_conllu([_s()], tmp_path / "out.conllu")
+    assert target.read_text() == "keep me" and (tmp_path / "out.conllu").read_text().startswith("# sent_id")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["elsewhere.txt", "out.conllu", "out.conllu.part"]
 
 
 def test_writers_round_trip(tmp_path):

@@ -8,6 +8,7 @@ import json
 import math
 import os
 import shutil
+import tempfile
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -216,9 +217,15 @@ def rebuild(recipe: PretrainRecipe = PretrainRecipe(), out_dir: Path | None = No
     """Pretrain the recipe into `out_dir` (default: the cache folder `toy_model_dir` looks in),
     atomically, with the shipped tokenizer when it belongs to this recipe."""
     target = Path(out_dir) if out_dir else _cache_target(recipe)
-    tmp = target.with_name(target.name + f".tmp{os.getpid()}")
-    shutil.rmtree(tmp, ignore_errors=True)
-    pretrain(recipe, tmp, progress=progress, tokenizer=shipped_tokenizer(recipe))
+    target.parent.mkdir(parents=True, exist_ok=True)
+    # a new folder with a random name (mkdir: never a planted folder or symlink); the old name
+    # `<target>.tmp<pid>` could be planted beforehand
+    tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent))
+    try:
+        pretrain(recipe, tmp, progress=progress, tokenizer=shipped_tokenizer(recipe))
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
     shutil.rmtree(target, ignore_errors=True)
     os.replace(tmp, target)
     return target

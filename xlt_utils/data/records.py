@@ -183,15 +183,19 @@ def check_field(value: str, what: str, sent_id: str, k: int) -> None:
 
 
 def write_read_back(text: str, path: str | Path, read) -> None:
-    """Write `text` to `path` only if it reads back: it goes to ``<path>.part``, `read` (a reader
-    that raises `DataFormatError`) must accept it, and only then does it replace `path`; an invalid
-    sentence raises `DataFormatError` naming it, and nothing is written."""
+    """Write `text` to `path` only if it reads back: it goes to a new temporary file beside `path`
+    (``.<name>.<random>.part``, created exclusively, never through a planted symlink), `read` (a
+    reader that raises `DataFormatError`) must accept it, and only then does it replace `path`; an
+    invalid sentence raises `DataFormatError` naming it, and nothing is written."""
     import os
 
+    from .download import create_temp
+
     path = Path(path)
-    tmp = path.with_name(path.name + ".part")
+    fd, tmp = create_temp(path.parent, f".{path.name}.", ".part")
     try:
-        tmp.write_text(text, encoding="utf-8")
+        with os.fdopen(fd, "w", encoding="utf-8") as f:
+            f.write(text)
         try:
             read(tmp)
         except DataFormatError as e:
