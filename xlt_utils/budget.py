@@ -5,7 +5,9 @@ model with the profile's architecture (random weights: the cost of a step does n
 the profile's batch shape, on this machine's device, in the precision the policy chooses
 (`xlt_utils.precision`). `chapter_steps` counts the training steps (and evaluation batches, at a
 third of a training step each: a forward pass without backward) that a chapter runs in a profile.
-`estimate` multiplies the two; `print_estimate` prints one line, and does nothing in the toy profile
+`estimate` multiplies the two and adds the resume checkpoints that `training.checkpoint_due` writes
+(their size computed, their write speed assumed: `CHECKPOINT_BYTES_PER_S`); `print_estimate` prints
+one line that says what is measured and what is estimated, and does nothing in the toy profile
 (whose chapters take seconds to minutes and whose stored outputs must not depend on the machine).
 
 Counts assume the chapter runs alone with an empty result cache; chapter 4 reuses chapter 2's and
@@ -28,6 +30,11 @@ FULL_EVAL_SENTENCES = 1000  # a PUD test set (NER: WikiANN test sets are larger;
 #: subwords, and length-grouped buckets of 4 batches leave about 60% of the processed tokens real.
 PADDED_LENGTH = 48
 EVAL_STEP_SHARE = 1 / 3  # a forward pass costs about a third of forward + backward + update
+#: Chapter 3's default grid (the `ablations` parameter of its notebook; a test keeps them equal).
+CHAPTER3_ABLATIONS = ("reference", "reinit-consecutive", "freeze-halves", "random_init")
+#: An assumption, not a measurement: the speed at which a resume checkpoint is written (a local SSD;
+#: mBERT's 2.13 GB took 8.4 s on this project's CPU machine). Google Drive is slower.
+CHECKPOINT_BYTES_PER_S = 250e6
 
 
 @dataclass(frozen=True)
@@ -39,16 +46,25 @@ class Estimate:
     step_seconds: float
     device: str
     precision: str
+    checkpoints: int = 0  # resume checkpoints written (`training.checkpoint_due`)
+    checkpoint_bytes: int = 0  # the size of one
+
+    @property
+    def checkpoint_seconds(self) -> float:
+        return self.checkpoints * self.checkpoint_bytes / CHECKPOINT_BYTES_PER_S
 
     @property
     def seconds(self) -> float:
-        return (self.train_steps + EVAL_STEP_SHARE * self.eval_batches) * self.step_seconds
+        return (self.train_steps + EVAL_STEP_SHARE * self.eval_batches) * self.step_seconds + self.checkpoint_seconds
 
     def line(self) -> str:
+        ckpt = (f" + {self.checkpoints} resume checkpoints of {self.checkpoint_bytes / 1e9:.2f} GB "
+                f"(estimated at {CHECKPOINT_BYTES_PER_S / 1e6:.0f} MB/s)" if self.checkpoints else "")
         return (f"Estimated runtime of chapter {self.chapter} here ({self.device}, {self.precision}): "
-                f"{format_duration(self.seconds)} = {self.fine_tunings} fine-tunings, {self.train_steps} training steps "
-                f"and {self.eval_batches} evaluation batches x {self.step_seconds:.2f} s per measured step "
-                "(with an empty result cache)")
+                f"{format_duration(self.seconds)} = ({self.fine_tunings} fine-tunings: {self.train_steps} training "
+                f"steps + {self.eval_batches} evaluation batches at a third of a step) x {self.step_seconds:.2f} s "
+                f"per step (measured here: median after warm-up){ckpt}. An estimate: with an empty result cache, "
+                "not counting model loading")
 
 
 def format_duration(seconds: float) -> str:
@@ -74,7 +90,7 @@ def _config_of(model: str):
 
 
 def measure_step_seconds(config, batch_size: int = 32, length: int = PADDED_LENGTH, device=None,
-                         precision: str = "auto", steps: int = 2, warmup: int = 1) -> float:
+                         precision: str = "auto", steps: int = 5, warmup: int = 2) -> float:
     """Median seconds of `steps` timed training steps (after `warmup` untimed ones) of a POS tagger
     on an encoder built from `config` (random weights), at `batch_size` x `length` subwords."""
     from transformers import BertModel
@@ -127,11 +143,12 @@ def _num_layers(profile) -> int:
 def chapter_steps(profile, chapter: int) -> tuple[int, int, int]:
     """(fine-tunings, training steps, evaluation batches) that `chapter` runs in `profile`.
 
-    Chapter 2: reference and random-init per task (first seed). Chapter 3: per task and seed, the
-    reference, the Reinit pairs (the paper's consecutive pairs in quick; every pair in full), the two
-    Freeze halves and random init. Chapter 4: the C5 references and the C1/C2 grid (reference,
-    lowest and highest pair) per task and seed, plus CKA forward passes (pretrained and fine-tuned
-    model) over the parallel sentences. Chapters 0 and 1 train nothing.
+    Chapter 2: reference and random-init per task (first seed). Chapter 3: its default grid
+    (`CHAPTER3_ABLATIONS`: the reference, the consecutive Reinit pairs, the two Freeze halves and
+    random init) per task and seed of the profile. Chapter 4: the C5 references and the C1/C2 grid
+    (reference, lowest and highest pair) per task and seed (the fine-tuned models behind C4 are the
+    references of its `task`), plus CKA forward passes over the parallel sentences. Chapters 0 and 1
+    train nothing (chapter 0 reads chapters 3 and 4's runs in quick and full).
     """
     tasks, seeds = len(profile.tasks), len(profile.seeds)
     L = _num_layers(profile)
@@ -140,8 +157,9 @@ def chapter_steps(profile, chapter: int) -> tuple[int, int, int]:
     if chapter == 2:
         runs = tasks * 2
     elif chapter == 3:
-        pairs = L - 1 if profile.name == "quick" else L * (L - 1) // 2
-        runs = tasks * seeds * (1 + pairs + 2 + 1)
+        from .ablation import expand_ablations
+
+        runs = tasks * seeds * len(expand_ablations(CHAPTER3_ABLATIONS, L))
     elif chapter == 4:
         runs = tasks * seeds * 3
     else:
@@ -151,9 +169,33 @@ def chapter_steps(profile, chapter: int) -> tuple[int, int, int]:
     steps = round(runs * sum(per_task_steps) / len(per_task_steps))
     n_eval = profile.n_eval or FULL_EVAL_SENTENCES
     eval_batches = runs * math.ceil(n_eval * len(profile.languages) / profile.batch_size)
-    if chapter == 4:
-        eval_batches += 2 * math.ceil(profile.n_cka * len(profile.languages) / profile.batch_size)
+    if chapter == 4:  # CKA passes: the pretrained model, then per seed the fine-tuned model and its local
+        # states (two layers a layer: about two passes)
+        passes = 1 + 3 * seeds
+        eval_batches += passes * math.ceil(profile.n_cka * len(profile.languages) / profile.batch_size)
     return runs, steps, eval_batches
+
+
+def checkpoint_bytes(config) -> int:
+    """The size of a resume checkpoint: fp32 weights and AdamW's two moments, 12 bytes a parameter
+    (the head is negligible); the model is built on the `meta` device, so nothing is allocated."""
+    from transformers import BertModel
+
+    with torch.device("meta"):
+        model = BertModel(config, add_pooling_layer=False)
+    return 12 * sum(p.numel() for p in model.parameters())
+
+
+def checkpoint_writes(nbytes: int, epoch_seconds: float, epochs: int) -> int:
+    """How many checkpoints one fine-tuning writes, by `training.checkpoint_due`'s rule."""
+    from .training import checkpoint_due
+
+    writes, unsaved = 0, 0.0
+    for epoch in range(1, epochs + 1):
+        unsaved += epoch_seconds
+        if checkpoint_due(nbytes, unsaved, last=epoch == epochs):
+            writes, unsaved = writes + 1, 0.0
+    return writes
 
 
 def estimate(profile, chapter: int, step_seconds: float | None = None, device=None,
@@ -167,7 +209,10 @@ def estimate(profile, chapter: int, step_seconds: float | None = None, device=No
     if step_seconds is None:
         step_seconds = _measured(profile.model, profile.batch_size, device, prec)
     runs, steps, batches = chapter_steps(profile, chapter)
-    return Estimate(chapter, runs, steps, batches, step_seconds, device, prec)
+    nbytes = checkpoint_bytes(_config_of(profile.model))
+    per_run = steps / runs if runs else 0
+    writes = runs * checkpoint_writes(nbytes, per_run / profile.epochs * step_seconds, profile.epochs) if runs else 0
+    return Estimate(chapter, runs, steps, batches, step_seconds, device, prec, writes, nbytes)
 
 
 def print_estimate(profile, chapter: int) -> Estimate | None:
