@@ -9,6 +9,9 @@ VENV   ?= .venv
 BIN    := $(VENV)/bin
 NOTEBOOKS := $(sort $(wildcard notebooks/[0-9][0-9]_*.ipynb))
 PYTEST_ARGS ?=
+# nbval re-executes the stored notebooks and compares their outputs (make test, make test-latest)
+NBVAL_ARGS := --nbval --nbval-current-env --nbval-sanitize-with notebooks/nbval_sanitize.cfg \
+  --nbval-cell-timeout 900 -p no:cacheprovider
 # The lock: every package of the install (dev and ray extras included), with versions and hashes, for
 # CPython 3.11 on Linux x86-64. torch is its CPU build (2.13.0+cpu), found on PyTorch's CPU wheel page.
 LOCK := requirements/lock.txt
@@ -50,8 +53,7 @@ tutorial: install
 	$(BIN)/python -m xlt_utils.nbtools clean $(NOTEBOOKS)
 
 test: install
-	$(BIN)/python -m pytest tests $(NOTEBOOKS) --nbval --nbval-current-env \
-	  --nbval-sanitize-with notebooks/nbval_sanitize.cfg --nbval-cell-timeout 900 -p no:cacheprovider $(PYTEST_ARGS)
+	$(BIN)/python -m pytest tests $(NOTEBOOKS) $(NBVAL_ARGS) $(PYTEST_ARGS)
 
 # The newest releases that pyproject.toml's ranges allow (torch stays at the CPU build this repository
 # pins), in their own environment: the fast tests and the notebooks, so that an upstream release that
@@ -64,8 +66,7 @@ test-latest:
 	$(LATEST_VENV)/bin/python -m pip install -q --upgrade --upgrade-strategy eager -c $(LATEST_VENV)/torch-pin.txt -e ".[dev]"
 	$(LATEST_VENV)/bin/python -m pip check
 	$(LATEST_VENV)/bin/python -m pip list --format=freeze | grep -iE '^(transformers|tokenizers|datasets|huggingface-hub|kernels|numpy)=='
-	$(LATEST_VENV)/bin/python -m pytest tests $(NOTEBOOKS) -m "not slow" --nbval --nbval-current-env \
-	  --nbval-sanitize-with notebooks/nbval_sanitize.cfg --nbval-cell-timeout 900 -p no:cacheprovider \
+	$(LATEST_VENV)/bin/python -m pytest tests $(NOTEBOOKS) -m "not slow" $(NBVAL_ARGS) \
 	  --deselect tests/test_packaging.py::test_the_environment_is_exactly_the_lock $(PYTEST_ARGS)
 
 # uv resolves pyproject.toml (all extras) under constraints.txt for CPython 3.11 on Linux x86-64, with

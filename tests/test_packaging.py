@@ -22,14 +22,19 @@ def _pyproject() -> dict[str, str]:
     return {_name(r): r.replace(" ", "") for r in reqs}
 
 
+def _lock_module():
+    """requirements/environment.py, which reads the lock for `make lock` (not a package module)."""
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("lock_environment", ROOT / "requirements" / "environment.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
 def _lock() -> dict[str, str]:
     """The lock's pins: normalised name -> version (hash lines and comments left out)."""
-    pins = {}
-    for line in (ROOT / "requirements" / "lock.txt").read_text().splitlines():
-        m = re.match(r"^([A-Za-z0-9][A-Za-z0-9._-]*)==(\S+)", line)
-        if m:
-            pins[_name(m.group(1))] = m.group(2)
-    return pins
+    return {_name(pin.split("==")[0]): pin.split("==")[1] for pin in _lock_module().locked_pins()}
 
 
 def test_every_locked_package_has_hashes():
@@ -69,12 +74,7 @@ def test_the_environment_is_exactly_the_lock():
 
 
 def test_environment_yml_is_written_from_the_lock():
-    import importlib.util
-
-    spec = importlib.util.spec_from_file_location("lock_environment", ROOT / "requirements" / "environment.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    assert (ROOT / "environment.yml").read_text() == module.environment_yml(), "run make lock"
+    assert (ROOT / "environment.yml").read_text() == _lock_module().environment_yml(), "run make lock"
     env = yaml.safe_load((ROOT / "environment.yml").read_text())
     pip = next(d["pip"] for d in env["dependencies"] if isinstance(d, dict) and "pip" in d)
     pins = {_name(r): r.split("==")[1] for r in pip if "==" in r}

@@ -24,7 +24,6 @@ from xlt_utils.analysis import (
     c5_power,
     change_evidence,
     claims_table,
-    debiased_cka_grams,
     length_matched_pairs,
     middle_layers,
     similarity_evidence,
@@ -203,28 +202,22 @@ def test_length_matched_pairs_is_a_derangement_of_equal_lengths():
     assert sorted(length_matched_pairs([3, 3, 3])) == [0, 1, 2]
 
 
-def test_debiased_cka_on_grams_equals_the_library():
-    g = torch.Generator().manual_seed(0)
-    x, y = torch.randn(3, 60, 16, generator=g), torch.randn(3, 60, 8, generator=g)
-    y = y + x[..., :8]
-    kx = x.double() @ x.double().transpose(-1, -2)
-    ky = y.double() @ y.double().transpose(-1, -2)
-    # the Grams here are of uncentred features: debiased HSIC does not depend on the mean
-    mine = debiased_cka_grams(kx, ky).numpy()
-    assert mine == pytest.approx([cka(x[i], y[i], debiased=True) for i in range(3)], abs=1e-10)
-
-
-def test_debiased_cka_on_halves_equals_it_on_each_sub_sample():
-    from xlt_utils.analysis import _grams, _sub, debiased_cka_halves, half_samples
+def test_debiased_cka_on_halves_equals_the_library_on_each_half():
+    """`similarity.cka_halves` (all halves at once) equals `cka_per_layer(debiased=True)` and `cka` on
+    each half, whatever the features' means (the unbiased HSIC does not depend on them)."""
+    from xlt_utils.analysis import half_samples
+    from xlt_utils.similarity import cka_halves, cka_per_layer
 
     g = torch.Generator().manual_seed(1)
-    x, y = torch.randn(4, 40, 12, generator=g), torch.randn(4, 40, 6, generator=g)
-    kx, ky = _grams(x), _grams(y + x[..., :6])
+    x = torch.randn(4, 40, 12, generator=g, dtype=torch.float64)  # float64: x + 5 loses no digits
+    y = torch.randn(4, 40, 6, generator=g, dtype=torch.float64) + x[..., :6]
     idx = half_samples(40, 5, seed=3)
-    fast = debiased_cka_halves(kx, ky, idx)
+    fast = cka_halves(x, y, idx)
+    assert fast.shape == (5, 4)
+    assert cka_halves(x + 5.0, y - 2.0, idx) == pytest.approx(fast, abs=1e-10)
     for b, h in enumerate(idx):
-        assert fast[b].numpy() == pytest.approx(debiased_cka_grams(_sub(kx, h), _sub(ky, h)).numpy(), abs=1e-10)
-        assert fast[b, 2].item() == pytest.approx(cka(x[2, h], (y + x[..., :6])[2, h], debiased=True), abs=1e-9)
+        assert fast[b] == pytest.approx(cka_per_layer(x[:, h], y[:, h], debiased=True), abs=1e-10)
+        assert fast[b, 2] == pytest.approx(cka(x[2, h], y[2, h], debiased=True), abs=1e-9)
 
 
 def test_middle_layers():

@@ -18,6 +18,7 @@ import torch
 from scipy import stats
 
 from .ablation import REFERENCE, Ablation
+from .similarity import cka_halves, cka_per_layer
 
 #: The metric each task is judged by: accuracy, span F1, LAS.
 MAIN_METRIC = {"pos": "accuracy", "ner": "f1", "parse": "las"}
@@ -237,40 +238,7 @@ def verdict_c1_c2(deltas: pd.DataFrame, lower: Ablation, upper: Ablation, task: 
     return [verdict_c1(deltas, lower, task), verdict_c2(deltas, upper, task)]
 
 
-# --- debiased linear CKA on Gram matrices, for many random halves of the sentences at once -------
-
-
-def _grams(states) -> torch.Tensor:
-    """Linear Gram matrices [L+1, n, n] (float64) of column-centred states [L+1, n, d]."""
-    x = torch.as_tensor(states, dtype=torch.float64)
-    x = x - x.mean(dim=-2, keepdim=True)
-    return x @ x.transpose(-1, -2)
-
-
-def _hsic_u(k: torch.Tensor, l: torch.Tensor, kk: tuple | None = None, ll: tuple | None = None) -> torch.Tensor:  # noqa: E741
-    """Song et al.'s unbiased HSIC times m(m − 3) (a factor that cancels in CKA) of Gram matrices
-    [..., m, m], with their diagonals taken as zero: for K~, L~ the Grams without diagonal,
-    tr(K~L~) + 1'K~1 1'L~1 / ((m−1)(m−2)) − 2/(m−2) 1'K~L~1. No copy is made: the diagonal is
-    subtracted from each sum (`kk`, `ll`: `_gram_sums` of k and l, if already at hand)."""
-    m = k.shape[-1]
-    dk, rk, sk = kk or _gram_sums(k)
-    dl, rl, sl = ll or _gram_sums(l)
-    trace = (k * l).sum((-1, -2)) - (dk * dl).sum(-1)
-    return trace + sk * sl / ((m - 1) * (m - 2)) - (rk * rl).sum(-1) * 2 / (m - 2)
-
-
-def _gram_sums(k: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    """Diagonal, row sums without the diagonal, and total without the diagonal of Grams [..., m, m]."""
-    d = k.diagonal(dim1=-2, dim2=-1)
-    rows = k.sum(-1) - d
-    return d, rows, rows.sum(-1)
-
-
-def debiased_cka_grams(k: torch.Tensor, l: torch.Tensor) -> torch.Tensor:  # noqa: E741
-    """Debiased linear CKA per leading index of two Gram stacks [..., m, m] (equal to
-    `similarity.cka(..., debiased=True)` on the states behind them)."""
-    kk, ll = _gram_sums(k), _gram_sums(l)
-    return _hsic_u(k, l, kk, ll) / torch.sqrt(_hsic_u(k, k, kk, kk) * _hsic_u(l, l, ll, ll))
+# --- intervals over sentences -------------------------------------------------------------------
 
 
 def half_samples(n: int, count: int = HALF_SAMPLES, seed: int = 0) -> np.ndarray:
@@ -280,34 +248,6 @@ def half_samples(n: int, count: int = HALF_SAMPLES, seed: int = 0) -> np.ndarray
     full sample). A bootstrap with replacement would repeat sentences, which CKA reads as similarity."""
     rng = np.random.default_rng(seed)
     return np.stack([rng.choice(n, n // 2, replace=False) for _ in range(count)])
-
-
-def _sub(g: torch.Tensor, idx: np.ndarray) -> torch.Tensor:
-    """Rows and columns `idx` of Gram matrices [L, n, n]."""
-    i = torch.as_tensor(idx)
-    return g[:, i][:, :, i]
-
-
-def debiased_cka_halves(k: torch.Tensor, l: torch.Tensor, idx: np.ndarray) -> torch.Tensor:  # noqa: E741
-    """`debiased_cka_grams` of the sub-Grams on each half `idx[b]` ([B, m]), for all halves at once:
-    [B, L]. Each sum over a half is a product with its 0/1 indicator w (e.g. 1'K~L~1 restricted to
-    the half is w'(K∘L)w minus the diagonal), so no sub-matrix is ever copied."""
-    w = torch.zeros(len(idx), k.shape[-1], dtype=k.dtype)
-    w.scatter_(1, torch.as_tensor(idx), 1.0)
-    m = idx.shape[1]
-
-    def parts(g):  # diagonal [L, n]; row sums within the half without the diagonal, [L, B, n]
-        d = g.diagonal(dim1=-2, dim2=-1)
-        return d, torch.matmul(w, g) - d[:, None, :]
-
-    def hsic(g1, g2, p1, p2):
-        (d1, r1), (d2, r2) = p1, p2
-        cross = (torch.matmul(w, g1 * g2) * w).sum(-1) - (d1 * d2) @ w.T
-        t1, t2 = (r1 * w).sum(-1), (r2 * w).sum(-1)
-        return cross + t1 * t2 / ((m - 1) * (m - 2)) - (r1 * r2 * w).sum(-1) * 2 / (m - 2)
-
-    pk, pl = parts(k), parts(l)
-    return (hsic(k, l, pk, pl) / torch.sqrt(hsic(k, k, pk, pk) * hsic(l, l, pl, pl))).T
 
 
 def _normal_interval(value: float, replicates: np.ndarray, level: float = LEVEL) -> tuple[float, float]:
@@ -370,19 +310,17 @@ def similarity_evidence(states: Mapping, source: str, targets: Sequence[str], le
     control (each source sentence against a target sentence that is not its translation and has
     the same length as its translation: `length_matched_pairs(lengths[X])`), on all n sentences and
     on `halves` random halves."""
-    k_src = _grams(states[source])
-    n = k_src.shape[-1]
-    idx = half_samples(n, halves, seed)
+    src = states[source]
+    idx = half_samples(src.shape[1], halves, seed)
     parallel, control, gaps = {}, {}, []
-    reps = np.zeros((halves, k_src.shape[0]))
+    reps = np.zeros((halves, src.shape[0]))
     for lang in targets:
-        k_t = _grams(states[lang])
         perm = length_matched_pairs(lengths[lang])
         gaps.append(float(np.abs(np.asarray(lengths[lang]) - np.asarray(lengths[lang])[perm]).mean()))
-        k_c = _sub(k_t, perm)
-        parallel[lang] = debiased_cka_grams(k_src, k_t).numpy()
-        control[lang] = debiased_cka_grams(k_src, k_c).numpy()
-        reps += (debiased_cka_halves(k_src, k_t, idx) - debiased_cka_halves(k_src, k_c, idx)).numpy()
+        other = states[lang][:, torch.as_tensor(perm)]  # each source sentence against its control pair
+        parallel[lang] = cka_per_layer(src, states[lang], debiased=True)
+        control[lang] = cka_per_layer(src, other, debiased=True)
+        reps += cka_halves(src, states[lang], idx) - cka_halves(src, other, idx)
     reps /= len(targets)
     frame = lambda d: pd.DataFrame(d).T.rename_axis(columns="layer")  # noqa: E731
     return SimilarityEvidence(frame(parallel), frame(control), reps, float(np.mean(gaps)))
@@ -477,18 +415,15 @@ def change_evidence(pretrained: Mapping, local: Mapping, tuned: Mapping | None =
     accumulated measure). Debiased linear CKA; the change is clipped at 0 below (CKA's estimate
     can exceed 1 by its noise)."""
     langs = list(pretrained)
-    grams = {lang: _grams(pretrained[lang]) for lang in langs}
-    n = next(iter(grams.values())).shape[-1]
-    idx = half_samples(n, halves, seed)
+    idx = half_samples(pretrained[langs[0]].shape[1], halves, seed)
     rows, acc, reps = {}, {}, []
     for s, states in local.items():
         change, rep = 0.0, 0.0
         for lang in langs:
-            k_l = _grams(states[lang])
-            change = change + (1 - debiased_cka_grams(grams[lang], k_l).numpy()).clip(0)
-            rep = rep + (1 - debiased_cka_halves(grams[lang], k_l, idx).numpy()).clip(0)
+            change = change + (1 - cka_per_layer(pretrained[lang], states[lang], debiased=True)).clip(0)
+            rep = rep + (1 - cka_halves(pretrained[lang], states[lang], idx)).clip(0)
             if tuned is not None:
-                whole = (1 - debiased_cka_grams(grams[lang], _grams(tuned[s][lang])).numpy()).clip(0)
+                whole = (1 - cka_per_layer(pretrained[lang], tuned[s][lang], debiased=True)).clip(0)
                 acc[s] = acc.get(s, 0.0) + whole
         rows[s] = change / len(langs)
         reps.append(upper_share(rep / len(langs)))

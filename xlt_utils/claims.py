@@ -104,12 +104,13 @@ def sentence_lengths(parallel: Mapping) -> dict:
     return {lang: [len(s.words) for s in sents] for lang, sents in parallel.items()}
 
 
-def parallel_states(model, tokenizer, profile: str | Profile, n: int | None = None) -> dict:
-    """Mean-pooled states [L+1, n, H] of `parallel_sentences(profile, n)`, per language."""
+def parallel_states(model, tokenizer, profile: str | Profile | Mapping, n: int | None = None) -> dict:
+    """Mean-pooled states [L+1, n, H] per language of `parallel_sentences(profile, n)`, or of the
+    sentences given (a mapping language -> sentences, as `parallel_sentences` returns)."""
     from .evaluation import mean_pooled_states
 
-    return {lang: mean_pooled_states(model, tokenizer, [s.words for s in sents])
-            for lang, sents in parallel_sentences(profile, n).items()}
+    parallel = profile if isinstance(profile, Mapping) else parallel_sentences(profile, n)
+    return {lang: mean_pooled_states(model, tokenizer, [s.words for s in sents]) for lang, sents in parallel.items()}
 
 
 class _LocalStack(torch.nn.Module):
@@ -251,14 +252,14 @@ def verdicts(profile: str | Profile = "toy", task: str = "pos", n: int | None = 
                               f"{', '.join(map(str, P.seeds))}) first, or call verdicts(..., train=True)")
     out = reinit_verdicts(P, tasks, progress)
     encoder, tokenizer = load_encoder(P)
-    parallel = parallel_sentences(P, n)
-    words = {lang: [s.words for s in sents] for lang, sents in parallel.items()}
-    states = parallel_states(encoder, tokenizer, P, n)
+    parallel = parallel_sentences(P, n)  # read once, for every model below
+    states = parallel_states(encoder, tokenizer, parallel)
     local, tuned_states = {}, {}
     for seed, cfg in tuned_cfgs.items():
         tuned, _ = load_finetuned(cfg, progress=progress)
-        local[seed] = {lang: local_states(encoder, tuned, tokenizer, w) for lang, w in words.items()}
-        tuned_states[seed] = parallel_states(tuned, tokenizer, P, n)
+        local[seed] = {lang: local_states(encoder, tuned, tokenizer, [s.words for s in sents])
+                       for lang, sents in parallel.items()}
+        tuned_states[seed] = parallel_states(tuned, tokenizer, parallel)
     return out + similarity_verdicts(P, states, sentence_lengths(parallel), local, tuned_states, task,
                                      reference_scores(P, tasks))
 

@@ -45,7 +45,7 @@ from collections.abc import Sequence
 import numpy as np
 import torch
 
-__all__ = ["cka", "cka_per_layer", "cka_matrix", "cka_reference"]
+__all__ = ["cka", "cka_per_layer", "cka_matrix", "cka_reference", "cka_halves"]
 
 _KERNELS = ("linear", "rbf")
 
@@ -411,3 +411,35 @@ def cka_matrix(
     a, b = _layer_pair(states_a, states_b, same_layers=False)
     out = _cka_batched(a, b, kernel, debiased, sigma_frac, pairwise=True)
     return out.cpu().numpy()
+
+
+def cka_halves(states_a, states_b, halves: np.ndarray) -> np.ndarray:
+    """Debiased linear CKA of every layer on each sub-sample `halves[b]` of the examples (rows of
+    indices, [B, m]), all at once: float64 [B, L], row b equal to
+    `cka_per_layer(states_a[:, halves[b]], states_b[:, halves[b]], debiased=True)`.
+
+    For the intervals of `analysis` (random halves of the sentences). The Gram matrices of the whole
+    sample are formed once; every sum over a sub-sample is a product with its 0/1 indicator w (the
+    unbiased HSIC's tr(K~L~) restricted to it is w'(K∘L)w minus the diagonal, its row sums wK, ...),
+    so no sub-matrix is copied. The unbiased HSIC does not depend on the features' means, so the
+    columns are centred once, over the whole sample."""
+    a, b = _layer_pair(states_a, states_b, same_layers=True)
+    a, b = _centre_columns(a).cpu(), _centre_columns(b).cpu()
+    k, l = a @ a.transpose(-1, -2), b @ b.transpose(-1, -2)  # noqa: E741
+    idx = torch.as_tensor(np.asarray(halves))
+    w = torch.zeros(len(idx), k.shape[-1], dtype=k.dtype).scatter_(1, idx, 1.0)
+    m = idx.shape[1]
+    _check("linear", True, m)
+
+    def parts(g):  # diagonal [L, n]; row sums within each sub-sample without the diagonal, [L, B, n]
+        d = g.diagonal(dim1=-2, dim2=-1)
+        return d, torch.matmul(w, g) - d[:, None, :]
+
+    def hsic(g1, g2, p1, p2):  # Song et al.'s unbiased HSIC x m(m - 3), per layer and sub-sample
+        (d1, r1), (d2, r2) = p1, p2
+        trace = (torch.matmul(w, g1 * g2) * w).sum(-1) - (d1 * d2) @ w.T
+        t1, t2 = (r1 * w).sum(-1), (r2 * w).sum(-1)
+        return trace + t1 * t2 / ((m - 1) * (m - 2)) - (r1 * r2 * w).sum(-1) * 2 / (m - 2)
+
+    pk, pl = parts(k), parts(l)
+    return (hsic(k, l, pk, pl) / torch.sqrt(hsic(k, k, pk, pk) * hsic(l, l, pl, pl))).T.numpy()
