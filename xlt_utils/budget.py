@@ -176,7 +176,7 @@ def chapter_steps(profile, chapter: int) -> tuple[int, int, int]:
     return runs, steps, eval_batches
 
 
-def checkpoint_bytes(config) -> int:
+def checkpoint_size(config) -> int:
     """The size of a resume checkpoint: fp32 weights and AdamW's two moments, 12 bytes a parameter
     (the head is negligible); the model is built on the `meta` device, so nothing is allocated."""
     from transformers import BertModel
@@ -209,7 +209,7 @@ def estimate(profile, chapter: int, step_seconds: float | None = None, device=No
     if step_seconds is None:
         step_seconds = _measured(profile.model, profile.batch_size, device, prec)
     runs, steps, batches = chapter_steps(profile, chapter)
-    nbytes = checkpoint_bytes(_config_of(profile.model))
+    nbytes = checkpoint_size(_config_of(profile.model))
     per_run = steps / runs if runs else 0
     writes = runs * checkpoint_writes(nbytes, per_run / profile.epochs * step_seconds, profile.epochs) if runs else 0
     return Estimate(chapter, runs, steps, batches, step_seconds, device, prec, writes, nbytes)

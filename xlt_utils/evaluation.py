@@ -19,6 +19,7 @@ from .batching import collate, make_examples, max_subwords
 from .data.iob2 import repair_iob2
 from .data.records import Sentence, label_set
 from .metrics import accuracy, attachment_scores, span_f1
+from .models import model_device
 from .precision import autocast, resolve_precision
 from .tokenization import encode_words
 
@@ -139,13 +140,12 @@ def _evaluating(module: torch.nn.Module):
 
 
 def _forward_batches(examples: Sequence[dict], pad_id: int, device: torch.device, batch_size: int,
-                     max_tokens: int | None, order: list[list[int]]):
+                     max_tokens: int | None):
     """The one batching of every forward pass here: examples sorted by length (all languages
     together), cut by `token_budget_batches`, collated and sent to `device`; yields (indices, batch)
-    and appends each batch's indices to `order` (for `_in_input_order`)."""
+    (the callers keep the indices, for `_in_input_order`)."""
     for idx in token_budget_batches([len(e["input_ids"]) for e in examples], batch_size,
                                     _max_tokens(max_tokens, device)):
-        order.append(idx)
         yield idx, {k: v.to(device) for k, v in collate([examples[i] for i in idx], pad_id).items()}
 
 
@@ -181,7 +181,7 @@ def _predict_examples(model, tokenizer, examples: Sequence[dict], batch_size: in
     are scored through overlapping windows (`_predict_long`): every word gets a prediction.
     """
     labels = label_set(model.task)
-    device = next(model.parameters()).device
+    device = model_device(model)
     limit = min(max_length or 10**9, max_subwords(model))
     fits = [i for i, e in enumerate(examples) if len(e["input_ids"]) <= limit]
     long = [i for i, e in enumerate(examples) if len(e["input_ids"]) > limit]
@@ -191,7 +191,7 @@ def _predict_examples(model, tokenizer, examples: Sequence[dict], batch_size: in
     order: list[list[int]] = []
     with _evaluating(model):
         for sub, batch in _forward_batches([examples[i] for i in fits], tokenizer.pad_token_id, device, batch_size,
-                                           max_tokens, []):
+                                           max_tokens):
             idx = [fits[j] for j in sub]
             order.append(idx)
             batch.pop("heads", None)
@@ -252,7 +252,7 @@ def mean_pooled_states(model, tokenizer, sentences: Sequence[Sequence[str]], bat
     limit = min(max_length or 10**9, max_subwords(encoder))
     if limit < 3:
         raise ValueError(f"max_length={max_length} leaves no room for a subword between [CLS] and [SEP]")
-    device = torch.device(device) if device is not None else next(encoder.parameters()).device
+    device = torch.device(device) if device is not None else model_device(encoder)
     pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0
     examples = [{"input_ids": e.input_ids, "first_subword": e.first_subword} for e in encodings]
     fits = [i for i, e in enumerate(examples) if len(e["input_ids"]) <= limit]
@@ -261,7 +261,7 @@ def mean_pooled_states(model, tokenizer, sentences: Sequence[Sequence[str]], bat
     order: list[list[int]] = []
     with _evaluating(encoder):
         precision = resolve_precision(bf16, device, encoder)
-        for sub, batch in _forward_batches([examples[i] for i in fits], pad_id, device, batch_size, max_tokens, []):
+        for sub, batch in _forward_batches([examples[i] for i in fits], pad_id, device, batch_size, max_tokens):
             order.append([fits[j] for j in sub])
             with autocast(precision, device.type):
                 out = encoder(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"],

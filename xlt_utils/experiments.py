@@ -29,7 +29,7 @@ from . import __version__
 from .ablation import REFERENCE, Ablation
 from .data.records import Sentence, label_set
 from .evaluation import zero_shot_eval
-from .models import XltModel
+from .models import XltModel, model_device  # noqa: F401 (model_device: chapter 2 imports it here)
 from .precision import PRECISIONS, hardware_precision, normalize, resolve_precision
 from .pretrained import load_encoder, model_identity
 from .profiles import Profile, check_languages, check_task, check_train_split, get_profile
@@ -248,7 +248,7 @@ def _pretrained_encoder(cfg: ExperimentConfig, device=None):
     if ident["sha256"] != cfg.model_sha256:
         raise ValueError(f"the weights of {cfg.model!r} (sha256 {ident['sha256']}) are not those this config "
                          f"was made for ({cfg.model_sha256}); make the config again with experiment()")
-    return load_encoder(cfg.model, cfg.revision, device=_device() if device is None else device)
+    return load_encoder(cfg.model, cfg.revision, device=device)  # None: load_encoder's default device
 
 
 def build_model(cfg: ExperimentConfig, device: torch.device | str | None = None) -> tuple[XltModel, object]:
@@ -276,11 +276,6 @@ def device() -> torch.device:
 
 
 _device = device  # for the functions with a `device` argument
-
-
-def model_device(model: torch.nn.Module) -> torch.device:
-    """The device of a model's parameters: where its inputs must go."""
-    return next(model.parameters()).device
 
 
 def run_experiment(cfg: ExperimentConfig, keep_model: bool = False, progress: bool = True,
@@ -330,9 +325,8 @@ def load_finetuned(cfg: ExperimentConfig, results: str | Path | ResultStore | No
     A stored model file that loads but is not this config's model (another task's head, a list) is
     moved aside with a `CorruptResultWarning` naming it and saying why, and the config runs again; a
     file that would run code when unpickled is refused with an error naming it."""
-    import pickle
 
-    from .store import move_aside
+    from .store import load_tensors, move_aside
     from .training import state_dict_problem
 
     store = results if isinstance(results, ResultStore) else ResultStore(results)
@@ -341,11 +335,7 @@ def load_finetuned(cfg: ExperimentConfig, results: str | Path | ResultStore | No
         path = store.model_path(cfg)
         encoder, tok = _pretrained_encoder(cfg)
         model = XltModel(encoder, cfg.task, len(label_set(cfg.task))).to(device())
-        try:  # weights_only: tensors and plain types only, so a planted pickle cannot run code
-            state = torch.load(path, weights_only=True, map_location="cpu")
-        except pickle.UnpicklingError as e:
-            raise pickle.UnpicklingError(f"{path}: refused to load this model file: it holds more than tensors "
-                                         f"and plain types (torch.load(weights_only=True) rejected it): {e}") from e
+        state = load_tensors(path, "this model file")
         problem = state_dict_problem(state, model)
         if problem is None:
             model.load_state_dict(state)

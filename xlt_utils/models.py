@@ -55,6 +55,11 @@ def from_hub(cls, name: str, **kw):
         raise RuntimeError(f"could not load {name!r} from the Hugging Face Hub or its cache. {OFFLINE_HINT}") from e
 
 
+def model_device(model: nn.Module):
+    """The device of a model's parameters: where its inputs must go (the full device: cuda:1 too)."""
+    return next(model.parameters()).device
+
+
 def tiny_bert_config(vocab_size: int, **kw) -> BertConfig:
     """The toy profile's architecture: a 12-layer, 128-wide BERT (about 2.8 M parameters with a
     3,000-subword vocabulary); `pretraining.PretrainRecipe.architecture()` gives the shipped values."""

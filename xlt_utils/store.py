@@ -19,7 +19,6 @@ import contextlib
 import functools
 import json
 import os
-import time
 import warnings
 import zipfile
 from collections.abc import Iterator
@@ -83,9 +82,26 @@ def torch_file_is_intact(path: Path) -> bool:
         return False
 
 
+def load_tensors(path: Path, what: str):
+    """`torch.load(path, weights_only=True)` onto the CPU: tensors and plain types only, so that a
+    planted pickle cannot run code; one that holds more is refused with an error naming `path` and
+    `what` it was meant to be (e.g. "this checkpoint"). Other read errors propagate."""
+    import pickle
+
+    import torch
+
+    try:
+        return torch.load(path, weights_only=True, map_location="cpu")
+    except pickle.UnpicklingError as e:
+        raise pickle.UnpicklingError(f"{path}: refused to load {what}: it holds more than tensors and plain types "
+                                     f"(torch.load(weights_only=True) rejected it): {e}") from e
+
+
 def move_aside(path: Path, why: str) -> Path:
     """Rename a file that cannot be used to ``<name>.corrupt-<time>``, with a warning naming it."""
-    target = path.with_name(f"{path.name}.corrupt-{time.strftime('%Y%m%dT%H%M%S')}-{os.getpid()}")
+    from .data.download import corrupt_name
+
+    target = corrupt_name(path)
     os.replace(path, target)
     warnings.warn(f"{path}: {why}; moved aside to {target.name}, and the config runs again",
                   CorruptResultWarning, stacklevel=3)

@@ -139,13 +139,18 @@ WORKER_HF_VARS = frozenset({
 _SECRET_WORDS = ("TOKEN", "SECRET", "PASSWORD", "PASSWD", "CREDENTIAL", "API_KEY", "AUTH")
 
 
+def _looks_secret(name: str) -> bool:
+    """Whether an environment variable's name looks like a credential's."""
+    return any(w in name.upper() for w in _SECRET_WORDS)
+
+
 def _credential_names(environ: dict[str, str] | None = None) -> list[str]:
     """The variables whose names look like credentials (HF_TOKEN, HUGGING_FACE_HUB_TOKEN,
     WANDB_API_KEY, AWS_SECRET_ACCESS_KEY, ...), but for the `WORKER_HF_VARS` (TOKENIZERS_PARALLELISM
     is a setting) and Ray's own RAY_* settings (a Ray cluster's token is Ray's to hold)."""
     environ = os.environ if environ is None else environ
     return [k for k in environ if k not in WORKER_HF_VARS and not k.startswith("RAY_")
-            and any(w in k.upper() for w in _SECRET_WORDS)]
+            and _looks_secret(k)]
 
 
 @contextlib.contextmanager
@@ -189,7 +194,7 @@ def _driver_env(environ: dict[str, str] | None = None) -> dict[str, str]:
     environ = os.environ if environ is None else environ
     return {k: v for k, v in environ.items()
             if k in WORKER_HF_VARS
-            or (k.startswith("XLT_") and not any(w in k.upper() for w in _SECRET_WORDS))}
+            or (k.startswith("XLT_") and not _looks_secret(k))}
 
 
 def _log(progress: bool, msg: str) -> None:

@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import math
 import numbers
-import pickle
 import random
 import time
 import warnings
@@ -27,8 +26,15 @@ from .batching import (
     sentence_name,
 )
 from .data.records import Sentence
+from .models import model_device
 from .precision import autocast as precision_autocast
 from .precision import grad_scaler, hardware_precision, normalize, resolve_precision
+from .store import (  # CHECKPOINT: the store deletes it
+    CHECKPOINT,
+    atomic_file,
+    load_tensors,
+    move_aside,
+)
 
 
 def set_seed(seed: int) -> None:
@@ -189,8 +195,6 @@ class TrainConfig:
 def atomic_save(obj, path: Path) -> None:
     """torch.save through a temporary file and a rename (`store.atomic_file`: a random name created
     without following a planted symlink): a killed writer leaves no partial file."""
-    from .store import atomic_file
-
     with atomic_file(Path(path), "wb") as f:
         torch.save(obj, f)
 
@@ -206,7 +210,6 @@ def atomic_save(obj, path: Path) -> None:
 # one only when at least `LARGE_CHECKPOINT_AFTER_S` seconds of training would otherwise be lost, and
 # never after the last epoch (the run is over; evaluation and the record follow at once).
 
-CHECKPOINT = "checkpoint.pt"
 #: Checkpoints up to this size are written after every epoch (well under a second on any disk).
 SMALL_CHECKPOINT_BYTES = 256 * 2**20
 #: A larger checkpoint is written once this many seconds of training are unsaved: about 30x the time
@@ -288,14 +291,8 @@ def _resume_state(ckpt: Path, model, opt, cfg: TrainConfig) -> dict | None:
     the file); a file that loads but is not a checkpoint of this run (``torch.save([1, 2, 3])``,
     another task's head, another number of epochs) or does not load is moved aside with a
     `CorruptResultWarning` naming it and saying why, and the run starts from its first epoch."""
-    from .store import move_aside
-
-    try:  # weights_only: tensors and plain types only, so a planted pickle cannot run code
-        state = torch.load(ckpt, weights_only=True, map_location="cpu")
-    except pickle.UnpicklingError as e:
-        raise pickle.UnpicklingError(
-            f"{ckpt}: refused to resume from this checkpoint: it holds more than tensors and plain "
-            f"types (torch.load(weights_only=True) rejected it): {e}") from e
+    try:
+        state = load_tensors(ckpt, "this checkpoint to resume from")
     except (RuntimeError, OSError, EOFError, ValueError) as e:
         move_aside(ckpt, f"not a readable checkpoint ({type(e).__name__}: {e})")
         return None
@@ -349,7 +346,7 @@ def fine_tune(model, tokenizer, train: Iterable[Sentence], cfg: TrainConfig, run
     history: list[float] = []
     start_epoch = 0
     ckpt = Path(run_dir) / CHECKPOINT if run_dir else None
-    device = next(model.parameters()).device  # batches go where the model is (the full device: cuda:1 too)
+    device = model_device(model)  # batches go where the model is (the full device: cuda:1 too)
     precision = resolve_precision(cfg.bf16, device, model)
     scaler = grad_scaler(precision, device.type)  # enabled for fp16 only
     state = _resume_state(ckpt, model, opt, cfg) if ckpt is not None and ckpt.is_file() else None

@@ -459,10 +459,16 @@ def _usable(target: Path, expected: str | None, rel: str) -> bool:
     return state == "ok"
 
 
+def corrupt_name(path: Path) -> Path:
+    """Where a file or folder that must not be used is moved aside: ``<name>.corrupt-<time>-<pid>``,
+    beside it (the one naming rule of the download cache, the result store and the toy corpus)."""
+    return path.with_name(f"{path.name}.corrupt-{time.strftime('%Y%m%dT%H%M%S')}-{os.getpid()}")
+
+
 def _move_aside(target: Path, why: str) -> Path:
-    """Rename a cached copy that must not be used to ``<name>.corrupt-<time>-<pid>`` (its recorded hash
-    is dropped), with a warning naming both."""
-    aside = target.with_name(f"{target.name}.corrupt-{time.strftime('%Y%m%dT%H%M%S')}-{os.getpid()}")
+    """Rename a cached copy that must not be used to `corrupt_name(target)` (its recorded hash is
+    dropped), with a warning naming both."""
+    aside = corrupt_name(target)
     os.replace(target, aside)
     _sidecar(target).unlink(missing_ok=True)
     warnings.warn(f"cached {target} {why}; moved aside to {aside.name}, and fetching again", stacklevel=4)

@@ -149,13 +149,6 @@ def _hf_offline_reason() -> str | None:
     )
 
 
-@contextlib.contextmanager
-def _hub_offline():
-    """Force `datasets`/`huggingface_hub` offline even if they were imported before the env was set."""
-    import datasets.config  # noqa: F401 - imported first, so that hub_offline sets its flag too
-
-    with hub_offline():
-        yield
 
 
 def load_wikiann(lang: str, split: str, *, cache_dir: str | None = None) -> list[Sentence]:
@@ -175,7 +168,7 @@ def load_wikiann(lang: str, split: str, *, cache_dir: str | None = None) -> list
         return _named(wikiann_to_sentences(ds, lang, split), f"{local[0].parent}/{hf_split}*.parquet")
     reason = _hf_offline_reason()
     try:
-        with _hub_offline() if reason else contextlib.nullcontext():
+        with hub_offline() if reason else contextlib.nullcontext():  # `datasets` is imported above
             ds = datasets.load_dataset(WIKIANN_DATASET, lang, split=hf_split, cache_dir=cache_dir)
     except Exception as e:
         how = (

@@ -14,13 +14,12 @@ import os
 import random
 import secrets
 import shutil
-import time
 import warnings
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from .conllu_io import format_conllu, read_conllu, write_conllu
-from .download import cache_dir, folder_lock, sha256_file, write_atomic
+from .download import cache_dir, corrupt_name, folder_lock, sha256_file, write_atomic
 from .iob2 import format_iob2, read_iob2, write_iob2
 from .records import Sentence
 
@@ -433,7 +432,7 @@ def _sha256_or_none(path: Path) -> str | None:
 
 
 def _move_corpus_aside(root: Path, why: str) -> None:
-    aside = root.with_name(f"{root.name}.corrupt-{time.strftime('%Y%m%dT%H%M%S')}-{os.getpid()}")
+    aside = corrupt_name(root)
     try:
         os.replace(root, aside)
     except FileNotFoundError:  # another process moved it first
