@@ -6,25 +6,40 @@ without one as never run.
 
 ``badges`` inserts or refreshes, in every chapter, (1) an "Open in Colab" badge in its own markdown
 cell right after the title, tagged ``remove-cell`` (the book has its own launch button, and the
-badge image is a third-party request), and (2) a first code cell that installs this package only
-when it runs on Colab, then imports ``setup_chapter``. Both are built from ``xlt_utils.REPOSITORY``
-and ``xlt_utils.BRANCH``, so a fork changes those and reruns the command. Running it twice changes
-nothing; the outputs of all other cells are kept.
+badge image is a third-party request), and (2) a first code cell that, on Colab only, installs the
+release of this package the notebook belongs to (`xlt_utils.release_ref`: the tag ``v<version>``),
+stops with a clear error if pip cannot install it, stops *Run all* if the runtime must restart
+(`colab.check_runtime`), and then imports the package as ``xlt``. Both are built from
+``xlt_utils.REPOSITORY`` and ``xlt_utils.BRANCH``, so a fork changes those and reruns the command.
+Running it twice changes nothing; the outputs of all other cells are kept.
+
+Releasing: set the version (pyproject.toml and ``xlt_utils.__version__``), run ``badges``, commit,
+and push the tag ``v<version>``: the chapters of that commit install exactly that tag.
+
+``format`` formats every code cell with ruff (``ruff format``) to the book's code width,
+``FORMAT_LINE_LENGTH`` characters (what the book's column holds at 1280 px without a horizontal
+scroll bar). IPython lines (``%pip ...``, ``!ls``) are kept as they are; a cell magic
+(``%%time``), a cell that does not parse and the Colab install cell (``badges`` writes it) are left
+alone. ruff does not split strings or comments:
+the lines still longer than the width are listed, to be shortened by hand. Outputs are kept.
+``--check`` changes nothing and exits 1 when a cell would change or a line is too long.
 
 Usage: python -m xlt_utils.nbtools clean notebooks/*.ipynb
        python -m xlt_utils.nbtools badges notebooks/*.ipynb
+       python -m xlt_utils.nbtools format [--check] notebooks/*.ipynb
 """
 
 from __future__ import annotations
 
 import io
 import re
+import subprocess
 import sys
 from pathlib import Path
 
 import nbformat
 
-from . import BRANCH, REPOSITORY, REPOSITORY_URL
+from . import BRANCH, REPOSITORY, REPOSITORY_URL, __version__, release_ref
 
 NOISY_CELL_KEYS = ("execution", "papermill")
 # "widgets" holds the embedded ipywidgets state that lets the book render widgets without a kernel.
@@ -34,7 +49,7 @@ PACKAGE = "xlt-utils"  # the distribution name in pyproject.toml
 NOTEBOOK_DIR = "notebooks"  # where the chapters live in the repository
 BADGE_IMAGE = "https://colab.research.google.com/assets/colab-badge.svg"
 BADGE_TAG = "remove-cell"
-SETUP_IMPORT = "from xlt_utils.setup import setup_chapter"
+SETUP_IMPORT = "import xlt_utils as xlt"
 COLAB_GUARD = 'if "google.colab" in sys.modules:'
 _BADGE_CELL = re.compile(r"\[!\[Open In Colab\]\([^)]*colab-badge\.svg\)\]\([^)]*\)")
 
@@ -82,9 +97,9 @@ def badge_markdown(notebook: str) -> str:
     return f"[![Open In Colab]({BADGE_IMAGE})]({colab_url(notebook)})"
 
 
-def install_spec() -> str:
-    """What pip installs on Colab: this package from the repository's branch."""
-    return f"{PACKAGE} @ git+{REPOSITORY_URL}@{BRANCH}"
+def install_spec(version: str = __version__) -> str:
+    """What pip installs on Colab: this package at the release of `version` (`release_ref`)."""
+    return f"{PACKAGE} @ git+{REPOSITORY_URL}@{release_ref(version)}"
 
 
 def install_cell_source() -> str:
@@ -94,19 +109,27 @@ def install_cell_source() -> str:
     return "\n".join([
         "import sys",
         "",
-        "cache_on_drive = False  # Colab: True keeps results on Google Drive, so a grid resumes after a disconnect",
+        "# On Colab, True keeps results on Google Drive (resumes after a disconnect)",
+        "cache_on_drive = False",
+        "drive = None",
         "",
-        "# On Colab only: install this tutorial's package (it needs torch>=2.4, so Colab's torch is kept;",
-        "# transformers is upgraded to 5.x). A fresh runtime needs no restart: this cell runs before anything",
-        "# imports transformers. If it had been imported already, the line below asks for a restart.",
+        "# On Colab only: install the release of this tutorial's package that this",
+        "# notebook belongs to (Colab's torch is kept; transformers becomes 5.x), and",
+        "# stop if pip fails or if the runtime must restart first.",
         COLAB_GUARD,
-        f'    %pip install -q "{install_spec()}"',
-        "    from xlt_utils.setup import cache_on_google_drive, restart_needed",
+        "    import subprocess",
         "",
-        "    if restart_needed():",
-        '        print("transformers was upgraded after it was imported: Runtime > Restart session, then run all")',
+        f'    XLT = "{install_spec()}"',
+        '    pip = [sys.executable, "-m", "pip", "install", "-q", XLT]',
+        "    done = subprocess.run(pip, capture_output=True, text=True)",
+        "    if done.returncode:",
+        '        raise RuntimeError(f"pip could not install {XLT}: is the runtime online, "',
+        '                           f"and does the release exist?\\n{done.stderr}")',
+        "    from xlt_utils.colab import check_runtime, use_google_drive",
+        "",
+        f'    check_runtime("{__version__}")  # raises if the runtime must restart',
         "    if cache_on_drive:",
-        "        cache_on_google_drive()",
+        "        drive = use_google_drive()  # settings for setup_chapter",
         "",
         SETUP_IMPORT,
     ])
@@ -162,11 +185,94 @@ def glue(name: str, value) -> None:
         myst_glue(name, value, display=True)
 
 
+#: The book's code width: characters of a code line that fit its column at 1280 px.
+FORMAT_LINE_LENGTH = 77
+_IPYTHON_LINE = re.compile(r"^(?P<indent>[ \t]*)(?P<line>[%!].*)$")
+_PLACEHOLDER = "_xlt_ipython_line_{}()"
+
+
+class CellFormatError(ValueError):
+    """ruff could not format a cell (its source does not parse as Python)."""
+
+
+def format_source(source: str, line_length: int = FORMAT_LINE_LENGTH) -> str:
+    """One code cell's source formatted by ruff at `line_length`, IPython lines kept verbatim."""
+    if source.lstrip().startswith("%%") or not source.strip():
+        return source  # a cell magic: not Python
+    lines, kept = [], []
+    for line in source.split("\n"):
+        m = _IPYTHON_LINE.match(line)
+        if m:
+            lines.append(m["indent"] + _PLACEHOLDER.format(len(kept)))
+            kept.append(m["line"])
+        else:
+            lines.append(line)
+    proc = subprocess.run(
+        [sys.executable, "-m", "ruff", "format", "--line-length", str(line_length),
+         "--stdin-filename", "cell.py", "-"],
+        input="\n".join(lines), capture_output=True, text=True, check=False)
+    if proc.returncode != 0:
+        raise CellFormatError(proc.stderr.strip().splitlines()[-1] if proc.stderr.strip() else "ruff failed")
+    out = proc.stdout.rstrip("\n")
+    for k, line in enumerate(kept):
+        out = re.sub(rf"^([ \t]*){re.escape(_PLACEHOLDER.format(k))}$", lambda m, line=line: m[1] + line,
+                     out, count=1, flags=re.M)
+    return out
+
+
+def format_notebook(nb: nbformat.NotebookNode, line_length: int = FORMAT_LINE_LENGTH,
+                    name: str = "") -> list[str]:
+    """Format every code cell in place; return the problems left (cells that do not parse, lines
+    still longer than `line_length`), one line each."""
+    problems = []
+    for k, cell in enumerate(nb.cells):
+        if cell.cell_type != "code":
+            continue
+        if _is_install_cell(cell):  # written by `badges` (install_cell_source): left as it is
+            continue
+        try:
+            cell.source = format_source(cell.source, line_length)
+        except CellFormatError as exc:
+            problems.append(f"{name} cell {k}: not formatted ({exc})")
+            continue
+        for n, line in enumerate(cell.source.split("\n"), start=1):
+            if len(line) > line_length:
+                problems.append(f"{name} cell {k} line {n}: {len(line)} > {line_length} characters: "
+                                f"{line.strip()[:60]}")
+    return problems
+
+
+def _format_command(paths: list[str]) -> int:
+    check = "--check" in paths
+    paths = [p for p in paths if p != "--check"]
+    status = 0
+    for p in paths:
+        before = Path(p).read_text(encoding="utf-8")
+        nb = nbformat.read(p, as_version=4)
+        problems = format_notebook(nb, name=Path(p).name)
+        buf = io.StringIO()
+        nbformat.write(nb, buf)
+        after = buf.getvalue()
+        for line in problems:
+            print(line)
+        status |= bool(problems)
+        if after != before:
+            if check:
+                print(f"format: {p} would change")
+                status = 1
+            else:
+                Path(p).write_text(after, encoding="utf-8")
+                print(f"format: updated {p}")
+    return status if check else 0
+
+
 def main(argv: list[str]) -> int:
-    if len(argv) < 1 or argv[0] not in ("clean", "badges"):
+    if len(argv) < 1 or argv[0] not in ("clean", "badges", "format"):
         print(__doc__)
         return 2
     command, paths = argv[0], argv[1:]
+    if command == "format":
+        return _format_command(paths)
     for p in paths:
         before = Path(p).read_text(encoding="utf-8")
         nb = nbformat.read(p, as_version=4)
