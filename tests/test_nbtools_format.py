@@ -18,7 +18,7 @@ def _tiny_notebook() -> nbformat.NotebookNode:
         nbformat.v4.new_code_cell("%pip install -q numpy\nimport numpy as np\nx=np.arange( 3 )"),
         nbformat.v4.new_code_cell(f"def f():\n    {LONG_CALL}\n    !echo hello\n    return result"),
         nbformat.v4.new_code_cell("%%time\nx = [ 1,2 ]"),
-        nbformat.v4.new_code_cell("print('a string literal that ruff cannot split, so this line stays too long')"),
+        nbformat.v4.new_code_cell("print('a string literal that ruff cannot split, so this line stays longer than the width')"),
         nbformat.v4.new_code_cell("def broken(:\n    pass"),
     ]
     nb.cells[2].outputs = [nbformat.v4.new_output("stream", text="kept\n")]
