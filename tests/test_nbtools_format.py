@@ -55,6 +55,6 @@ def test_format_notebook_on_a_tiny_notebook(tmp_path):
     # run again: nothing changes; the problems left are reported
     problems = nbtools.format_notebook(nb, name="tiny.ipynb")
     assert nbformat.writes(nb) + "\n" == path.read_text(encoding="utf-8")
-    assert any("cell 5 line 1" in p and "> 77" in p for p in problems), problems
+    assert any("cell 5 line 2" in p and "> 77" in p for p in problems), problems
     assert any("cell 6: not formatted" in p for p in problems), problems
     assert not any("cell 1" in p or "cell 2" in p or "cell 3" in p for p in problems), problems
