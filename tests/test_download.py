@@ -466,6 +466,54 @@ def test_every_manifest_file_we_hold_a_copy_of_is_pinned(shared_data):
     assert unpinned_with_copy == ["ud/UD_Japanese-PUD/ja_pud-ud-test.conllu"]
 
 
+def _git_blob(data: bytes) -> str:
+    """The git object id of a file with these bytes (what `git hash-object` prints)."""
+    return hashlib.sha1(b"blob %d\0" % len(data) + data).hexdigest()
+
+
+def test_every_manifest_entry_says_where_its_hash_came_from_or_why_it_has_none():
+    """A pinned sha256 names its source (sha256_from) and a commit URL to fall back on; a null one says
+    why (sha256_missing). A git_blob is a full git object id; a blob named in sha256_from is 12 hex digits."""
+    entries = download.load_manifest()
+    assert len(entries) == 72
+    for name, entry in entries.items():
+        if entry["sha256"] is None:
+            assert entry.get("sha256_missing"), name
+            assert "sha256_from" not in entry and "mirrors" not in entry, name
+        else:
+            assert re.fullmatch(r"[0-9a-f]{64}", entry["sha256"]), name
+            assert entry.get("sha256_from") and "sha256_missing" not in entry, name
+            repo = entry["url"].split("/")[4]
+            assert entry["mirrors"] and all(re.fullmatch(rf"https://github\.com/Universal(Dependencies|NER)/{repo}/raw/"
+                                                         rf"[0-9a-f]{{12}}/{re.escape(Path(name).name)}", m)
+                                            for m in entry["mirrors"]), name
+            assert all(re.fullmatch(r"[0-9a-f]{12}", b) for b in re.findall(r"git blob (\S+?)\)", entry["sha256_from"])), name
+        if "git_blob" in entry:
+            assert entry["sha256"] is None and re.fullmatch(r"[0-9a-f]{40}", entry["git_blob"]), name
+
+
+def test_the_git_blobs_the_manifest_names_match_the_shared_copies(shared_data):
+    """The provenance recorded in the manifest holds for the bytes in shared/data: where sha256_from says a
+    pin equals the r2.17 tag's file (git blob X), the local copy is that git object; where the manifest
+    records only the r2.17 git_blob (ja_pud), the local copy is another file (the 2019 one), so it must
+    not be pinned from it."""
+    checked = []
+    for name, entry in download.load_manifest().items():
+        local = shared_data / name
+        if not local.is_file():
+            continue
+        blob = _git_blob(local.read_bytes())
+        named = re.findall(r"git blob ([0-9a-f]{12})\)", entry.get("sha256_from", ""))
+        if named:
+            assert [blob[:12]] == named, name
+            checked.append(name)
+        if "git_blob" in entry:
+            assert blob != entry["git_blob"], f"{name}: shared/data now holds the r2.17 file: pin its sha256"
+            checked.append(name)
+    assert "ud/UD_Japanese-PUD/ja_pud-ud-test.conllu" in checked
+    assert len(checked) == 17  # 12 PUD test files, 3 Atis files and Chinese-GSD dev verified against r2.17; ja_pud
+
+
 def test_an_html_page_cached_by_an_older_version_is_not_trusted(server, cache):
     base, hits = server
     url = f"{base}/ok.conllu"
