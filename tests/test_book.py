@@ -18,6 +18,7 @@ tests skip; XLT_REQUIRE_BROWSER=1 (CI) turns the skip into a failure.
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import http.server
 import json
@@ -64,6 +65,9 @@ JAPANESE_DOC = "notebooks/01_data_and_tokenisation"
 JAPANESE_SCREENSHOT = "book-japanese.png"
 JAPANESE_EXTRA = "の日本語"
 JAPANESE_RE = r"[\u3040-\u30ff\u4e00-\u9fff]"
+# The book's web fonts (book/_static/fonts/, vendored by book/fonts/vendor.py), by their own names.
+FONT_PREFIX = "XLT "
+JAPANESE_FONT = "XLT Noto Sans JP"
 
 WIDGET_VIEW = "application/vnd.jupyter.widget-view+json"
 WIDGET_STATE = "application/vnd.jupyter.widget-state+json"
@@ -153,11 +157,9 @@ def _jupyter_book() -> str:
     return found
 
 
-@pytest.fixture(scope="session")
-def book_html(tmp_path_factory) -> Path:
-    """Build the book into a temporary folder, as `make book` does; return its HTML root."""
-    out = tmp_path_factory.mktemp("book")
-    cmd = [_jupyter_book(), "build", "--all", str(BOOK), "--warningiserror", "--keep-going",
+def _build(book: Path, out: Path) -> Path:
+    """Build `book` into `out` as `make book` does (warnings are errors); return its HTML root."""
+    cmd = [_jupyter_book(), "build", "--all", str(book), "--warningiserror", "--keep-going",
            "--path-output", str(out)]
     start = time.perf_counter()
     proc = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=BUILD_TIMEOUT_S)
@@ -172,15 +174,15 @@ def book_html(tmp_path_factory) -> Path:
     return html
 
 
-@pytest.fixture(scope="session")
-def server(book_html) -> str:
-    """Serve the built HTML on 127.0.0.1 (a free port) from a thread; yield the base URL."""
+@contextlib.contextmanager
+def _serve(directory: Path):
+    """Serve `directory` on 127.0.0.1 (a free port) from a thread; yield the base URL."""
 
     class Quiet(http.server.SimpleHTTPRequestHandler):
         def log_message(self, *args):  # keep pytest output clean
             pass
 
-    handler = functools.partial(Quiet, directory=str(book_html))
+    handler = functools.partial(Quiet, directory=str(directory))
     httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
     thread = threading.Thread(target=httpd.serve_forever, name="book-http", daemon=True)
     thread.start()
@@ -190,6 +192,19 @@ def server(book_html) -> str:
         httpd.shutdown()
         httpd.server_close()
         thread.join(timeout=10)
+
+
+@pytest.fixture(scope="session")
+def book_html(tmp_path_factory) -> Path:
+    """Build the book into a temporary folder, as `make book` does; return its HTML root."""
+    return _build(BOOK, tmp_path_factory.mktemp("book"))
+
+
+@pytest.fixture(scope="session")
+def server(book_html) -> str:
+    """Serve the built HTML on 127.0.0.1 (a free port) from a thread; yield the base URL."""
+    with _serve(book_html) as url:
+        yield url
 
 
 def _missing_browser_reason() -> str | None:
@@ -492,31 +507,21 @@ def test_widgets_with_mathjax3(docname, server, browser):
         assert hub == "function", f"{docname}: the MathJax 3 shim did not install MathJax.Hub.Queue"
 
 
-def _missing_japanese_font_reason() -> str | None:
-    """Why Japanese cannot render here: no font for it in fontconfig. None if one is listed, or
-    on a system without fontconfig (the rendering check decides there)."""
-    fc_list = shutil.which("fc-list")
-    if not fc_list:
-        return None
-    proc = subprocess.run([fc_list, ":lang=ja", "family"], capture_output=True, text=True, timeout=60)
-    if proc.stdout.strip():
-        return None
-    return ("the Japanese test needs a Japanese font (`fc-list :lang=ja` lists none; Debian: "
-            "apt-get install fonts-ipafont-gothic)")
-
-
-# Draw each character alone on a canvas in the element's font, with the browser's font fallback as
-# on the page, and digest the pixels. Without a font that has them, every character is drawn as the
-# same missing-glyph box (tofu) or as nothing; with one, different characters differ.
-GLYPH_DIGESTS_JS = r"""async (el, chars) => {
-    const style = getComputedStyle(el);
+# Draw each character alone on a canvas in a font stack (`family`; the element's own by default),
+# with the browser's font fallback as on the page, and digest the pixels. The stack's web fonts are
+# loaded for these characters first (a canvas does not wait for them). Without a font that has
+# them, every character is drawn as the same missing-glyph box (tofu) or as nothing; with one,
+# different characters differ.
+GLYPH_DIGESTS_JS = r"""async (el, [chars, family]) => {
+    const stack = family || getComputedStyle(el).fontFamily;
+    await document.fonts.load(`40px ${stack}`, chars.join(''));
     const canvas = document.createElement('canvas');
     canvas.width = canvas.height = 64;
     const ctx = canvas.getContext('2d', {willReadFrequently: true});
     const out = {};
     for (const ch of chars) {
         ctx.clearRect(0, 0, 64, 64);
-        ctx.font = `40px ${style.fontFamily}`;
+        ctx.font = `40px ${stack}`;
         ctx.textBaseline = 'top';
         ctx.fillStyle = 'black';
         ctx.fillText(ch, 4, 4);
@@ -528,6 +533,9 @@ GLYPH_DIGESTS_JS = r"""async (el, chars) => {
     }
     return out;
 }"""
+# The faces of the book's web fonts that the page has loaded (document.fonts), by family.
+LOADED_FACES_JS = r"""() => Array.from(document.fonts)
+    .filter(f => f.status === 'loaded').map(f => f.family.replace(/["']/g, ''))"""
 # The box of the lines with Japanese characters in an output, in the viewport (for a clip).
 JAPANESE_LINES_BOX_JS = r"""(pre, pattern) => {
     const re = new RegExp(pattern);
@@ -553,18 +561,25 @@ JAPANESE_LINES_BOX_JS = r"""(pre, pattern) => {
 NO_GLYPH = "\U0010fffd"
 
 
-def test_japanese_text_renders(server, browser):
-    """Japanese outputs (chapter 1) are drawn with real glyphs, not boxes; screenshot of the lines."""
-    reason = _missing_japanese_font_reason()
-    if reason:
-        if os.environ.get("XLT_REQUIRE_BROWSER") == "1":
-            pytest.fail(f"XLT_REQUIRE_BROWSER=1 but {reason}")
-        pytest.skip(reason)
+def _system_stack(stack: str) -> str:
+    """A CSS font stack without the book's web fonts (what a reader's system alone would use)."""
+    kept = [f.strip() for f in stack.split(",") if not f.strip().strip("\"'").startswith(FONT_PREFIX)]
+    return ", ".join(kept)
+
+
+def test_japanese_text_renders_with_the_books_font(server, browser):
+    """Japanese outputs (chapter 1) are drawn with real glyphs from the book's own font (Noto Sans
+    JP, served from _static/fonts/), so no system font is needed: the page loads the font's files,
+    the output's font stack names it, and every Japanese character that the system's fonts alone
+    draw as a box is drawn exactly as the book's font draws it. Screenshot of the lines."""
     local = urlparse(server).netloc
+    font_files = []
     context = browser.new_context(viewport={"width": 1280, "height": 900})
     try:
         context.route("**/*", lambda r: r.continue_() if urlparse(r.request.url).netloc == local else r.abort())
         page = context.new_page()
+        page.on("response", lambda r: font_files.append((urlparse(r.url).path, r.status))
+                if r.url.endswith(".woff2") and "/_static/fonts/" in r.url else None)
         page.goto(urljoin(server, f"{JAPANESE_DOC}.html"), wait_until="load", timeout=120_000)
         outputs = page.locator(".cell_output pre", has_text=re.compile(JAPANESE_RE))
         assert outputs.count() > 0, f"{JAPANESE_DOC}: no output with Japanese text"
@@ -572,6 +587,7 @@ def test_japanese_text_renders(server, browser):
         # Every image decoded first: one still loading above would move the lines after measuring.
         page.evaluate("() => Promise.all(Array.from(document.images, i => i.decode().catch(() => null)))")
         _settle(page)
+        page.evaluate("() => document.fonts.ready")
         pre.evaluate("pre => pre.scrollIntoView({block: 'center'})")
         box = pre.evaluate(JAPANESE_LINES_BOX_JS, JAPANESE_RE)
         ARTIFACTS.mkdir(exist_ok=True)
@@ -579,13 +595,22 @@ def test_japanese_text_renders(server, browser):
         page.screenshot(path=str(ARTIFACTS / JAPANESE_SCREENSHOT),
                         clip={"x": max(box["x"] - pad, 0), "y": max(box["y"] - pad, 0),
                               "width": box["width"] + 2 * pad, "height": box["height"] + 2 * pad})
+        loaded = page.evaluate(LOADED_FACES_JS)  # before the canvas loads more faces
+        stack = pre.evaluate("el => getComputedStyle(el).fontFamily")
         found = list(dict.fromkeys(re.findall(JAPANESE_RE, pre.inner_text())))[:8]
         chars = found + [c for c in JAPANESE_EXTRA if c not in found]
-        glyphs = pre.evaluate(GLYPH_DIGESTS_JS, chars)
-        missing = pre.evaluate(GLYPH_DIGESTS_JS, [NO_GLYPH])[NO_GLYPH]
+        glyphs = pre.evaluate(GLYPH_DIGESTS_JS, [chars, None])
+        missing = pre.evaluate(GLYPH_DIGESTS_JS, [[NO_GLYPH], None])[NO_GLYPH]
+        book_font = pre.evaluate(GLYPH_DIGESTS_JS, [chars, f'"{JAPANESE_FONT}"'])
+        system = pre.evaluate(GLYPH_DIGESTS_JS, [chars + [NO_GLYPH], _system_stack(stack)])
     finally:
         context.close()
     assert len(found) >= 3, f"{JAPANESE_DOC}: expected Japanese words in the output, found {found}"
+    assert JAPANESE_FONT in stack, f"the outputs' font stack lacks the book's {JAPANESE_FONT}: {stack}"
+    assert JAPANESE_FONT in loaded, f"the page did not load the book's {JAPANESE_FONT}: {loaded}"
+    jp_files = [f for f in font_files if "noto-sans-jp" in f[0]]
+    assert jp_files and all(status == 200 for _, status in jp_files), (
+        f"the Japanese font files were not served by the book: {font_files}")
     blank = [c for c, g in glyphs.items() if g["ink"] == 0]
     assert not blank, f"Japanese characters drawn as nothing: {blank}"
     tofu = [c for c, g in glyphs.items() if g["digest"] == missing["digest"]]
@@ -593,6 +618,71 @@ def test_japanese_text_renders(server, browser):
     digests = [g["digest"] for g in glyphs.values()]
     assert len(set(digests)) == len(digests), (
         f"different Japanese characters drawn as the same picture (missing-glyph boxes): {glyphs}")
+    # Where the system's fonts have no glyph (every character here without a Japanese system
+    # font, as in CI), the page's glyph is the book's font's.
+    no_system_glyph = [c for c in chars
+                       if system[c]["digest"] == system[NO_GLYPH]["digest"] or system[c]["ink"] == 0]
+    assert no_system_glyph or _system_japanese_fonts(), (
+        "the system draws no box for Japanese but lists no Japanese font: the check proves nothing")
+    not_book = [c for c in no_system_glyph if glyphs[c]["digest"] != book_font[c]["digest"]]
+    assert not not_book, f"Japanese characters not drawn with the book's {JAPANESE_FONT}: {not_book}"
+
+
+def _system_japanese_fonts() -> list[str]:
+    """The Japanese fonts fontconfig lists (none on CI: the book brings its own)."""
+    fc_list = shutil.which("fc-list")
+    if not fc_list:
+        return []
+    proc = subprocess.run([fc_list, ":lang=ja", "family"], capture_output=True, text=True, timeout=60)
+    return [line for line in proc.stdout.splitlines() if line.strip()]
+
+
+def _css_ranges(css: str) -> dict[str, list[tuple[int, int]]]:
+    """font-family -> unicode ranges of its @font-face rules whose file exists (no range: all)."""
+    out: dict[str, list[tuple[int, int]]] = {}
+    for body in re.findall(r"@font-face\s*\{([^}]*)\}", css):
+        family = re.search(r"font-family:\s*'([^']+)'", body).group(1)
+        src = re.search(r"url\(([^)]+)\)", body).group(1)
+        assert (BOOK / "_static" / "fonts" / src).is_file(), f"fonts.css names a missing file: {src}"
+        spec = re.search(r"unicode-range:\s*([^;]+);", body)
+        ranges = []
+        for part in (spec.group(1).split(",") if spec else ["U+0-10ffff"]):
+            lo, _, hi = part.strip().removeprefix("U+").partition("-")
+            ranges.append((int(lo, 16), int(hi or lo, 16)))
+        out.setdefault(family, []).extend(ranges)
+    return out
+
+
+def test_the_books_fonts_cover_its_japanese_arabic_and_cyrillic():
+    """Every Japanese, Arabic and Cyrillic character of the notebooks and book pages is covered by
+    a face of the book's web fonts (book/_static/fonts/fonts.css, written by book/fonts/vendor.py
+    from the Fontsource packages of book/fonts/package-lock.json), which xlt.css puts in the font
+    stacks; the fonts' licence travels with them, and the book loads no font by local() name."""
+    css = (BOOK / "_static" / "fonts" / "fonts.css").read_text(encoding="utf-8")
+    assert "local(" not in css
+    ranges = _css_ranges(css)
+    scripts = {JAPANESE_FONT: r"[\u3000-\u30ff\u3400-\u9fff\uff00-\uffef]",
+               f"{FONT_PREFIX}Noto Sans Arabic": r"[\u0600-\u06ff]",
+               f"{FONT_PREFIX}Noto Sans": r"[\u0400-\u04ff]"}
+    text = "".join(json.dumps(json.loads(p.read_text(encoding="utf-8")), ensure_ascii=False)
+                   for p in sorted((ROOT / "notebooks").glob("*.ipynb")))
+    text += "".join(p.read_text(encoding="utf-8") for p in sorted(BOOK.glob("*.md"))) + JAPANESE_EXTRA
+    for family, pattern in scripts.items():
+        chars = sorted(set(re.findall(pattern, text)))
+        assert chars, f"no {family} text in the book: the font is not needed"
+        uncovered = [c for c in chars if not any(lo <= ord(c) <= hi for lo, hi in ranges.get(family, []))]
+        assert not uncovered, (f"characters that the book's {family} does not cover: {''.join(uncovered)} "
+                               "(rerun python book/fonts/vendor.py)")
+    stacks = (BOOK / "_static" / "xlt.css").read_text()
+    for family in scripts:
+        assert f'"{family}"' in stacks, f"xlt.css does not put {family} in the font stacks"
+    for package in ("noto-sans-jp", "noto-sans-arabic", "noto-sans"):
+        licence = (BOOK / "_static" / "fonts" / f"LICENSE-{package}.txt").read_text()
+        assert "SIL Open Font License" in licence
+    lock = json.loads((BOOK / "fonts" / "package-lock.json").read_text())
+    for package in ("noto-sans-jp", "noto-sans-arabic", "noto-sans"):
+        entry = lock["packages"][f"node_modules/@fontsource/{package}"]
+        assert entry["integrity"].startswith("sha512-") and f"@fontsource/{package} {entry['version']}" in css
 
 
 def test_mathjax_is_served_by_the_book(book_html):
@@ -712,3 +802,214 @@ def test_landing_page_opens_with_what_replicates(book_html):
     assert body.index("estimate [95% CI]") < body.index('id="the-question"')
     assert len(re.findall(r"<td>[+-][0-9.]+ \[[+-][0-9.]+, [+-][0-9.]+\]</td>", body)) >= len(CLAIMS)
     assert "freezing the lower or the upper half" in body and "extension" in body  # the paper map
+
+
+# --------------------------------------------------------------------------------------------
+# Page fits: nothing of a cell hides past the column's edge
+# --------------------------------------------------------------------------------------------
+
+#: Window widths of the fit check: a desktop (the column holds 77 characters of code, the width
+#: `python -m xlt_utils.nbtools format` formats to) and a phone (code wraps there, xlt.css).
+FIT_WIDTHS = (1280, 390)
+# In every code cell (.cell_input) and output (.cell_output): an element whose content is wider
+# than its box and clipped or scrolled (a hidden part), or that ends past the cell's right edge
+# without a clipping box around it; and a page wider than the window. A table that scrolls in its
+# own box (.xlt-table-scroll, book/_static/xlt.js) is allowed while the box shows its cue.
+FIT_PROBLEMS_JS = r"""() => {
+    const problems = [];
+    const root = document.documentElement;
+    if (root.scrollWidth > root.clientWidth + 1) {
+        problems.push(`page: ${root.scrollWidth} px wide in a ${root.clientWidth} px window`);
+    }
+    const clips = el => getComputedStyle(el).overflowX !== 'visible';
+    const cue = el => {
+        const before = getComputedStyle(el, '::before');
+        return el.classList.contains('xlt-overflows') && before.display !== 'none'
+            && before.content.length > 2 && before.visibility !== 'hidden';
+    };
+    const describe = el => {
+        const lines = (el.innerText || el.textContent || '').split('\n');
+        const longest = lines.reduce((a, b) => (b.length > a.length ? b : a), '');
+        return `<${el.tagName.toLowerCase()} class="${el.className}"> ${longest.trim().slice(0, 70)}`;
+    };
+    for (const cell of document.querySelectorAll('.cell_input, .cell_output')) {
+        const edge = cell.getBoundingClientRect().right;
+        const kind = cell.classList.contains('cell_input') ? 'code' : 'output';
+        for (const el of [cell, ...cell.querySelectorAll('*')]) {
+            const r = el.getBoundingClientRect();
+            if (r.width === 0 && r.height === 0) continue;
+            if (clips(el) && el.scrollWidth > el.clientWidth + 1) {
+                if (!(el.classList.contains('xlt-table-scroll') && cue(el))) {
+                    problems.push(`${kind}: ${describe(el)} (${el.scrollWidth} px in ${el.clientWidth} px)`);
+                }
+                continue;
+            }
+            if (r.right > edge + 1) {
+                let up = el.parentElement, clipped = false;
+                while (up && up !== cell.parentElement) {
+                    if (clips(up)) { clipped = true; break; }
+                    up = up.parentElement;
+                }
+                if (!clipped) problems.push(`${kind}: ${describe(el)} (${Math.round(r.right - edge)} px past the cell)`);
+            }
+        }
+    }
+    return [...new Set(problems)];
+}"""
+TABLE_CUES_JS = r"""() => Array.from(document.querySelectorAll('.xlt-table-scroll.xlt-overflows'))
+    .map(el => getComputedStyle(el, '::before').content)"""
+
+
+def _fit_problems(browser, url: str, width: int, n_views: int = 0, screenshot: str | None = None):
+    """(problems, table cues) of one page in a window `width` px wide."""
+    context = browser.new_context(viewport={"width": width, "height": 900})
+    try:
+        page = context.new_page()
+        page.goto(url, wait_until="load", timeout=120_000)
+        if n_views:
+            _wait_for_widgets(page, url, n_views)
+        page.wait_for_function("() => document.documentElement.dataset.xltTables === 'ready'",
+                               timeout=30_000)
+        page.evaluate("() => Promise.all(Array.from(document.images, i => i.decode().catch(() => null)))")
+        page.evaluate("() => document.fonts.ready")
+        page.wait_for_timeout(200)  # the tables' cues follow a resize or the fonts
+        problems, cues = page.evaluate(FIT_PROBLEMS_JS), page.evaluate(TABLE_CUES_JS)
+        if screenshot:
+            ARTIFACTS.mkdir(exist_ok=True)
+            page.screenshot(path=str(ARTIFACTS / screenshot), full_page=True)
+    finally:
+        context.close()
+    return problems, cues
+
+
+@pytest.mark.parametrize("width", FIT_WIDTHS)
+@pytest.mark.parametrize("docname", DOCNAMES)
+def test_page_fits_the_window(docname, width, server, browser):
+    """No code line and no output hides past the column's edge, at 1280 and at 390 px: code
+    formatted to 77 characters fits the desktop column and wraps on a phone; outputs wrap; figures
+    shrink; a wide table scrolls in its own box, which says so."""
+    problems, _ = _fit_problems(browser, urljoin(server, f"{docname}.html"), width,
+                                _widget_outputs(docname)[0])
+    assert not problems, (f"{docname} at {width} px: {len(problems)} parts hide past the column's edge "
+                          "(code: python -m xlt_utils.nbtools format notebooks/*.ipynb):\n"
+                          + "\n".join(problems[:40]))
+
+
+def _sample_notebook(title: str, cells: list) -> dict:
+    import nbformat
+
+    nb = nbformat.v4.new_notebook()
+    nb.metadata = {"kernelspec": {"name": "python3", "display_name": "Python 3", "language": "python"},
+                   "language_info": {"name": "python"}}
+    nb.cells = [nbformat.v4.new_markdown_cell(f"# {title}")] + cells
+    for k, cell in enumerate(nb.cells):
+        cell.pop("id", None)
+        if cell.cell_type == "code":
+            cell.execution_count = k
+    nb.nbformat_minor = 4
+    return nb
+
+
+@pytest.fixture(scope="module")
+def sample_book(tmp_path_factory) -> Path:
+    """A two-page book with this book's configuration, extension and static files: `wide` has a
+    code line of 100 characters; `fitted` has the same code formatted by `nbtools format`, a long
+    output line, a table wider than a phone, and every diagram as the chapters show it."""
+    import nbformat
+    import pandas as pd
+
+    from xlt_utils import diagrams
+    from xlt_utils.nbtools import format_source
+
+    tmp = tmp_path_factory.mktemp("sample")
+    book, notebooks = tmp / "book", tmp / "notebooks"
+    shutil.copytree(BOOK / "_ext", book / "_ext", ignore=shutil.ignore_patterns("__pycache__"))
+    shutil.copytree(BOOK / "_static", book / "_static")
+    shutil.copytree(ROOT / diagrams.FIGURE_DIR, notebooks / "figures")
+    for name in ("_config.yml", "references.bib"):
+        shutil.copyfile(BOOK / name, book / name)
+    (book / "intro.md").write_text("# Sample\n\nA sample of the book's layout.\n")
+    (book / "_toc.yml").write_text("format: jb-book\nroot: intro\nchapters:\n"
+                                   "  - file: notebooks/wide\n  - file: notebooks/fitted\n")
+    (book / "notebooks").symlink_to("../notebooks", target_is_directory=True)
+    code = ("scores = evaluate_every_language(model, tokenizer, languages=targets, batch_size=32, "
+            "seed=1)")
+    assert len(code) > 90
+    out = nbformat.v4.new_output("stream", text="ok\n")
+    wide = [nbformat.v4.new_code_cell(code, outputs=[out])]
+    table = pd.DataFrame([[f"{i * j:+.1f}" for j in range(10)] for i in range(4)],
+                         columns=[f"layer {j}" for j in range(10)])
+    figures = [nbformat.v4.new_markdown_cell(
+        f"![{name}]({diagrams.figure_url(name)})\n\n*Figure {k}.1: the {name} diagram.*")
+        for k, name in enumerate(diagrams.DIAGRAMS)]
+    fitted = figures + [
+        nbformat.v4.new_code_cell(format_source(code), outputs=[out]),
+        nbformat.v4.new_code_cell("print(line)", outputs=[nbformat.v4.new_output(
+            "stream", text="a long printed line " * 12 + "\n")]),
+        nbformat.v4.new_code_cell("table", outputs=[nbformat.v4.new_output(
+            "execute_result", data={"text/html": table.to_html(), "text/plain": "table"},
+            execution_count=1)]),
+    ]
+    nbformat.write(_sample_notebook("Wide", wide), notebooks / "wide.ipynb")
+    nbformat.write(_sample_notebook("Fitted", fitted), notebooks / "fitted.ipynb")
+    start = time.perf_counter()
+    html = _build(book, tmp / "out")
+    print(f"sample book built in {time.perf_counter() - start:.0f} s")
+    return html
+
+
+def test_fit_check_on_a_sample_book(sample_book, browser):
+    """The fit check finds a code line of 100 characters at 1280 px (it scrolls) and nothing when
+    the code is formatted; at 390 px code wraps; a wide table scrolls in a box that shows its cue."""
+    start = time.perf_counter()
+    with _serve(sample_book) as url:
+        wide_desktop, _ = _fit_problems(browser, urljoin(url, "notebooks/wide.html"), 1280)
+        wide_phone, _ = _fit_problems(browser, urljoin(url, "notebooks/wide.html"), 390)
+        fitted = {w: _fit_problems(browser, urljoin(url, "notebooks/fitted.html"), w,
+                                   screenshot=f"sample-fitted-{w}.png") for w in FIT_WIDTHS}
+    print(f"fit check of 4 pages in {time.perf_counter() - start:.1f} s")
+    assert any(p.startswith("code:") and "evaluate_every_language" in p for p in wide_desktop), wide_desktop
+    assert wide_phone == [], f"at 390 px code wraps (xlt.css): {wide_phone}"
+    for width, (problems, _cues) in fitted.items():
+        assert problems == [], f"the formatted sample at {width} px: {problems}"
+    assert fitted[1280][1] == [], "the 10-column table fits the desktop column: no cue"
+    assert len(fitted[390][1]) == 1 and "scroll" in fitted[390][1][0], (
+        f"at 390 px the table scrolls in its box and says so: {fitted[390][1]}")
+
+
+def test_diagrams_show_from_the_book_at_a_readable_size(sample_book, browser):
+    """A chapter's diagram, addressed by its GitHub URL (for Colab), is served by the book from the
+    stored SVG (no request outside), shown whole in the column, with text of at least 9 px."""
+    from xlt_utils import diagrams
+
+    shown = []
+    with _serve(sample_book) as url:
+        local = urlparse(url).netloc
+        outside = []
+        context = browser.new_context(viewport={"width": 1280, "height": 900})
+        try:
+            context.route("**/*", lambda r: r.continue_() if urlparse(r.request.url).netloc == local
+                          else (outside.append(r.request.url), r.abort()))
+            page = context.new_page()
+            page.goto(urljoin(url, "notebooks/fitted.html"), wait_until="load", timeout=120_000)
+            for name in diagrams.DIAGRAMS:
+                img = page.locator(f'img[src$="/{name}.svg"]')
+                assert img.count() == 1, f"{name}: not on the page"
+                img.scroll_into_view_if_needed()
+                info = img.evaluate("""async img => { await img.decode().catch(() => null);
+                    const r = img.getBoundingClientRect();
+                    return {src: img.getAttribute('src'), natural: img.naturalWidth, shown: r.width,
+                            column: img.closest('section, article').clientWidth}; }""")
+                ARTIFACTS.mkdir(exist_ok=True)
+                img.screenshot(path=str(ARTIFACTS / f"book-diagram-{name}.png"))
+                shown.append((name, info))
+        finally:
+            context.close()
+    assert not outside, f"requests outside the book: {outside}"
+    for name, info in shown:
+        assert info["src"].startswith("../_images/") and info["natural"] > 0, (name, info)
+        assert info["shown"] <= info["column"] + 1, (name, info)
+        text_px = diagrams.MIN_FONT_PT * info["shown"] / (diagrams.WIDTH_IN * diagrams.SVG_DPI)
+        assert text_px >= 9, f"{name}: smallest text {text_px:.1f} px in the book ({info})"
+    assert (sample_book / "_images" / "reinit_freeze.svg").read_text() == (
+        ROOT / diagrams.FIGURE_DIR / "reinit_freeze.svg").read_text()

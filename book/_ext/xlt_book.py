@@ -1,4 +1,4 @@
-"""Local Sphinx extension of the book: three workarounds for Jupyter Book 1.
+"""Local Sphinx extension of the book: three workarounds for Jupyter Book 1, and the diagrams.
 
 1. Sphinx < 8.2.3 adds an inline script (``app.add_js_file(None, body=...)``) twice when an
    extension registers it after the HTML builder is initialised (sphinx-doc/sphinx#13402).
@@ -20,11 +20,25 @@
    to ``../notebooks``, which GitHub (and so Colab) does not follow; the links are pointed at the
    file the symlink resolves to, ``notebooks/<chapter>.ipynb``, the same path as the notebooks'
    own "Open in Colab" badges.
+
+4. The chapters show their diagrams (notebooks/figures/*.svg, drawn by xlt_utils.diagrams) with a
+   markdown image whose address is the file on GitHub (raw.githubusercontent.com/<repository>/
+   <branch>/<path>), so that the image shows on Colab, which opens a notebook without its folder.
+   In the book such an address is mapped to the file of this checkout, before Sphinx collects the
+   images: the page shows the stored SVG (copied to _images/ like any local image) and makes no
+   request outside the book. An address whose file is not in the repository is a build warning.
 """
 
 from __future__ import annotations
 
 from pathlib import Path
+
+from docutils import nodes
+from sphinx.transforms import SphinxTransform
+from sphinx.util import logging
+
+logger = logging.getLogger(__name__)
+RAW_HOST = "https://raw.githubusercontent.com/"
 
 #: Folders under _static whose scripts are added per page (by myst-nb: the widget scripts; by
 #: sphinx.ext.mathjax: MathJax), never to every page.
@@ -86,7 +100,47 @@ def launch_links_follow_symlinks(app, pagename, templatename, context, doctree) 
                 button["url"] = button["url"].replace(f"/{as_linked}", f"/{real}")
 
 
+def _raw_prefix(config) -> str | None:
+    """https://raw.githubusercontent.com/<owner>/<name>/<branch>/ of the book's repository."""
+    options = config.html_theme_options or {}
+    url = str(options.get("repository_url", "")).rstrip("/")
+    if not url.startswith("https://github.com/"):
+        return None
+    branch = options.get("repository_branch") or "main"
+    return f"{RAW_HOST}{url.removeprefix('https://github.com/')}/{branch}/"
+
+
+class LocalRepositoryImages(SphinxTransform):
+    """Point images addressed by the repository's raw GitHub URL at the file in this checkout."""
+
+    default_priority = 100
+
+    def apply(self, **kwargs) -> None:
+        prefix = _raw_prefix(self.config)
+        if not prefix:
+            return
+        srcdir = Path(self.env.srcdir)
+        book_rel = str((self.config.html_theme_options or {}).get("path_to_docs", "")).strip("/")
+        root = srcdir.joinpath(*[".."] * len(book_rel.split("/"))) if book_rel else srcdir
+        for image in self.document.findall(nodes.image):
+            uri = image.get("uri", "")
+            if not uri.startswith(prefix):
+                continue
+            rel = uri.removeprefix(prefix).split("?")[0]
+            target = (root / rel).resolve()
+            # the same file as seen from the book's source folder (book/notebooks is a symlink)
+            inside = [c for c in (srcdir / rel, srcdir / Path(rel).name)
+                      if c.is_file() and c.resolve() == target]
+            if not target.is_file() or not inside:
+                logger.warning(f"image {uri}: no file {rel} in the repository under the book",
+                               location=image)
+                continue
+            image["uri"] = "/" + inside[0].relative_to(srcdir).as_posix()
+            image["candidates"] = {}
+
+
 def setup(app):
+    app.add_transform(LocalRepositoryImages)
     # Before sphinx.builders.html's own config-inited handler (priority 800) and the builder.
     app.connect("config-inited", keep_widget_scripts_per_page, priority=400)
     app.connect("html-page-context", drop_duplicate_scripts)
