@@ -47,8 +47,9 @@ import torch  # noqa: E402
 
 from xlt_utils.batching import collate, make_examples  # noqa: E402
 from xlt_utils.evaluation import predict_languages, score  # noqa: E402
-from xlt_utils.experiments import build_model, experiment, load_split  # noqa: E402
-from xlt_utils.training import bf16_supported, fine_tune, set_seed, task_loss  # noqa: E402
+from xlt_utils.experiments import build_model, experiment_config, load_split  # noqa: E402
+from xlt_utils.precision import hardware_precision  # noqa: E402
+from xlt_utils.training import fine_tune, set_seed, task_loss  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "benchmarks" / "results"
@@ -125,7 +126,7 @@ def plain_predict(model, tok, sentences, batch_size: int = 32) -> list[list[str]
 
 
 def run_seed(seed: int, n_train: int | None, n_eval: int | None, epochs: int | None) -> dict:
-    cfg = experiment("toy", task=TASK, seed=seed, targets=[])
+    cfg = experiment_config("toy", task=TASK, seed=seed, targets=[])
     if epochs:
         cfg = replace(cfg, train=replace(cfg.train, epochs=epochs))
     n_train = n_train or cfg.n_train
@@ -147,7 +148,7 @@ def run_seed(seed: int, n_train: int | None, n_eval: int | None, epochs: int | N
         train_s = time.perf_counter() - t0
         t0 = time.perf_counter()
         if path != "plain":
-            preds = predict_languages(model, tok, {cfg.source: test}, bf16=cfg.train.bf16)[cfg.source]
+            preds = predict_languages(model, tok, {cfg.source: test}, precision=cfg.train.precision)[cfg.source]
         else:
             preds = plain_predict(model, tok, test)
         eval_s = time.perf_counter() - t0
@@ -160,7 +161,7 @@ def run_seed(seed: int, n_train: int | None, n_eval: int | None, epochs: int | N
     for path in ("ours", "plain"):
         model, preds = models[path]
         other = (plain_predict(model, tok, test) if path == "ours"
-                 else predict_languages(model, tok, {cfg.source: test}, bf16=cfg.train.bf16)[cfg.source])
+                 else predict_languages(model, tok, {cfg.source: test}, precision=cfg.train.precision)[cfg.source])
         same = sum(a == b for p, q in zip(preds, other, strict=True) for a, b in zip(p, q, strict=True))
         agree[path] = same / sum(len(p) for p in preds)
     res["eval_paths_word_agreement"] = agree
@@ -236,7 +237,7 @@ def main(argv: list[str] | None = None) -> dict:
     print(text)
     res = {"meta": {"mode": "smoke" if args.smoke else "toy profile", "date": time.strftime("%Y-%m-%d %H:%M:%S"),
                     "seeds": seeds, "torch": torch.__version__, "torch_threads": torch.get_num_threads(),
-                    "bf16_autocast": bf16_supported("cpu"), "python": platform.python_version(),
+                    "bf16_autocast": hardware_precision("cpu") == "bf16", "python": platform.python_version(),
                     "total_seconds": time.perf_counter() - started, **sizes},
            "runs": runs, "summary": summary, "table": text.splitlines()}
     out_path.parent.mkdir(parents=True, exist_ok=True)

@@ -21,7 +21,7 @@ import torch
 
 from xlt_utils.batching import make_examples
 from xlt_utils.evaluation import zero_shot_eval
-from xlt_utils.experiments import build_model, experiment, load_split
+from xlt_utils.experiments import build_model, experiment_config, load_split
 from xlt_utils.training import fine_tune
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -30,7 +30,7 @@ MAIN = {"pos": "accuracy", "ner": "f1", "parse": "las"}
 
 def run(task: str, seed: int, n_train: int | None, epochs: int) -> dict:
     """Fine-tune on the source only; returns throughput and the source test score."""
-    cfg = experiment("toy", task=task, seed=seed, targets=[], epochs=epochs)
+    cfg = experiment_config("toy", task=task, seed=seed, targets=[], epochs=epochs)
     cfg = replace(cfg, n_train=n_train)
     model, tok = build_model(cfg)
     train = load_split("toy", "en", task, "train", n_train)

@@ -69,7 +69,7 @@ def speed(data: Path, steps: int) -> dict:
     torch.manual_seed(0)
     model = XltModel(BertModel(BertConfig(vocab_size=len(tok)), add_pooling_layer=False), "pos",
                      len(label_set("pos"))).to("cuda")
-    cfg = TrainConfig(epochs=1, batch_size=32, lr=5e-5, max_length=512, bf16="auto")
+    cfg = TrainConfig(epochs=1, batch_size=32, lr=5e-5, max_length=512, precision="auto")
     fine_tune(model, tok, sents[:64], cfg, progress=False)  # warm-up (kernels, allocator)
     torch.cuda.synchronize()
     t = time.perf_counter()

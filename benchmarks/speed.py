@@ -324,7 +324,7 @@ class Ours:
     def __init__(self, model, tok, sentences, batch_size: int, seed: int = 1, precision: str = "auto"):
         from xlt_utils.training import TrainConfig
 
-        self.cfg = TrainConfig(batch_size=batch_size, seed=seed, epochs=1, bf16=precision)
+        self.cfg = TrainConfig(batch_size=batch_size, seed=seed, epochs=1, precision=precision)
         self.model, self.tok, self.sentences, self.bs = model, tok, list(sentences), batch_size
         self.k = 0
 
@@ -541,9 +541,9 @@ def bench_eval(model, config, tok, pud: dict, cfg: dict, precision: str = "auto"
     pipe = pipeline("token-classification", model=hf, tokenizer=tok)
     # every timed side warmed up once on the same few sentences
     warm = {lang: sents[:2] for lang, sents in list(data.items())[: max(1, cfg["eval_warmup_sentences"] // 2)]}
-    zero_shot_eval(model, tok, warm, "pos", bf16=precision)
+    zero_shot_eval(model, tok, warm, "pos", precision=precision)
     for sents in warm.values():
-        predict(model, tok, sents, batch_size=128, max_tokens=OLD_PATH_NO_CAP, bf16=precision)
+        predict(model, tok, sents, batch_size=128, max_tokens=OLD_PATH_NO_CAP, precision=precision)
     pipe([s.text for sents in warm.values() for s in sents])
 
     # What the batches look like (not timed): one pass over all files vs one predict call per file.
@@ -560,14 +560,14 @@ def bench_eval(model, config, tok, pud: dict, cfg: dict, precision: str = "auto"
 
     log(f"evaluation: ours (zero_shot_eval, one pass) on {len(data)} files x {cfg['eval_per_file'] or 'all'} sentences")
     t0 = time.perf_counter()
-    table = zero_shot_eval(model, tok, data, "pos", bf16=precision)
+    table = zero_shot_eval(model, tok, data, "pos", precision=precision)
     ours_s = time.perf_counter() - t0
     log("evaluation: ours, one predict call per file, no token cap (the previous zero_shot_eval)")
     t0 = time.perf_counter()
     n_words = 0
     for sents in data.values():
         n_words += sum(len(p) for p in predict(model, tok, sents, batch_size=128, max_tokens=OLD_PATH_NO_CAP,
-                                               bf16=precision))
+                                               precision=precision))
     per_file_s = time.perf_counter() - t0
     log("evaluation: transformers pipeline, one call per file")
     t0 = time.perf_counter()

@@ -39,7 +39,7 @@ from toy_world import masked_words, retrieval_per_layer  # noqa: E402
 from xlt_utils.ablation import RANDOM_INIT, REFERENCE  # noqa: E402
 from xlt_utils.analysis import MAIN_METRIC  # noqa: E402
 from xlt_utils.data.synthetic import cache_dir  # noqa: E402
-from xlt_utils.experiments import experiment, run_experiment  # noqa: E402
+from xlt_utils.experiments import experiment_config, run_experiment  # noqa: E402
 from xlt_utils.models import MODEL_LOAD_KW, load_tokenizer  # noqa: E402
 from xlt_utils.pretraining import ASSET_DIR, PretrainRecipe, pretrain  # noqa: E402
 from xlt_utils.profiles import get_profile  # noqa: E402
@@ -88,7 +88,7 @@ def pos_transfer(path: Path, ablation, seed: int, smoke: bool) -> dict[str, floa
     variant's directory, so the run lands in the result store under its own key): {language: accuracy}."""
     sizes = dict(n_train=40, n_eval=20) if smoke else {}
     profile = get_profile("toy", model=str(path), **sizes)
-    cfg = experiment(profile, task="pos", ablation=ablation, seed=seed, **(dict(epochs=1) if smoke else {}))
+    cfg = experiment_config(profile, task="pos", ablation=ablation, seed=seed, **(dict(epochs=1) if smoke else {}))
     record = run_experiment(cfg, progress=False)
     return {m["language"]: m["value"] for m in record["metrics"] if m["metric"] == MAIN_METRIC["pos"]}
 

@@ -52,7 +52,7 @@ from scipy.stats import spearmanr  # noqa: E402
 from xlt_utils.analysis import MAIN_METRIC  # noqa: E402
 from xlt_utils.data.synthetic import TOY_LANGUAGES, load_toy, typological_distance  # noqa: E402
 from xlt_utils.evaluation import mean_pooled_states  # noqa: E402
-from xlt_utils.experiments import experiment, run_experiment  # noqa: E402
+from xlt_utils.experiments import experiment_config, run_experiment  # noqa: E402
 from xlt_utils.pretrained import load_encoder  # noqa: E402
 from xlt_utils.pretraining import masked_word_accuracy, toy_model_dir  # noqa: E402
 from xlt_utils.profiles import get_profile  # noqa: E402
@@ -65,7 +65,7 @@ def zero_shot(task: str, encoder: str, seeds, smoke: bool) -> dict[int, dict[str
     """{seed: {language: main metric}} for the pretrained encoder ("reference") or "random_init"."""
     out = {}
     for seed in seeds:
-        cfg = experiment("toy", task=task, ablation=encoder, seed=seed, **(dict(epochs=1) if smoke else {}))
+        cfg = experiment_config("toy", task=task, ablation=encoder, seed=seed, **(dict(epochs=1) if smoke else {}))
         if smoke:
             cfg = dataclasses.replace(cfg, n_train=40, n_eval=20)
         record = run_experiment(cfg, progress=False)

@@ -72,7 +72,7 @@ def test_evaluation_sends_batches_to_the_models_device(meta_model):
     from xlt_utils.evaluation import predict
 
     model, tok = meta_model
-    seen = _devices_seen(model.encoder, lambda: predict(model, tok, load_toy("en", "test")[:4], bf16="fp32"))
+    seen = _devices_seen(model.encoder, lambda: predict(model, tok, load_toy("en", "test")[:4], precision="fp32"))
     assert seen == ["meta"]
 
 
@@ -90,7 +90,7 @@ def test_training_sends_batches_to_the_models_device(meta_model):
 
     model, tok = meta_model
     seen = _devices_seen(model.encoder, lambda: fine_tune(model, tok, load_toy("en", "train")[:8],
-                                                           TrainConfig(epochs=1, batch_size=4, bf16="fp32"),
+                                                           TrainConfig(epochs=1, batch_size=4, precision="fp32"),
                                                            progress=False))
     assert seen == ["meta"]
 
@@ -150,9 +150,9 @@ def _stop_at_the_encoder(monkeypatch, built: list):
 
 @pytest.mark.parametrize("task", ["pos", "parse"])
 def test_build_model_puts_encoder_and_head_on_the_default_device(work_device_is_meta, task):
-    from xlt_utils.experiments import build_model, experiment
+    from xlt_utils.experiments import build_model, experiment_config
 
-    model, _ = build_model(experiment("toy", task=task))
+    model, _ = build_model(experiment_config("toy", task=task))
     assert _device_types(model) == {"meta"}, "encoder and head must be on one device"
 
 
@@ -161,13 +161,12 @@ def test_the_chapter_2_training_step_runs_where_the_model_is(work_device_is_meta
     chapter runs it: the batch it builds must reach the encoder on the model's device."""
     import nbformat
 
-    from xlt_utils.experiments import experiment
 
     nb = nbformat.read(NOTEBOOKS / "02_finetuning_zero_shot.ipynb", as_version=4)
     (cell,) = [c for c in nb.cells if c.cell_type == "code" and "def forward(model, batch)" in c.source]
     built: list = []
     seen = _stop_at_the_encoder(monkeypatch, built)
-    ns = {"P": get_profile("toy"), "seed": 1, "targets": None, "experiment": experiment}
+    ns = {"P": get_profile("toy"), "seed": 1, "targets": None, "xlt": xlt_utils}
     with pytest.raises(Stop):
         exec(compile(cell.source, "chapter-2-training-step", "exec"), ns)
     assert seen == ["meta"], f"the chapter's batch reached the encoder on {seen}"
@@ -176,11 +175,11 @@ def test_the_chapter_2_training_step_runs_where_the_model_is(work_device_is_meta
 
 
 def test_run_experiment_trains_on_the_default_device(work_device_is_meta, monkeypatch, tmp_path):
-    from xlt_utils.experiments import experiment, run_experiment
+    from xlt_utils.experiments import experiment_config, run_experiment
 
     built: list = []
     seen = _stop_at_the_encoder(monkeypatch, built)
-    cfg = experiment(get_profile("toy", n_train=8, n_eval=4), task="pos", targets=["fr"], epochs=1, batch_size=4)
+    cfg = experiment_config(get_profile("toy", n_train=8, n_eval=4), task="pos", targets=["fr"], epochs=1, batch_size=4)
     with pytest.raises(Stop):
         run_experiment(cfg, progress=False, results=tmp_path / "results")
     assert seen == ["meta"] and _device_types(built[0]) == {"meta"}
@@ -191,15 +190,15 @@ def test_zero_shot_eval_sends_batches_to_the_models_device(meta_model):
 
     model, tok = meta_model
     seen = _devices_seen(model.encoder, lambda: zero_shot_eval(model, tok, {"en": load_toy("en", "test")[:4]}, "pos",
-                                                               bf16="fp32"))
+                                                               precision="fp32"))
     assert seen == ["meta"]
 
 
 def test_load_finetuned_returns_the_model_on_the_default_device(monkeypatch, tmp_path):
     import xlt_utils.precision as precision
-    from xlt_utils.experiments import experiment, load_finetuned, run_experiment
+    from xlt_utils.experiments import experiment_config, load_finetuned, run_experiment
 
-    cfg = experiment(get_profile("toy", n_train=8, n_eval=4), task="ner", targets=["fr"], epochs=1, batch_size=4)
+    cfg = experiment_config(get_profile("toy", n_train=8, n_eval=4), task="ner", targets=["fr"], epochs=1, batch_size=4)
     run_experiment(cfg, keep_model=True, progress=False, results=tmp_path / "results")  # trained on the CPU
     monkeypatch.setattr(precision, "default_device", lambda: torch.device("meta"))
     model, _ = load_finetuned(cfg, results=tmp_path / "results", progress=False)

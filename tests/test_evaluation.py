@@ -18,7 +18,7 @@ from xlt_utils.evaluation import (
     token_budget_batches,
     zero_shot_eval,
 )
-from xlt_utils.experiments import build_model, experiment, load_split
+from xlt_utils.experiments import build_model, experiment_config, load_split
 from xlt_utils.models import XltModel
 from xlt_utils.pretrained import load_encoder, num_layers
 from xlt_utils.profiles import get_profile
@@ -39,8 +39,8 @@ def _model(task):
 def test_predictions_do_not_depend_on_batching_or_order(tok, task):
     model = _model(task)
     sents = load_toy("fr", "test", task)[:40]
-    a = predict(model, tok, sents, batch_size=7, bf16=False)
-    b = predict(model, tok, sents[::-1], batch_size=40, bf16=False)[::-1]
+    a = predict(model, tok, sents, batch_size=7, precision="fp32")
+    b = predict(model, tok, sents[::-1], batch_size=40, precision="fp32")[::-1]
     assert a == b
     for s, p in zip(sents, a, strict=True):
         if task == "parse":
@@ -53,11 +53,11 @@ def test_predictions_do_not_depend_on_batching_or_order(tok, task):
 def test_hidden_states_come_from_the_same_pass(tok):
     model = _model("pos")
     sents = load_toy("ja", "test")[:30]
-    preds, pooled = predict(model, tok, sents, batch_size=8, bf16=False, pool=True)
+    preds, pooled = predict(model, tok, sents, batch_size=8, precision="fp32", pool=True)
     reference = mean_pooled_states(model, tok, [s.words for s in sents])
     assert pooled.shape == reference.shape == (num_layers(model) + 1, 30, model.encoder.config.hidden_size)
     assert torch.allclose(pooled, reference, atol=1e-5)
-    assert preds == predict(model, tok, sents, bf16=False)
+    assert preds == predict(model, tok, sents, precision="fp32")
 
 
 def test_gold_predictions_score_100_and_the_table_is_tidy(tok):
@@ -81,7 +81,7 @@ def _per_language_table(model, tok, data, task):
     """The old zero_shot_eval: one `predict` call (its own length-sorted batches) per language."""
     rows = []
     for lang, sents in data.items():
-        preds = predict(model, tok, sents, bf16=False)
+        preds = predict(model, tok, sents, precision="fp32")
         for metric, value in score(task, sents, preds).items():
             rows.append({"language": lang, "task": task, "metric": metric, "value": value,
                          "n": sum(len(s) for s in sents)})
@@ -91,7 +91,7 @@ def _per_language_table(model, tok, data, task):
 @pytest.fixture(scope="module")
 def toy_pos():
     """The toy profile's POS model as an experiment builds it (fp32), and a few test sets."""
-    cfg = experiment("toy", task="pos", seed=1)
+    cfg = experiment_config("toy", task="pos", seed=1)
     model, tokenizer = build_model(cfg)
     data = {lang: load_split("toy", lang, "pos", "test", 40) for lang in ("en", "fr", "ja", "ar")}
     return model.eval(), tokenizer, data
@@ -99,14 +99,14 @@ def toy_pos():
 
 @pytest.mark.parametrize("task", ["pos", "ner", "parse"])
 def test_one_pass_equals_per_language_evaluation(task):
-    model, tok = build_model(experiment("toy", task=task, seed=2))
+    model, tok = build_model(experiment_config("toy", task=task, seed=2))
     model.eval()
     data = {lang: load_split("toy", lang, task, "test", 25) for lang in ("en", "de", "tr", "ja")}
-    one_pass = predict_languages(model, tok, data, bf16=False)
+    one_pass = predict_languages(model, tok, data, precision="fp32")
     assert list(one_pass) == list(data)
     for lang, sents in data.items():
-        assert one_pass[lang] == predict(model, tok, sents, bf16=False), lang
-    table = zero_shot_eval(model, tok, data, bf16=False)
+        assert one_pass[lang] == predict(model, tok, sents, precision="fp32"), lang
+    table = zero_shot_eval(model, tok, data, precision="fp32")
     pd.testing.assert_frame_equal(table, _per_language_table(model, tok, data, task))
     assert table.metric.tolist()[: len(METRICS[task])] == list(METRICS[task])
 
@@ -117,14 +117,14 @@ def test_languages_with_different_sentence_sets_are_split_back(toy_pos):
     data = {  # different sizes, one sentence alone, an empty-ish overlap, the same sentences twice
         "fr": fr[:17], "en": en[:5], "ja": ja[:1], "en-again": en[3:9], "fr-reversed": fr[:17][::-1],
     }
-    preds = predict_languages(model, tok, data, bf16=False, batch_size=4, max_tokens=120)
+    preds = predict_languages(model, tok, data, precision="fp32", batch_size=4, max_tokens=120)
     assert {lang: len(p) for lang, p in preds.items()} == {lang: len(s) for lang, s in data.items()}
     for lang, sents in data.items():
-        assert preds[lang] == predict(model, tok, sents, bf16=False), lang
+        assert preds[lang] == predict(model, tok, sents, precision="fp32"), lang
         assert [len(p) for p in preds[lang]] == [len(s) for s in sents]
     assert preds["en-again"][:2] == preds["en"][3:5]  # the same sentence gets the same labels
     assert preds["fr-reversed"] == preds["fr"][::-1]
-    table = zero_shot_eval(model, tok, data, bf16=False, batch_size=4, max_tokens=120)
+    table = zero_shot_eval(model, tok, data, precision="fp32", batch_size=4, max_tokens=120)
     assert table.language.tolist() == list(data)
     assert table.n.tolist() == [sum(len(s) for s in sents) for sents in data.values()]
     pd.testing.assert_frame_equal(table, _per_language_table(model, tok, data, "pos"))
@@ -132,15 +132,15 @@ def test_languages_with_different_sentence_sets_are_split_back(toy_pos):
 
 def test_one_pass_does_not_depend_on_batching(toy_pos):
     model, tok, data = toy_pos
-    ref = predict_languages(model, tok, data, bf16=False)
+    ref = predict_languages(model, tok, data, precision="fp32")
     for batch_size, max_tokens in ((1, None), (7, 10**6), (128, 64), (64, 1)):
-        assert predict_languages(model, tok, data, bf16=False, batch_size=batch_size, max_tokens=max_tokens) == ref
+        assert predict_languages(model, tok, data, precision="fp32", batch_size=batch_size, max_tokens=max_tokens) == ref
 
 
 def test_states_for_cka_come_from_the_same_one_pass(toy_pos):
     model, tok, data = toy_pos
-    table, states = zero_shot_eval(model, tok, data, bf16=False, pool=True)
-    pd.testing.assert_frame_equal(table, zero_shot_eval(model, tok, data, bf16=False))
+    table, states = zero_shot_eval(model, tok, data, precision="fp32", pool=True)
+    pd.testing.assert_frame_equal(table, zero_shot_eval(model, tok, data, precision="fp32"))
     assert list(states) == list(data)
     for lang, sents in data.items():
         reference = mean_pooled_states(model, tok, [s.words for s in sents])
@@ -191,7 +191,7 @@ def test_mean_pooled_states_windows_sentences_longer_than_the_model(tok):
     from xlt_utils.data.records import Sentence
 
     records = [Sentence(f"s{i}", "en", list(w), upos=["X"] * len(w)) for i, w in enumerate(sents)]
-    _, pooled = predict(model, tok, records, bf16="fp32", pool=True)
+    _, pooled = predict(model, tok, records, precision="fp32", pool=True)
     assert torch.allclose(pooled, states, atol=1e-5)
 
 

@@ -9,7 +9,7 @@ import pytest
 
 from xlt_utils.ablation import REFERENCE, Ablation
 from xlt_utils.analysis import ablation_deltas, mean_std_table, verdict_c1_c2
-from xlt_utils.experiments import experiment, records_table, run_experiment
+from xlt_utils.experiments import experiment_config, records_table, run_experiment
 from xlt_utils.store import default_results_dir
 
 
@@ -24,25 +24,25 @@ def isolated_results(tmp_path, monkeypatch):
 
 
 def test_config_hash_changes_with_every_field():
-    base = experiment("toy", task="pos", seed=1)
-    assert base.key() == experiment("toy", task="pos", seed=1).key()
-    others = [experiment("toy", task="ner", seed=1), experiment("toy", task="pos", seed=2),
-              experiment("toy", task="pos", seed=1, ablation="reinit", layers=[1, 2]),
-              experiment("toy", task="pos", seed=1, lr=5e-4), experiment("toy", task="pos", seed=1, targets=["fr"])]
+    base = experiment_config("toy", task="pos", seed=1)
+    assert base.key() == experiment_config("toy", task="pos", seed=1).key()
+    others = [experiment_config("toy", task="ner", seed=1), experiment_config("toy", task="pos", seed=2),
+              experiment_config("toy", task="pos", seed=1, ablation="reinit", layers=[1, 2]),
+              experiment_config("toy", task="pos", seed=1, lr=5e-4), experiment_config("toy", task="pos", seed=1, targets=["fr"])]
     assert len({c.key() for c in others} | {base.key()}) == 6
-    assert experiment("toy", ablation="reinit", layers=[2, 1]).label == "reinit 1,2"
-    assert experiment("toy", ablation=Ablation("reinit", (1, 2))) == experiment("toy", ablation="reinit", layers=[1, 2])
+    assert experiment_config("toy", ablation="reinit", layers=[2, 1]).label == "reinit 1,2"
+    assert experiment_config("toy", ablation=Ablation("reinit", (1, 2))) == experiment_config("toy", ablation="reinit", layers=[1, 2])
 
 
 def test_unknown_options_are_errors():
     with pytest.raises(ValueError, match="unknown training option 'learning_rate'"):
-        experiment("toy", learning_rate=1e-3)
+        experiment_config("toy", learning_rate=1e-3)
     with pytest.raises(ValueError, match="valid languages"):
-        experiment("toy", targets=["xx"])
+        experiment_config("toy", targets=["xx"])
 
 
 def test_a_finished_config_returns_from_cache_with_identical_numbers(isolated_results):
-    cfg = experiment("toy", task="pos", seed=1, targets=["fr"], epochs=1)
+    cfg = experiment_config("toy", task="pos", seed=1, targets=["fr"], epochs=1)
     cfg = cfg.__class__(**{**cfg.__dict__, "n_train": 200, "n_eval": 50})
     first = run_experiment(cfg, progress=False)
     path = results_dir() / cfg.key() / "record.json"
@@ -91,7 +91,7 @@ def test_records_table_is_tidy():
 
 
 def _tiny(seed: int = 1):
-    cfg = experiment("toy", task="pos", seed=seed, targets=["fr"], epochs=1)
+    cfg = experiment_config("toy", task="pos", seed=seed, targets=["fr"], epochs=1)
     return cfg.__class__(**{**cfg.__dict__, "n_train": 64, "n_eval": 16})
 
 
@@ -223,8 +223,8 @@ def test_train_split_is_in_the_key_only_when_it_is_not_train():
     from xlt_utils.experiments import ExperimentConfig
     from xlt_utils.profiles import get_profile
 
-    base = experiment("toy", task="pos", seed=1)
-    dev = experiment(get_profile("toy", train_split="dev"), task="pos", seed=1)
+    base = experiment_config("toy", task="pos", seed=1)
+    dev = experiment_config(get_profile("toy", train_split="dev"), task="pos", seed=1)
     assert (base.train_split, dev.train_split) == ("train", "dev")
     # the default is left out of the dict, so configs on the train split keep their earlier keys
     # (the shipped toy grid's keys are checked in test_the_toy_paper_grid_ships_complete...)
@@ -249,7 +249,7 @@ def test_a_config_trains_on_its_train_split(isolated_results, monkeypatch):
         return real(cfg, lang, task, split, limit)
 
     monkeypatch.setattr(experiments, "load_split", spy)
-    cfg = experiment(get_profile("toy", train_split="dev", n_train=40, n_eval=10), task="pos", targets=["fr"],
+    cfg = experiment_config(get_profile("toy", train_split="dev", n_train=40, n_eval=10), task="pos", targets=["fr"],
                      epochs=1)
     record = run_experiment(cfg, progress=False)
     assert seen == [("en", "dev"), ("en", "test"), ("fr", "test")]
@@ -272,7 +272,7 @@ def test_a_stored_model_with_the_wrong_content_is_moved_aside_and_trained_again(
     cfg = _tiny()
     first, _ = load_finetuned(cfg, progress=False)
     path = store.model_path(cfg)
-    ner = experiment("toy", task="ner", seed=1, targets=["fr"], epochs=1)
+    ner = experiment_config("toy", task="ner", seed=1, targets=["fr"], epochs=1)
     ner = ner.__class__(**{**ner.__dict__, "n_train": 64, "n_eval": 16})
     load_finetuned(ner, progress=False)
     for planted, why in (([1, 2, 3], "it holds a list, not a state dict"),
@@ -307,7 +307,7 @@ def test_a_run_with_a_wrong_checkpoint_in_the_store_trains_from_scratch(isolated
 def test_fields_at_their_default_are_left_out_of_the_key(stored_precision):
     from xlt_utils.experiments import ExperimentConfig
 
-    cfg = experiment("toy", task="ner", seed=2)
+    cfg = experiment_config("toy", task="ner", seed=2)
     d = cfg.to_dict()
     assert "precision" not in d and "train_split" not in d and cfg.precision == "fp32"
     assert ExperimentConfig.from_dict(d) == cfg

@@ -141,7 +141,7 @@ def test_zero_shot_eval_names_an_empty_language(toy):
 
 
 def test_driver_env_passes_settings_but_never_credentials():
-    from xlt_utils.sweep import _driver_env
+    from xlt_utils.settings import worker_environment as _driver_env
 
     env = {
         "HF_TOKEN": "hf_secret", "HF_TOKEN_PATH": "/x/token", "HUGGING_FACE_HUB_TOKEN": "hf_old",
@@ -200,7 +200,7 @@ def ray_module():
 
 
 def test_credential_names_keep_settings():
-    from xlt_utils.sweep import _credential_names
+    from xlt_utils.settings import credential_names as _credential_names
 
     env = {**TOKENS, "HF_TOKEN_PATH": "/t", "TOKENIZERS_PARALLELISM": "false", "HF_HOME": "/h", "PATH": "/bin",
            "RAY_ADDRESS": "auto", "XLT_DATA_DIR": "/d", "GITHUB_TOKEN": "g"}

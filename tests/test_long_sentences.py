@@ -97,7 +97,7 @@ def test_training_truncates_to_the_model_and_reports_once(mbert_tokenizer, long_
 def test_evaluation_scores_every_word_of_long_sentences(mbert_tokenizer, long_sentences, task, positions, max_length):
     torch.set_num_threads(1)
     model = _model(task, positions)
-    preds, pooled = predict(model, mbert_tokenizer, long_sentences, bf16="fp32", pool=True, max_length=max_length)
+    preds, pooled = predict(model, mbert_tokenizer, long_sentences, precision="fp32", pool=True, max_length=max_length)
     for s, p in zip(long_sentences, preds, strict=True):
         if task == "parse":
             heads, rels = p
@@ -106,10 +106,10 @@ def test_evaluation_scores_every_word_of_long_sentences(mbert_tokenizer, long_se
         else:
             assert len(p) == len(s) and set(p) <= set(label_set("pos")), s.sent_id
     assert pooled.shape == (3, len(long_sentences), 32) and torch.isfinite(pooled).all()
-    table = zero_shot_eval(model, mbert_tokenizer, {"en": long_sentences}, bf16="fp32", max_length=max_length)
+    table = zero_shot_eval(model, mbert_tokenizer, {"en": long_sentences}, precision="fp32", max_length=max_length)
     assert set(table.n) == {sum(len(s) for s in long_sentences)}  # every word scored
     # the ordinary sentences get the same predictions whether or not long ones share the call
-    assert predict(model, mbert_tokenizer, long_sentences[2:], bf16="fp32", max_length=max_length) == preds[2:]
+    assert predict(model, mbert_tokenizer, long_sentences[2:], precision="fp32", max_length=max_length) == preds[2:]
 
 
 def test_each_word_is_read_from_its_most_central_window(mbert_tokenizer, long_sentences):
@@ -119,7 +119,7 @@ def test_each_word_is_read_from_its_most_central_window(mbert_tokenizer, long_se
 
     model = _model("pos", 128)
     long = long_sentences[1]
-    (pred,) = predict(model, mbert_tokenizer, [long], bf16="fp32")
+    (pred,) = predict(model, mbert_tokenizer, [long], precision="fp32")
     (ex,) = make_examples(mbert_tokenizer, [long], "pos", overflow="keep")
     (cut,) = make_examples(mbert_tokenizer, [long], "pos", 128, overflow="truncate")
     starts, owner = subword_windows(len(ex["input_ids"]) - 2, 126)

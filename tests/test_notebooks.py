@@ -14,8 +14,8 @@ import torch
 
 import xlt_utils
 from xlt_utils import nbtools
+from xlt_utils.chapter import describe_device
 from xlt_utils.nbtools import is_clean
-from xlt_utils.setup import describe_device
 
 ROOT = Path(__file__).resolve().parents[1]
 NOTEBOOKS = sorted((ROOT / "notebooks").glob("[0-9][0-9]_*.ipynb"))
@@ -77,14 +77,14 @@ def test_first_code_cell_installs_on_colab_only(path):
     lines = cell.source.splitlines()
     guard = lines.index('if "google.colab" in sys.modules:')
     assert "import sys" in lines[:guard]
-    # The pip install of this package from the constant repository, indented under the guard.
-    spec = f"{_pyproject()['name']} @ git+{xlt_utils.REPOSITORY_URL}@{xlt_utils.BRANCH}"
+    # The pip install of this package's release from the constant repository, under the guard.
+    spec = f"{_pyproject()['name']} @ git+{xlt_utils.REPOSITORY_URL}@{xlt_utils.release_ref()}"
     body = [ln for ln in lines[guard + 1:] if ln.startswith((" ", "\t"))]
-    assert any(re.fullmatch(rf'\s+%pip install -q "{re.escape(spec)}"', ln) for ln in body), cell.source
-    assert not any("pip install" in ln for ln in lines if ln not in body), "an unguarded install"
+    assert f'    XLT = "{spec}"' in body, cell.source
+    assert not any("pip" in ln for ln in lines if ln not in body), "an unguarded install"
     # Nothing else may install torch: the package's torch>=2.4 keeps Colab's build.
     assert "torch" not in "\n".join(body)
-    assert "from xlt_utils.setup import setup_chapter" in lines[guard + 1:]
+    assert "import xlt_utils as xlt" in lines[guard + 1:]
     assert cell.outputs == [], f"{path.name}: the install cell must print nothing outside Colab"
     # Order: install + import, then the parameters (papermill injects after them), then setup.
     params = _code_index(nb, lambda c: "parameters" in c.metadata.get("tags", []))
@@ -121,7 +121,7 @@ def test_badges_command_builds_the_cells_once_and_keeps_the_rest(tmp_path, capsy
     # The chapter as it was before the command: no badge, a bare import as first code cell.
     del nb.cells[1]
     first = _code_index(nb, lambda c: True)
-    nb.cells[first].source = "from xlt_utils.setup import setup_chapter"
+    nb.cells[first].source = "import xlt_utils as xlt"
     copy = tmp_path / stored.name
     nbformat.write(nb, copy)
     assert copy.read_bytes() != stored.read_bytes()

@@ -11,10 +11,10 @@ from xlt_utils import precision
 from xlt_utils.data.records import label_set
 from xlt_utils.data.synthetic import load_toy
 from xlt_utils.models import XltModel, tiny_bert_config
-from xlt_utils.precision import choose_precision, resolve_precision
+from xlt_utils.precision import choose_precision, hardware_precision, resolve_precision
 from xlt_utils.pretrained import load_encoder
 from xlt_utils.profiles import get_profile
-from xlt_utils.training import TrainConfig, bf16_supported, fine_tune
+from xlt_utils.training import TrainConfig, fine_tune
 
 AVX2 = {"fpu", "sse4_2", "avx", "avx2", "fma"}
 AVX512_NO_BF16 = AVX2 | {"avx512f", "avx512bw", "avx512vl", "avx512_vnni"}  # Intel Xeon (Skylake/Cascade Lake)
@@ -53,7 +53,7 @@ def test_this_machine_follows_its_own_flags(monkeypatch):
     monkeypatch.delenv(precision.ENV_VAR, raising=False)
     native = bool({"avx512_bf16", "amx_bf16"} & precision.machine_cpu_flags())
     assert precision.hardware_precision("cpu") == ("bf16" if native else "fp32")
-    assert bf16_supported("cpu") == native
+    assert (hardware_precision("cpu") == "bf16") == native
 
 
 @pytest.mark.parametrize("value", ["bf16", "fp16", "fp32"])
@@ -71,9 +71,10 @@ def test_the_environment_switch_forces_the_policy_but_not_small_models(monkeypat
 
 
 def test_bad_values_name_the_valid_ones(monkeypatch):
-    monkeypatch.setenv(precision.ENV_VAR, "half")
     with pytest.raises(ValueError, match="XLT_PRECISION='half'.*auto, bf16, fp16, fp32"):
-        precision.hardware_precision("cpu")
+        precision.hardware_precision("cpu", env={precision.ENV_VAR: "half"})
+    with pytest.raises(ValueError, match="XLT_PRECISION='half'.*auto, bf16, fp16, fp32"):
+        monkeypatch.setenv(precision.ENV_VAR, "half")  # the settings are read again: the error is at once
     with pytest.raises(ValueError, match="valid values: auto, bf16, fp16, fp32"):
         resolve_precision("float16", "cpu")
     assert resolve_precision(True, "cpu") == "bf16" and resolve_precision(False, "cpu") == "fp32"
@@ -113,7 +114,7 @@ def test_fp16_with_grad_scaler_trains_on_the_cpu(monkeypatch):
     encoder, tok = load_encoder(get_profile("toy"))
     model = XltModel(encoder, "pos", len(label_set("pos")))
     model.head.register_forward_hook(lambda m, i, o: dtypes.append(o.dtype))
-    cfg = TrainConfig(epochs=3, batch_size=16, lr=1e-3, head_lr=3e-3, bf16="fp16", seed=1)
+    cfg = TrainConfig(epochs=3, batch_size=16, lr=1e-3, head_lr=3e-3, precision="fp16", seed=1)
     history = fine_tune(model, tok, load_toy("en", "train")[:96], cfg, progress=False)
     (scaler,) = scalers
     assert scaler.is_enabled() and scaler.get_scale() > 1  # the loss really was scaled
@@ -165,10 +166,10 @@ def large_model_dir(tmp_path_factory):
 
 
 def _large_config(model_dir, **options):
-    from xlt_utils.experiments import experiment
+    from xlt_utils.experiments import experiment_config
 
     P = get_profile("toy", model=str(model_dir), n_train=16, n_eval=8)
-    return experiment(P, task="pos", targets=["fr"], epochs=1, batch_size=16, **options)
+    return experiment_config(P, task="pos", targets=["fr"], epochs=1, batch_size=16, **options)
 
 
 def test_a_bf16_record_is_not_reused_by_an_fp32_run(large_model_dir, tmp_path, monkeypatch):
@@ -177,8 +178,8 @@ def test_a_bf16_record_is_not_reused_by_an_fp32_run(large_model_dir, tmp_path, m
     from xlt_utils.store import ResultStore
 
     used = []  # the precision every training step really ran in
-    real = training.precision_autocast
-    monkeypatch.setattr(training, "precision_autocast", lambda p, d: used.append(p) or real(p, d))
+    real = training.autocast
+    monkeypatch.setattr(training, "autocast", lambda p, d: used.append(p) or real(p, d))
     store = ResultStore(tmp_path / "results")
 
     monkeypatch.setenv(precision.ENV_VAR, "bf16")  # as on a machine with native bf16
@@ -189,7 +190,7 @@ def test_a_bf16_record_is_not_reused_by_an_fp32_run(large_model_dir, tmp_path, m
 
     monkeypatch.setenv(precision.ENV_VAR, "fp32")  # the same config asked for on an fp32 machine
     in_fp32 = _large_config(large_model_dir)
-    assert in_fp32.precision == "fp32" and "precision" not in in_fp32.to_dict()
+    assert in_fp32.precision == "fp32" and in_fp32.to_dict()["precision"] == "fp32"
     assert in_fp32.key() != in_bf16.key()
     assert store.get(in_fp32) is None, "the bf16 record must not stand in for an fp32 run"
     used.clear()
@@ -201,20 +202,20 @@ def test_a_bf16_record_is_not_reused_by_an_fp32_run(large_model_dir, tmp_path, m
 
 
 def test_the_precision_is_resolved_when_the_config_is_made(large_model_dir, monkeypatch):
-    from xlt_utils.experiments import ExperimentConfig, experiment
+    from xlt_utils.experiments import ExperimentConfig, experiment_config
 
     toy_keys = set()
     for forced in ("bf16", "fp16", "fp32"):
         monkeypatch.setenv(precision.ENV_VAR, forced)
         assert _large_config(large_model_dir).precision == forced
-        toy = experiment("toy")  # "auto" keeps the toy model in fp32 on every machine: the shipped keys
-        assert toy.precision == "fp32" and "precision" not in toy.to_dict()
+        toy = experiment_config("toy")  # "auto" keeps the toy model in fp32 on every machine: the shipped keys
+        assert toy.precision == "fp32" and toy.to_dict()["precision"] == "fp32"
         toy_keys.add(toy.key())
     assert len(toy_keys) == 1
     monkeypatch.setenv(precision.ENV_VAR, "bf16")
-    assert experiment("toy", bf16="fp16").precision == "fp16"  # asked for explicitly: as given
+    assert experiment_config("toy", precision="fp16").precision == "fp16"  # asked for explicitly: as given
     cfg = _large_config(large_model_dir)
-    with pytest.raises(ValueError, match="precision='fp32' contradicts the training option bf16='bf16'"):
+    with pytest.raises(ValueError, match="precision='fp32' contradicts the training option precision='bf16'"):
         ExperimentConfig.from_dict({**cfg.to_dict(), "precision": "fp32", "train": {**cfg.train.to_dict(),
                                                                                      "bf16": "bf16"}})
     with pytest.raises(ValueError, match="precision must be one of bf16, fp16, fp32"):

@@ -82,10 +82,10 @@ def test_a_recipe_gives_the_same_weights_twice_and_learns(tmp_path):
     tokenizer = shipped_tokenizer()
     assert tokenizer is not None, "the shipped tokenizer does not match its recorded hash"
     short = replace(PretrainRecipe(), corpus=ToyCorpusSpec(n_pretrain=400), layers=2, steps=40, warmup=5)
-    a = pretrain(short, tmp_path / "a", progress=False, tokenizer=tokenizer, bf16=False)
-    b = pretrain(short, tmp_path / "b", progress=False, tokenizer=tokenizer, bf16=False)
+    a = pretrain(short, tmp_path / "a", progress=False, tokenizer=tokenizer, precision="fp32")
+    b = pretrain(short, tmp_path / "b", progress=False, tokenizer=tokenizer, precision="fp32")
     ra, rb = (json.loads((d / "recipe.json").read_text()) for d in (a, b))
-    assert ra["bf16"] is False and ra["sha256"] == rb["sha256"] == sha256_file(b / "model.safetensors")
+    assert ra["precision"] == "fp32" and ra["sha256"] == rb["sha256"] == sha256_file(b / "model.safetensors")
     assert ra["loss_per_100_steps"][0] < 8.0  # ln(3000) = 8.0 is the loss of a uniform guess
     assert ra["final_loss"] < 8.0 - 0.5
     out = rebuild(short, tmp_path / "rebuilt", progress=False)

@@ -14,7 +14,7 @@ import pytest
 import torch
 from transformers import BertModel
 
-from xlt_utils.experiments import build_model, experiment, load_finetuned, run_experiment
+from xlt_utils.experiments import build_model, experiment_config, load_finetuned, run_experiment
 from xlt_utils.models import tiny_bert_config
 from xlt_utils.pretrained import model_identity, num_layers
 from xlt_utils.pretraining import toy_model_dir
@@ -23,7 +23,7 @@ from xlt_utils.store import CorruptResultWarning, ResultStore, write_text_atomic
 
 
 def _tiny(**kw):
-    cfg = experiment("toy", task="pos", seed=1, targets=["fr"], epochs=1, **kw)
+    cfg = experiment_config("toy", task="pos", seed=1, targets=["fr"], epochs=1, **kw)
     return dataclasses.replace(cfg, n_train=48, n_eval=12)
 
 
@@ -116,7 +116,36 @@ def test_the_key_covers_the_model_data_and_version():
                    {"revision": "v1"}):
         assert dataclasses.replace(cfg, **change).key() != cfg.key(), change
     hub = get_profile("quick")
-    assert model_identity(hub.model, "abc123") == {"model": hub.model, "revision": "abc123", "sha256": None}
+    assert model_identity(hub.model, "abc123") == {"model": hub.model, "revision": "abc123", "sha256": None,
+                                                   "commit": None}  # not in the Hub cache
+    assert dataclasses.replace(cfg, model_commit="f" * 40).key() != cfg.key()
+
+
+def test_a_hub_models_key_names_the_commit_its_snapshot_folder_holds(tmp_path, monkeypatch):
+    """The Hub cache keeps a model as models--org--name/snapshots/<commit>/, with refs/<branch>
+    naming the commit: a config made from the cached model records that commit, and a config made
+    for one commit refuses weights of another."""
+    import huggingface_hub.constants as hub_constants
+
+    from xlt_utils.experiments import ExperimentConfig
+    from xlt_utils.pretrained import hub_commit, snapshot_commit
+
+    old, new = "a" * 40, "b" * 40
+    repo = tmp_path / "hub" / "models--org--bert"
+    for commit in (old, new):
+        (repo / "snapshots" / commit).mkdir(parents=True)
+        (repo / "snapshots" / commit / "config.json").write_text("{}")
+    (repo / "refs").mkdir()
+    (repo / "refs" / "main").write_text(old)
+    monkeypatch.setattr(hub_constants, "HF_HUB_CACHE", str(tmp_path / "hub"))
+    assert hub_commit("org/bert") == old and hub_commit("org/bert", new) == new
+    assert hub_commit("org/not-cached") is None
+    assert snapshot_commit(repo / "snapshots" / new) == new and snapshot_commit(tmp_path) is None
+    at_old = ExperimentConfig(model="org/bert", data="synthetic", precision="fp32")
+    assert at_old.model_commit == old and model_identity("org/bert")["commit"] == old
+    (repo / "refs" / "main").write_text(new)  # the branch moved on
+    at_new = ExperimentConfig(model="org/bert", data="synthetic", precision="fp32")
+    assert at_new.model_commit == new and at_new.key() != at_old.key()
 
 
 def _save_tiny_bert(path, depth: int, seed: int) -> None:
@@ -135,7 +164,7 @@ def test_a_local_model_directory_reaches_the_trained_model_and_the_key(tmp_path)
     _save_tiny_bert(local, depth=2, seed=0)
     profile = get_profile("toy", model=str(local))
     assert profile.num_layers == 2 and profile.lower_layers == profile.upper_layers == (1, 2)
-    cfg = dataclasses.replace(experiment(profile, task="pos", targets=["fr"], epochs=1), n_train=40, n_eval=8)
+    cfg = dataclasses.replace(experiment_config(profile, task="pos", targets=["fr"], epochs=1), n_train=40, n_eval=8)
     toy = _tiny()
     assert cfg.model == str(local) and cfg.key() != dataclasses.replace(toy, n_train=40, n_eval=8).key()
     model, _ = build_model(cfg)
@@ -144,11 +173,11 @@ def test_a_local_model_directory_reaches_the_trained_model_and_the_key(tmp_path)
     tuned, _ = load_finetuned(cfg, results=tmp_path / "results")
     assert num_layers(tuned) == 2 and tuned.encoder.config.hidden_size == 32
     with pytest.raises(ValueError, match=r"layer\(s\) \[3\] do not exist; valid layers: 0 \(embeddings\) to 2"):
-        experiment(profile, ablation="reinit", layers=(2, 3))
+        experiment_config(profile, ablation="reinit", layers=(2, 3))
     # other weights in the same directory: another key, and the old config refuses to train on them
     _save_tiny_bert(local, depth=2, seed=1)
     os.utime(local / "model.safetensors", ns=(1, 1))  # a new mtime, whatever the clock's resolution
-    again = experiment(profile, task="pos", targets=["fr"], epochs=1)
+    again = experiment_config(profile, task="pos", targets=["fr"], epochs=1)
     assert again.model_sha256 != cfg.model_sha256 and dataclasses.replace(again, n_train=40, n_eval=8).key() != cfg.key()
     with warnings.catch_warnings():
         warnings.simplefilter("error")

@@ -2,20 +2,13 @@
 
 from __future__ import annotations
 
-import os
-import sys
 import warnings
-from pathlib import Path
 
 import torch
 
+from . import settings as settings_module
 from .precision import cuda_capability, describe, forced_precision, hardware_precision
 from .training import set_seed
-
-
-def progress_enabled() -> bool:
-    """Progress bars are on, unless XLT_PROGRESS=0 (set by the tutorial and test commands)."""
-    return os.environ.get("XLT_PROGRESS", "1") != "0"
 
 
 def describe_device() -> str:
@@ -39,47 +32,22 @@ def describe_device() -> str:
             f"(on Colab: Runtime > Change runtime type > GPU); {expect}.")
 
 
-def cache_on_google_drive(folder: str = "xlt-cache", mount: str = "/content/drive") -> str | None:
-    """On Colab: mount Google Drive and put the cache (`XLT_CACHE_DIR`: downloads, result records,
-    fine-tuned models, the checkpoints of interrupted runs) in ``MyDrive/<folder>``, so that a grid
-    resumes after a disconnect instead of starting again. Outside Colab it does nothing and returns None.
-
-    Call it before anything is cached (the chapters' first cell does, when asked). Returns the folder.
-    """
-    if "google.colab" not in sys.modules:
-        return None
-    from google.colab import drive  # only exists on Colab
-
-    drive.mount(mount)
-    path = Path(mount) / "MyDrive" / folder
-    path.mkdir(parents=True, exist_ok=True)
-    os.environ["XLT_CACHE_DIR"] = str(path)
-    print(f"XLT_CACHE_DIR = {path} (on Google Drive: results survive a disconnect)")
-    return str(path)
-
-
-def restart_needed() -> bool:
-    """True when a package this chapter needs was upgraded after it had been imported (on Colab, after
-    the install cell upgraded transformers in a session that had already imported it): the old
-    version stays loaded until the runtime restarts."""
-    import importlib.metadata as md
-
-    for name in ("transformers", "tokenizers", "datasets"):
-        mod = sys.modules.get(name)
-        if mod is not None and getattr(mod, "__version__", None) not in (None, md.version(name)):
-            return True
-    return False
-
-
-def setup_chapter(seed: int = 0, threads: int | None = 2) -> None:
-    """Seed everything, silence library chatter, set the plot style and print the environment."""
+def setup_chapter(seed: int = 0, threads: int | None = 2,
+                  settings: settings_module.Settings | None = None) -> settings_module.Settings:
+    """Seed everything, silence library chatter, set the plot style, print the environment, and
+    return the settings in force (`settings`, if given, are put in force first: for example those of
+    `colab.use_google_drive`)."""
     import matplotlib
     import transformers
 
+    if settings is not None:
+        settings_module.use(settings)
+        print(f"cache and results: {settings.cache_dir} (results: {settings.results_root})")
+
     set_seed(seed)
+    settings_module.quiet_tokenizer_threads()
     if threads:
         torch.set_num_threads(threads)
-    os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
     transformers.logging.set_verbosity_error()
     transformers.utils.logging.disable_progress_bar()
     warnings.filterwarnings("ignore", category=FutureWarning)
@@ -93,3 +61,4 @@ def setup_chapter(seed: int = 0, threads: int | None = 2) -> None:
                                 "figure.figsize": (COLUMN_WIDTH_IN, 3.2)})
     print(describe_device())
     print(f"versions: torch {torch.__version__}, transformers {transformers.__version__}")
+    return settings_module.current()

@@ -39,7 +39,12 @@ from .analysis import (
     verdict_c4,
     verdict_c5,
 )
-from .profiles import Profile, get_profile
+from .evaluation import mean_pooled_states
+from .experiments import experiment_config, load_finetuned, load_split, records_table
+from .pretrained import load_encoder
+from .profiles import Profile
+from .similarity import cka_per_layer
+from .store import ResultStore
 from .sweep import expand_grid, run_grid
 
 __all__ = ["MissingRuns", "CLAIMS", "PAPER", "PAPER_MAP", "parallel_sentences", "parallel_states",
@@ -84,12 +89,18 @@ PAPER_MAP = [
 ]
 
 
-def parallel_sentences(profile: str | Profile, n: int | None = None) -> dict:
+def _profile(profile) -> Profile:
+    """The profile value itself: it is resolved once, where a chapter or a program starts."""
+    if not isinstance(profile, Profile):
+        raise TypeError(f"pass a Profile (get_profile({profile!r})), not a {type(profile).__name__}: "
+                        "the profile is resolved once, where the chapter or the program starts")
+    return profile
+
+
+def parallel_sentences(profile: Profile, n: int | None = None) -> dict:
     """The first `n` parallel test sentences (default: the profile's `n_cka`) of every language of the
     profile; raises if the test sets are not parallel."""
-    from .experiments import load_split
-
-    P = get_profile(profile) if isinstance(profile, str) else profile
+    P = _profile(profile)
     parallel = {lang: load_split(P, lang, "pos", "test", n or P.n_cka) for lang in P.languages}
     ids = [s.sent_id for s in parallel[P.source]]
     bad = [lang for lang in P.languages if [s.sent_id for s in parallel[lang]] != ids]
@@ -107,8 +118,6 @@ def sentence_lengths(parallel: Mapping) -> dict:
 def parallel_states(model, tokenizer, profile: str | Profile | Mapping, n: int | None = None) -> dict:
     """Mean-pooled states [L+1, n, H] per language of `parallel_sentences(profile, n)`, or of the
     sentences given (a mapping language -> sentences, as `parallel_sentences` returns)."""
-    from .evaluation import mean_pooled_states
-
     parallel = profile if isinstance(profile, Mapping) else parallel_sentences(profile, n)
     return {lang: mean_pooled_states(model, tokenizer, [s.words for s in sents]) for lang, sents in parallel.items()}
 
@@ -150,8 +159,6 @@ def local_states(pretrained, tuned, tokenizer, sentences) -> torch.Tensor:
     of the fine-tuned layer l given the pretrained model's layer l − 1 as input, [L+1, n, H] (the
     same pooling as `mean_pooled_states`). Compared with the pretrained model's own states, layer by
     layer, it shows the change made in that layer, not the change accumulated below it."""
-    from .evaluation import mean_pooled_states
-
     stack = _LocalStack(getattr(pretrained, "base_model", pretrained), getattr(tuned, "base_model", tuned))
     return mean_pooled_states(stack, tokenizer, sentences)
 
@@ -159,8 +166,6 @@ def local_states(pretrained, tuned, tokenizer, sentences) -> torch.Tensor:
 def cka_curves(pairs: Mapping[str, tuple], kernel: str = "linear", debiased: bool = False) -> pd.DataFrame:
     """CKA per layer of each pair of state tensors ([L+1, n, d] each): one row per key of `pairs`,
     one column per layer."""
-    from .similarity import cka_per_layer
-
     rows = {key: cka_per_layer(a, b, kernel=kernel, debiased=debiased) for key, (a, b) in pairs.items()}
     curves = pd.DataFrame(rows).T
     curves.columns.name = "layer"
@@ -173,14 +178,13 @@ def en_x_curves(states: dict, source: str, targets: Sequence[str], kernel: str =
     return cka_curves({lang: (states[source], states[lang]) for lang in targets}, kernel, debiased)
 
 
-def reference_scores(profile: str | Profile, tasks: Sequence[str] | None = None) -> pd.DataFrame:
+def reference_scores(profile: Profile, tasks: Sequence[str] | None = None, results=None) -> pd.DataFrame:
     """Zero-shot score of the reference runs (the task's main metric), averaged over the profile's
-    seeds: one row per language, one column per task."""
-    from .experiments import records_table
-
-    P = get_profile(profile) if isinstance(profile, str) else profile
+    seeds: one row per language, one column per task. `results`: the result store or its root
+    (default: the settings')."""
+    P = _profile(profile)
     tasks = list(tasks or MAIN_METRIC)
-    table = records_table(run_grid(expand_grid(P, tasks=tasks, seeds=P.seeds), progress=False))
+    table = records_table(run_grid(expand_grid(P, tasks=tasks, seeds=P.seeds), progress=False, results=results))
     table = table[table.metric == table.task.map(MAIN_METRIC)]
     return table.groupby(["language", "task"])["value"].mean().unstack("task")[tasks]
 
@@ -194,25 +198,26 @@ def _reinit_grid(P: Profile, tasks: Sequence[str]):
     return lower, upper, expand_grid(P, tasks=tasks, seeds=P.seeds, ablations=[REFERENCE, lower, upper])
 
 
-def reinit_verdicts(profile: str | Profile = "toy", tasks: Sequence[str] | None = None,
-                    progress: bool = False) -> list[Verdict]:
+def reinit_verdicts(profile: Profile, tasks: Sequence[str] | None = None,
+                    progress: bool = False, results=None) -> list[Verdict]:
     """C1 and C2 for every task (default: pos, ner, parse): the Reinit of the profile's lower and
-    upper pair against the reference, over its seeds (chapter 3's grid; runs what is not cached)."""
-    P = get_profile(profile) if isinstance(profile, str) else profile
+    upper pair against the reference, over its seeds (chapter 3's grid; runs what is not cached, in
+    the result store `results`, default the settings')."""
+    P = _profile(profile)
     tasks = list(tasks or MAIN_METRIC)
     lower, upper, configs = _reinit_grid(P, tasks)
-    deltas = ablation_deltas(per_seed_scores(run_grid(configs, progress=progress)))
+    deltas = ablation_deltas(per_seed_scores(run_grid(configs, progress=progress, results=results)))
     return [v for t in tasks for v in verdict_c1_c2(deltas[deltas.task == t], lower, upper, task=t)]
 
 
-def similarity_verdicts(profile: str | Profile, states: Mapping, lengths: Mapping, local: Mapping,
+def similarity_verdicts(profile: Profile, states: Mapping, lengths: Mapping, local: Mapping,
                         tuned_states: Mapping | None, task: str, scores: pd.DataFrame) -> list[Verdict]:
     """C3 (the pretrained model's English–X similarity against its same-length control), C4 (the
     local change fine-tuning on `task` made, for every seed in `local`) and C5 for every column of
     `scores` (`reference_scores`). `states`: `parallel_states` of the pretrained model; `lengths`:
     `sentence_lengths`; `local[seed]`: `local_states` per language; `tuned_states[seed]`: the
     fine-tuned model's own states (for the paper's whole-stack measure, shown beside C4)."""
-    P = get_profile(profile) if isinstance(profile, str) else profile
+    P = _profile(profile)
     sim = similarity_evidence(states, P.source, P.targets, lengths)
     change = change_evidence(states, local, tuned_states)
     per_target = sim.excess.mean(axis=1)
@@ -221,47 +226,44 @@ def similarity_verdicts(profile: str | Profile, states: Mapping, lengths: Mappin
 
 
 def _tuned_configs(P: Profile, task: str):
-    from .experiments import experiment
-
-    return {seed: experiment(P, task=task, seed=seed) for seed in P.seeds}
+    return {seed: experiment_config(P, task=task, seed=seed) for seed in P.seeds}
 
 
-def verdicts(profile: str | Profile = "toy", task: str = "pos", n: int | None = None,
-             tasks: Sequence[str] | None = None, train: bool = True, progress: bool = False) -> list[Verdict]:
+def verdicts(profile: Profile, task: str = "pos", n: int | None = None,
+             tasks: Sequence[str] | None = None, train: bool = True, progress: bool = False,
+             results=None) -> list[Verdict]:
     """The verdicts of C1–C5 for a profile (see the module's docstring): `reinit_verdicts`, then
     `similarity_verdicts` on `n` parallel sentences (default: the profile's `n_cka`) through the
     pretrained model and the models fine-tuned on `task` with each of the profile's seeds.
 
     `train=True` runs what is not cached yet; `train=False` raises `MissingRuns` instead, naming
     how many runs are missing and the chapters that make them (for mBERT they take hours).
-    `progress`: progress bars for what runs."""
-    from .experiments import load_finetuned
-    from .pretrained import load_encoder
-    from .store import ResultStore
-
-    P = get_profile(profile) if isinstance(profile, str) else profile
+    `progress`: progress bars for what runs. `results`: the result store or its root (default:
+    the settings')."""
+    store = results if isinstance(results, ResultStore) else ResultStore(results)
+    P = _profile(profile)
     tasks = list(tasks or MAIN_METRIC)
     tuned_cfgs = _tuned_configs(P, task)
     if not train:
-        store, configs = ResultStore(), _reinit_grid(P, tasks)[2]
+        configs = _reinit_grid(P, tasks)[2]
         missing = sum(store.get(c) is None for c in configs) + sum(not store.has_model(c) for c in tuned_cfgs.values())
         if missing:
             raise MissingRuns(f"{missing} of the {len(configs) + len(tuned_cfgs)} runs behind the verdicts of the "
                               f"{P.name} profile are not in the result store ({store.root}) yet: run chapter 3 (the "
                               f"grid) and chapter 4 (the fine-tuned {task} models, seeds "
                               f"{', '.join(map(str, P.seeds))}) first, or call verdicts(..., train=True)")
-    out = reinit_verdicts(P, tasks, progress)
+    out = reinit_verdicts(P, tasks, progress, store)
     encoder, tokenizer = load_encoder(P)
     parallel = parallel_sentences(P, n)  # read once, for every model below
     states = parallel_states(encoder, tokenizer, parallel)
     local, tuned_states = {}, {}
     for seed, cfg in tuned_cfgs.items():
-        tuned, _ = load_finetuned(cfg, progress=progress)
+        tuned, _ = load_finetuned(cfg, results=store, progress=progress)
         local[seed] = {lang: local_states(encoder, tuned, tokenizer, [s.words for s in sents])
                        for lang, sents in parallel.items()}
         tuned_states[seed] = parallel_states(tuned, tokenizer, parallel)
     return out + similarity_verdicts(P, states, sentence_lengths(parallel), local, tuned_states, task,
-                                     reference_scores(P, tasks))
+                                     reference_scores(P, tasks, store))
 
 
 def evidence_table(verdicts: Sequence[Verdict]) -> pd.DataFrame:
@@ -270,11 +272,11 @@ def evidence_table(verdicts: Sequence[Verdict]) -> pd.DataFrame:
     return claims_table(verdicts).set_index(["claim", "task"])
 
 
-def replication_table(verdicts: Sequence[Verdict], profile: str | Profile = "toy") -> pd.DataFrame:
+def replication_table(verdicts: Sequence[Verdict], profile: Profile) -> pd.DataFrame:
     """What replicates: one row per claim, with the statement, the paper's evidence, and the
     verdicts of this run grouped by outcome (e.g. "holds (pos, ner, parse)"), with the profile and
     its seeds in the column's name."""
-    P = get_profile(profile) if isinstance(profile, str) else profile
+    P = _profile(profile)
     column = f"{P.name} profile, seeds {', '.join(map(str, P.seeds))}"
     rows = []
     for claim, statement in CLAIMS.items():
@@ -299,12 +301,14 @@ def main(argv: Sequence[str] | None = None) -> None:
     """Print every claim x task with its verdict, effect, interval and control."""
     import argparse
 
+    from .profiles import get_profile
+
     parser = argparse.ArgumentParser(prog="python -m xlt_utils.claims", description=main.__doc__)
     parser.add_argument("--profile", default="toy")
     parser.add_argument("--task", default="pos", help="the task of the fine-tuned models behind C4")
     parser.add_argument("--no-train", action="store_true", help="fail instead of training missing runs")
     args = parser.parse_args(argv)
-    P = get_profile(args.profile)
+    P = get_profile(args.profile)  # the entry: the profile is resolved here, once
     table = evidence_table(verdicts(P, task=args.task, train=not args.no_train, progress=False))
     with pd.option_context("display.max_colwidth", None, "display.width", 250):
         print(f"{P.name} profile, seeds {', '.join(map(str, P.seeds))}")

@@ -174,7 +174,7 @@ def pool_real_subwords(hidden_states, attention_mask: torch.Tensor) -> torch.Ten
 
 
 def _predict_examples(model, tokenizer, examples: Sequence[dict], batch_size: int, max_tokens: int | None,
-                      bf16, pool: bool, max_length: int | None = None):
+                      precision, pool: bool, max_length: int | None = None):
     """Predictions (and pooled states [L+1, n, H] if asked) for encoded examples, in input order.
 
     Sentences longer than the model takes (its position embeddings, or `max_length` if smaller)
@@ -185,7 +185,7 @@ def _predict_examples(model, tokenizer, examples: Sequence[dict], batch_size: in
     limit = min(max_length or 10**9, max_subwords(model))
     fits = [i for i, e in enumerate(examples) if len(e["input_ids"]) <= limit]
     long = [i for i, e in enumerate(examples) if len(e["input_ids"]) > limit]
-    precision = resolve_precision(bf16, device, model)  # "auto": fp32 for small models, else the hardware's
+    precision = resolve_precision(precision, device, model)  # "auto": fp32 for small models, else the hardware's
     preds: list = [None] * len(examples)
     pieces: list[torch.Tensor] = []
     order: list[list[int]] = []
@@ -223,7 +223,7 @@ def _predict_examples(model, tokenizer, examples: Sequence[dict], batch_size: in
 
 def mean_pooled_states(model, tokenizer, sentences: Sequence[Sequence[str]], batch_size: int = 64,
                        device: torch.device | str | None = None, max_tokens: int | None = None,
-                       bf16=False, max_length: int | None = None) -> torch.Tensor:
+                       precision="fp32", max_length: int | None = None) -> torch.Tensor:
     """Per-layer sentence vectors: the mean of each sentence's subword states, [L+1, n, H].
 
     model: a HF BERT-like encoder, or a model wrapping one (its `base_model` is used, so that a
@@ -233,7 +233,7 @@ def mean_pooled_states(model, tokenizer, sentences: Sequence[Sequence[str]], bat
     The same forward path as evaluation (`_forward_batches`: length-sorted batches of at most
     `batch_size` sentences and `max_tokens` padded tokens, `torch.inference_mode`, the encoder in
     eval mode) and the same pooling rule (`pool_real_subwords`: [CLS], [SEP] and padding
-    excluded). fp32 unless `bf16` is asked for. `device`: where the inputs are sent (default: the
+    excluded). fp32 unless another `precision` is asked for. `device`: where the inputs are sent (default: the
     device of the model's parameters). Returns a float32 CPU tensor, rows in the order of `sentences`.
 
     A sentence longer than the model takes (its position embeddings, or `max_length` if smaller) is
@@ -260,7 +260,7 @@ def mean_pooled_states(model, tokenizer, sentences: Sequence[Sequence[str]], bat
     pieces: list[torch.Tensor] = []
     order: list[list[int]] = []
     with _evaluating(encoder):
-        precision = resolve_precision(bf16, device, encoder)
+        precision = resolve_precision(precision, device, encoder)
         for sub, batch in _forward_batches([examples[i] for i in fits], pad_id, device, batch_size, max_tokens):
             order.append([fits[j] for j in sub])
             with autocast(precision, device.type):
@@ -275,7 +275,7 @@ def mean_pooled_states(model, tokenizer, sentences: Sequence[Sequence[str]], bat
     return _in_input_order(pieces, order)
 
 
-def predict(model, tokenizer, sentences: Sequence[Sentence], batch_size: int = 128, bf16="auto",
+def predict(model, tokenizer, sentences: Sequence[Sentence], batch_size: int = 128, precision="auto",
             pool: bool = False, max_length: int = 512, max_tokens: int | None = None):
     """Predicted labels per sentence (heads and relations for parsing), in input order.
 
@@ -285,7 +285,7 @@ def predict(model, tokenizer, sentences: Sequence[Sentence], batch_size: int = 1
     excluded) comes from the same forward pass, as [L+1, n, H]: returns (predictions, states).
     """
     examples = make_examples(tokenizer, sentences, model.task, overflow="keep")
-    preds, pooled = _predict_examples(model, tokenizer, examples, batch_size, max_tokens, bf16, pool, max_length)
+    preds, pooled = _predict_examples(model, tokenizer, examples, batch_size, max_tokens, precision, pool, max_length)
     return (preds, pooled) if pool else preds
 
 
@@ -307,7 +307,7 @@ def score(task: str, sentences: Sequence[Sentence], preds: Sequence) -> dict[str
 
 
 def predict_languages(model, tokenizer, data: Mapping[str, Sequence[Sentence]], batch_size: int = 128,
-                      bf16="auto", pool: bool = False, max_length: int = 512, max_tokens: int | None = None):
+                      precision="auto", pool: bool = False, max_length: int = 512, max_tokens: int | None = None):
     """Predictions for every language in one pass: {language: predictions in input order}.
 
     Every sentence is encoded once; all of them, whatever their language, are sorted by length
@@ -318,7 +318,7 @@ def predict_languages(model, tokenizer, data: Mapping[str, Sequence[Sentence]], 
     """
     data = {lang: list(sents) for lang, sents in data.items()}
     examples = make_examples(tokenizer, [s for sents in data.values() for s in sents], model.task, overflow="keep")
-    preds, pooled = _predict_examples(model, tokenizer, examples, batch_size, max_tokens, bf16, pool, max_length)
+    preds, pooled = _predict_examples(model, tokenizer, examples, batch_size, max_tokens, precision, pool, max_length)
     out, states, start = {}, {}, 0
     for lang, sents in data.items():
         end = start + len(sents)
@@ -330,7 +330,7 @@ def predict_languages(model, tokenizer, data: Mapping[str, Sequence[Sentence]], 
 
 
 def zero_shot_eval(model, tokenizer, data: Mapping[str, Sequence[Sentence]], task: str | None = None,
-                   batch_size: int = 128, bf16="auto", max_tokens: int | None = None, pool: bool = False,
+                   batch_size: int = 128, precision="auto", max_tokens: int | None = None, pool: bool = False,
                    max_length: int = 512):
     """Evaluate one fine-tuned model on every language: a tidy (language, task, metric, value, n) table.
 
@@ -349,7 +349,7 @@ def zero_shot_eval(model, tokenizer, data: Mapping[str, Sequence[Sentence]], tas
     empty = [lang for lang, sents in data.items() if not any(len(s) for s in sents)]
     if empty:
         raise ValueError(f"zero_shot_eval: no {task} sentences (or no words) for language(s) {', '.join(map(str, empty))}")
-    res = predict_languages(model, tokenizer, data, batch_size=batch_size, bf16=bf16, pool=pool,
+    res = predict_languages(model, tokenizer, data, batch_size=batch_size, precision=precision, pool=pool,
                             max_length=max_length, max_tokens=max_tokens)
     preds, states = res if pool else (res, None)
     rows = []

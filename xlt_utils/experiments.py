@@ -6,7 +6,7 @@ the task, languages, ablation, seed and training options (each checked when the 
 precision training and evaluation run in (resolved when the config is made: `ExperimentConfig.precision`),
 the model (its hub id and revision, or the sha256 of the toy checkpoint or of a local directory's
 weights), the data (its source and version, and the source split fine-tuning reads) and the package
-version. Models are built on `device()` (the GPU when there is one), encoder and head together.
+version. Models are built on `precision.default_device()` (the GPU when there is one), encoder and head together.
 """
 
 from __future__ import annotations
@@ -25,7 +25,7 @@ from pathlib import Path
 import pandas as pd
 import torch
 
-from . import __version__
+from . import __version__, precision, settings
 from .ablation import REFERENCE, Ablation
 from .data.records import Sentence, label_set
 from .evaluation import zero_shot_eval
@@ -37,9 +37,8 @@ from .store import ResultStore
 from .training import INT_OPTIONS, TrainConfig, atomic_save, check_int_option, fine_tune, set_seed
 
 _UNSET = ""  # a provenance field not filled in yet (None is a value: "no sha256 for a hub id")
-#: Config fields left out of `to_dict` (hence of the key) at these values: they were added after
-#: records had been made with exactly these values, and those records keep their keys.
-_DEFAULT_OMITTED = {"train_split": "train", "precision": "fp32"}
+#: What a record made before a field existed holds for it (`from_dict` reads such records).
+_BEFORE_THE_FIELD = {"train_split": "train", "precision": "fp32", "model_commit": None}
 
 
 @functools.cache
@@ -59,10 +58,10 @@ def data_version(data: str) -> str:
 
 
 def _auto_precision(model: str, revision: str | None, task: str, sha256: str | None) -> str:
-    """What "auto" resolves to for this model and task on this machine's device (`device()`), as
+    """What "auto" resolves to for this model and task on this machine's device (`precision.default_device()`), as
     `fine_tune` would resolve it on the loaded model: the model's size is read from its config (built
     on the meta device: no weights loaded), and only when the hardware policy is not fp32 anyway."""
-    dev = device()
+    dev = precision.default_device()
     if hardware_precision(dev) == "fp32":
         return "fp32"
     return resolve_precision("auto", dev, _meta_model(model, revision, task, sha256))
@@ -89,6 +88,7 @@ class ExperimentConfig:
     model: str = "toy"  # "toy", a hub id or a local model directory
     revision: str | None = None
     model_sha256: str | None = _UNSET  # the toy checkpoint's / local weights' sha256; None for a hub id
+    model_commit: str | None = _UNSET  # a hub model's resolved commit (its snapshot folder), if known
     data: str = "synthetic"
     data_version: str = _UNSET
     ner_source: str | None = None  # real data: where NER comes from ("wikiann" or "uner"); None for synthetic
@@ -109,11 +109,13 @@ class ExperimentConfig:
             raise TypeError(f"ablation must be an Ablation value, got {self.ablation!r}")
         if not isinstance(self.train, TrainConfig):
             raise TypeError(f"train must be a TrainConfig, got {self.train!r}")
-        self.train.check()  # an option assigned after the TrainConfig was made is checked too
         object.__setattr__(self, "seed", check_int_option("seed", self.seed, *INT_OPTIONS["seed"]))
         object.__setattr__(self, "targets", tuple(self.targets))
-        if self.model_sha256 == _UNSET:
-            object.__setattr__(self, "model_sha256", model_identity(self.model, self.revision)["sha256"])
+        if _UNSET in (self.model_sha256, self.model_commit):
+            ident = model_identity(self.model, self.revision)
+            for name in ("sha256", "commit"):
+                if getattr(self, f"model_{name}") == _UNSET:
+                    object.__setattr__(self, f"model_{name}", ident[name])
         if self.data_version == _UNSET:
             object.__setattr__(self, "data_version", data_version(self.data))
         for name in ("n_train", "n_eval"):
@@ -123,17 +125,17 @@ class ExperimentConfig:
 
     def _check_precision(self) -> str:
         """The precision this config runs in, resolved when the config is made (so that the cache key
-        says it): an explicit `train.bf16` as given; "auto" as `precision.resolve_precision` answers on
+        says it): an explicit `train.precision` as given; "auto" as `precision.resolve_precision` answers on
         this machine's device (fp32 for a small model, else the hardware policy or XLT_PRECISION).
         A precision passed in (`from_dict`, `dataclasses.replace`) is kept, if it agrees with an
-        explicit `train.bf16`."""
-        asked = normalize(self.train.bf16)
+        explicit `train.precision`."""
+        asked = normalize(self.train.precision)
         if self.precision == _UNSET:
             return asked if asked != "auto" else _auto_precision(self.model, self.revision, self.task, self.model_sha256)
         if self.precision not in PRECISIONS:
             raise ValueError(f"precision must be one of {', '.join(PRECISIONS)}, got {self.precision!r}")
         if asked not in ("auto", self.precision):
-            raise ValueError(f"precision={self.precision!r} contradicts the training option bf16={self.train.bf16!r}")
+            raise ValueError(f"precision={self.precision!r} contradicts the training option precision={self.train.precision!r}")
         return self.precision
 
     def key(self) -> str:
@@ -141,25 +143,22 @@ class ExperimentConfig:
         return hashlib.sha256(json.dumps(self.to_dict(), sort_keys=True).encode()).hexdigest()[:16]
 
     def to_dict(self) -> dict:
-        """The config as JSON-ready values (what `key` hashes and a record stores).
-
-        Fields added after records were made are written only when they differ from their default
-        (`_DEFAULT_OMITTED`): `train_split` when it is not "train", `precision` when it is not "fp32".
-        A field at its default value is left out of the hash, so that the configs made before the
-        field existed keep their keys (and their stored and shipped records: the toy grid, trained in
-        fp32); a bf16 or fp16 config has a key of its own, and its record is never reused by an fp32 run."""
+        """The config as JSON-ready values (what `key` hashes and a record stores): every field,
+        the precision used included, so a record trained in bf16 or fp16 is never reused by an fp32
+        run, nor one of another hub commit."""
         d = asdict(self)
         d["targets"], d["ablation"] = list(self.targets), self.ablation.to_dict()
-        for name, default in _DEFAULT_OMITTED.items():
-            if d[name] == default:
-                del d[name]
         return d
 
     @classmethod
     def from_dict(cls, d: dict) -> ExperimentConfig:
-        """The inverse of `to_dict` (same key); a field it leaves out has its default value."""
-        d = {**_DEFAULT_OMITTED, **d}
-        d["train"] = TrainConfig(**d["train"])
+        """The inverse of `to_dict` (same key). A record made before a field existed (or before the
+        training option `bf16` was named `precision`) reads with what it was made with."""
+        d = {**_BEFORE_THE_FIELD, **d}
+        train = dict(d["train"])
+        if "bf16" in train:
+            train["precision"] = train.pop("bf16")
+        d["train"] = TrainConfig(**train)
         d["ablation"] = Ablation.from_dict(d["ablation"])
         return cls(**d)
 
@@ -169,7 +168,7 @@ class ExperimentConfig:
         return self.ablation.label
 
 
-def experiment(profile: str | Profile = "toy", task: str = "pos", ablation: Ablation | str = REFERENCE,
+def experiment_config(profile: str | Profile = "toy", task: str = "pos", ablation: Ablation | str = REFERENCE,
                layers=(), seed: int = 1, targets=None, **train_overrides) -> ExperimentConfig:
     """Build a config from a profile's values, with optional overrides.
 
@@ -193,7 +192,7 @@ def experiment(profile: str | Profile = "toy", task: str = "pos", ablation: Abla
                                   warmup=p.warmup, seed=seed, max_length=p.max_length), **train_overrides})
     ident = model_identity(p.model, p.revision)
     return ExperimentConfig(task=task, profile=p.name, model=p.model, revision=p.revision,
-                            model_sha256=ident["sha256"], data=p.data, data_version=data_version(p.data),
+                            model_sha256=ident["sha256"], model_commit=ident["commit"], data=p.data, data_version=data_version(p.data),
                             ner_source=p.ner_source if p.data == "real" else None, source=p.source, targets=targets, ablation=ablation, seed=seed, train=train,
                             n_train=p.n_train, n_eval=p.n_eval, train_split=p.train_split)
 
@@ -242,24 +241,27 @@ def _versions() -> dict:
 
 
 def _pretrained_encoder(cfg: ExperimentConfig, device=None):
-    """The config's pretrained encoder (on `device`, default `device()`), refusing weights other than
+    """The config's pretrained encoder (on `device`, default `precision.default_device()`), refusing weights other than
     those its key was made for."""
     ident = model_identity(cfg.model, cfg.revision)
     if ident["sha256"] != cfg.model_sha256:
         raise ValueError(f"the weights of {cfg.model!r} (sha256 {ident['sha256']}) are not those this config "
-                         f"was made for ({cfg.model_sha256}); make the config again with experiment()")
+                         f"was made for ({cfg.model_sha256}); make the config again with experiment_config()")
+    if cfg.model_commit is not None and ident["commit"] not in (None, cfg.model_commit):
+        raise ValueError(f"{cfg.model!r} resolves to commit {ident['commit']} in the Hub cache, not to "
+                         f"{cfg.model_commit}, the one this config was made for; make the config again")
     return load_encoder(cfg.model, cfg.revision, device=device)  # None: load_encoder's default device
 
 
 def build_model(cfg: ExperimentConfig, device: torch.device | str | None = None) -> tuple[XltModel, object]:
     """The config's pretrained encoder with a fresh head, after the config's ablation, all of it on
-    `device` (default: `device()`, the GPU when there is one). The head's initial weights and the
+    `device` (default: `precision.default_device()`, the GPU when there is one). The head's initial weights and the
     ablation's draws come from CPU generators, so they are the same numbers on every device.
 
     Feed it batches on its device: ``batch = {k: v.to(model_device(model)) for k, v in batch.items()}``."""
     from .ablation import apply_ablation
 
-    device = _device() if device is None else torch.device(device)
+    device = precision.default_device() if device is None else torch.device(device)
     set_seed(cfg.seed)
     encoder, tok = _pretrained_encoder(cfg, device)
     model = XltModel(encoder, cfg.task, len(label_set(cfg.task))).to(device)  # the head is built on the CPU
@@ -267,25 +269,18 @@ def build_model(cfg: ExperimentConfig, device: torch.device | str | None = None)
     return model, tok
 
 
-def device() -> torch.device:
-    """Where models are built and run: the GPU when there is one, else the CPU
-    (`precision.default_device`, the one answer of the package)."""
-    from . import precision
-
-    return precision.default_device()
 
 
-_device = device  # for the functions with a `device` argument
-
-
-def run_experiment(cfg: ExperimentConfig, keep_model: bool = False, progress: bool = True,
+def run_experiment(cfg: ExperimentConfig, keep_model: bool = False, progress: bool | None = None,
                    results: str | Path | ResultStore | None = None) -> dict:
     """Fine-tune and evaluate one config, or return its stored record (atomic writes; resumes).
 
     `results` is the result store (or its root; default `store.default_results_dir()`). The record
     comes from the store, else from the records shipped with the package (not when `keep_model`,
-    since no model ships), else from a run, under the config's lock.
+    since no model ships), else from a run, under the config's lock. `progress`: the run's progress
+    bars (None: as the settings say, `settings.current().progress`).
     """
+    progress = settings.current().progress if progress is None else progress
     store = results if isinstance(results, ResultStore) else ResultStore(results)
     if (record := store.get(cfg, keep_model)) is not None:
         return record
@@ -297,15 +292,15 @@ def run_experiment(cfg: ExperimentConfig, keep_model: bool = False, progress: bo
 
 def _run(cfg: ExperimentConfig, out: Path, keep_model: bool, progress: bool) -> dict:
     t0 = time.perf_counter()
-    model, tok = build_model(cfg)  # on device(), head included
+    model, tok = build_model(cfg)  # on precision.default_device(), head included
     train = load_split(cfg, cfg.source, cfg.task, cfg.train_split, cfg.n_train)
     # the precision the key says (resolved when the config was made), not one resolved again here
-    options = dataclasses.replace(cfg.train, bf16=cfg.precision)
+    options = dataclasses.replace(cfg.train, precision=cfg.precision)
     history = fine_tune(model, tok, train, options, run_dir=out, progress=progress)
     t1 = time.perf_counter()
     langs = (cfg.source,) + tuple(t for t in cfg.targets if t != cfg.source)
     data = {lang: load_split(cfg, lang, cfg.task, "test", cfg.n_eval) for lang in langs}
-    table = zero_shot_eval(model, tok, data, cfg.task, bf16=cfg.precision)
+    table = zero_shot_eval(model, tok, data, cfg.task, precision=cfg.precision)
     t2 = time.perf_counter()
     if keep_model:
         atomic_save(model.state_dict(), out / "model.pt")
@@ -313,14 +308,14 @@ def _run(cfg: ExperimentConfig, out: Path, keep_model: bool, progress: bool) -> 
             "metrics": table.to_dict(orient="records"), "train_loss": history,
             "timings": {"train_s": round(t1 - t0, 2), "eval_s": round(t2 - t1, 2)},
             "versions": _versions(), "git": _git_revision(),
-            "runtime": {"device": device().type, "threads": torch.get_num_threads(),
+            "runtime": {"device": precision.default_device().type, "threads": torch.get_num_threads(),
                         "precision": cfg.precision}}
 
 
 def load_finetuned(cfg: ExperimentConfig, results: str | Path | ResultStore | None = None,
-                   progress: bool = True) -> tuple[XltModel, object]:
+                   progress: bool | None = None) -> tuple[XltModel, object]:
     """The fine-tuned model of a config (runs it first if its model is not stored; `progress`:
-    show that run's progress bars), on `device()`.
+    show that run's progress bars, None: as the settings say), on `precision.default_device()`.
 
     A stored model file that loads but is not this config's model (another task's head, a list) is
     moved aside with a `CorruptResultWarning` naming it and saying why, and the config runs again; a
@@ -334,7 +329,7 @@ def load_finetuned(cfg: ExperimentConfig, results: str | Path | ResultStore | No
         run_experiment(cfg, keep_model=True, results=store, progress=progress)
         path = store.model_path(cfg)
         encoder, tok = _pretrained_encoder(cfg)
-        model = XltModel(encoder, cfg.task, len(label_set(cfg.task))).to(device())
+        model = XltModel(encoder, cfg.task, len(label_set(cfg.task))).to(precision.default_device())
         state = load_tensors(path, "this model file")
         problem = state_dict_problem(state, model)
         if problem is None:

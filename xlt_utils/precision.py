@@ -28,7 +28,7 @@ The environment variable ``XLT_PRECISION`` (``bf16``, ``fp16``, ``fp32`` or ``au
 hardware detection: it says what the policy answers, as if the machine were of that kind. Small models
 stay in fp32 under ``"auto"`` even then, so ``XLT_PRECISION=bf16`` shows what a bf16 machine does with
 the toy notebooks (nothing changes); to run a small model in bf16, ask for it explicitly
-(``TrainConfig(bf16="bf16")``).
+(``TrainConfig(precision="bf16")``).
 
 fp16 needs loss scaling: `grad_scaler` gives a ``torch.amp.GradScaler`` that is enabled for fp16 only
 (a disabled scaler passes everything through unchanged), and `autocast` the matching context.
@@ -43,12 +43,13 @@ from __future__ import annotations
 
 import contextlib
 import functools
-import os
 from collections.abc import Iterable, Mapping
 
 import torch
 
-PRECISIONS = ("bf16", "fp16", "fp32")
+from . import settings
+from .settings import PRECISIONS
+
 ENV_VAR = "XLT_PRECISION"
 #: Parameters outside the embeddings below which "auto" means fp32 (the toy BERT has about 1.2 M;
 #: mBERT about 85 M).
@@ -106,13 +107,9 @@ def _device_type(device) -> str:
 
 
 def forced_precision(env: Mapping[str, str] | None = None) -> str | None:
-    """What XLT_PRECISION forces the policy to answer ("bf16", "fp16", "fp32"), or None (not set, or "auto")."""
-    value = (os.environ if env is None else env).get(ENV_VAR, "").strip().lower()
-    if value in ("", "auto"):
-        return None
-    if value not in PRECISIONS:
-        raise ValueError(f"{ENV_VAR}={value!r} is not a precision; valid values: auto, {', '.join(PRECISIONS)}")
-    return value
+    """What XLT_PRECISION forces the policy to answer ("bf16", "fp16", "fp32"), or None (not set, or
+    "auto"): the settings in force (`settings.current().precision`), or those of the mapping `env`."""
+    return (settings.current() if env is None else settings.Settings.from_env(env)).precision
 
 
 def hardware_precision(device="cpu", env: Mapping[str, str] | None = None) -> str:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import functools
 import json
+import re
 from pathlib import Path
 
 from torch import nn
@@ -107,18 +108,44 @@ def model_identity(model: str, revision: str | None = None) -> dict:
     """What identifies a model's weights in a cache key.
 
     The toy model: the sha256 of its checkpoint (recorded in its recipe.json). A local directory:
-    the sha256 of its weight file. A hub id: the id and the revision (when one is given).
+    the sha256 of its weight file (and, when it is a Hub cache snapshot, ``.../snapshots/<commit>``,
+    that commit). A hub id: the id, the revision asked for, and the commit it resolves to when the
+    model is in the local Hub cache (the snapshot folder names it; None before the first download).
     """
     if model == TOY:
         path = Path(model_path(TOY))
-        return {"model": TOY, "revision": None, "sha256": json.loads((path / "recipe.json").read_text())["sha256"]}
+        sha = json.loads((path / "recipe.json").read_text())["sha256"]
+        return {"model": TOY, "revision": None, "sha256": sha, "commit": None}
     p = Path(model).expanduser()
     if p.is_dir():
         weights = [p / f for f in _WEIGHT_FILES if (p / f).is_file()]
         if not weights:
             raise ValueError(f"the model directory {p} has none of the weight files {', '.join(_WEIGHT_FILES)}")
-        return {"model": model, "revision": revision, "sha256": _sha256(str(weights[0]), weights[0].stat().st_mtime_ns)}
-    return {"model": model, "revision": revision, "sha256": None}
+        return {"model": model, "revision": revision, "commit": snapshot_commit(p),
+                "sha256": _sha256(str(weights[0]), weights[0].stat().st_mtime_ns)}
+    return {"model": model, "revision": revision, "sha256": None, "commit": hub_commit(model, revision)}
+
+
+_COMMIT = re.compile(r"[0-9a-f]{40}")
+
+
+def snapshot_commit(path: str | Path) -> str | None:
+    """The commit a Hub cache snapshot folder (``models--org--name/snapshots/<commit>``) holds, or
+    None for any other folder."""
+    p = Path(path).resolve()
+    return p.name if p.parent.name == "snapshots" and _COMMIT.fullmatch(p.name) else None
+
+
+def hub_commit(model: str, revision: str | None = None) -> str | None:
+    """The commit that `model` at `revision` (default: the main branch) resolves to in the local Hub
+    cache, read from the cache alone (no network), or None when the model is not cached yet."""
+    from huggingface_hub import try_to_load_from_cache
+
+    try:
+        found = try_to_load_from_cache(model, "config.json", revision=revision)
+    except ValueError:  # not a valid repo id
+        return None
+    return snapshot_commit(Path(found).parent) if isinstance(found, str) else None
 
 
 @functools.cache

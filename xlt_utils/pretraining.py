@@ -28,7 +28,8 @@ from .batching import length_grouped_batches
 from .data.download import sha256_file
 from .data.synthetic import ToyCorpusSpec, cache_dir, pretraining_files
 from .models import MODEL_LOAD_KW, SPECIAL_TOKENS, load_tokenizer, tiny_bert_config
-from .training import autocast, bf16_supported, make_optimizer, set_seed
+from .precision import autocast, hardware_precision, normalize
+from .training import make_optimizer, set_seed
 
 ASSET_DIR = Path(__file__).parent / "assets" / "toy-mbert"
 
@@ -91,7 +92,7 @@ def mask_tokens(ids: torch.Tensor, special: torch.Tensor, tok, prob: float, gen:
 
 
 def pretrain(recipe: PretrainRecipe, out_dir: Path, progress: bool = True, tokenizer=None,
-             bf16: bool | None = None, snapshots: tuple[int, ...] = ()) -> Path:
+             precision: str = "auto", snapshots: tuple[int, ...] = ()) -> Path:
     """Train the masked LM from the recipe (and the tokenizer, unless one is given); save both.
 
     The `tokenizers` WordPiece trainer breaks frequency ties in hash-map order, which changes from
@@ -100,8 +101,8 @@ def pretrain(recipe: PretrainRecipe, out_dir: Path, progress: bool = True, token
     tokenizer reproduces the weights bit for bit, on hardware with fast bf16 (the shipped weights
     were trained under bf16 autocast on a CPU with AVX-512 BF16).
 
-    `bf16=None` uses bf16 autocast where the hardware runs it fast, else fp32: a CPU without native
-    bf16 emulates it hundreds of times slower. fp32 weights differ from the shipped ones (another
+    `precision="auto"` uses bf16 autocast where the CPU runs it fast, else fp32: a CPU without native
+    bf16 emulates it hundreds of times slower ("bf16" or "fp32" force one). fp32 weights differ from the shipped ones (another
     precision), and the record says which precision made them.
 
     `snapshots`: steps after which the weights so far are also saved, in `out_dir/step-N` (for
@@ -111,7 +112,8 @@ def pretrain(recipe: PretrainRecipe, out_dir: Path, progress: bool = True, token
 
     torch.set_num_threads(recipe.threads)
     set_seed(recipe.seed)
-    use_bf16 = bf16_supported() if bf16 is None else bool(bf16)
+    precision = normalize(precision)
+    precision = hardware_precision("cpu") if precision == "auto" else precision
     files = pretraining_files(recipe.corpus)
     tok = tokenizer or train_tokenizer(list(files.values()), recipe.vocab_size)
     lines = [ln for f in files.values() for ln in f.read_text(encoding="utf-8").splitlines() if ln.strip()]
@@ -135,7 +137,7 @@ def pretrain(recipe: PretrainRecipe, out_dir: Path, progress: bool = True, token
                 ids[r, :len(enc[i])] = torch.tensor(enc[i])
             attn = (ids != tok.pad_token_id).long()
             inp, labels = mask_tokens(ids, torch.isin(ids, special_ids), tok, recipe.mask_prob, gen)
-            with autocast(use_bf16):
+            with autocast(precision, "cpu"):
                 loss = model(input_ids=inp, attention_mask=attn, labels=labels).loss
             loss.backward()
             torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
@@ -156,7 +158,7 @@ def pretrain(recipe: PretrainRecipe, out_dir: Path, progress: bool = True, token
     record = {"recipe": recipe.to_dict(), "final_loss": round(sum(losses[-100:]) / len(losses[-100:]), 4),
               "loss_per_100_steps": curve,
               "sha256": sha256_file(out_dir / "model.safetensors"),
-              "tokenizer_sha256": sha256_file(out_dir / "tokenizer.json"), "bf16": use_bf16}
+              "tokenizer_sha256": sha256_file(out_dir / "tokenizer.json"), "precision": precision}
     (out_dir / "recipe.json").write_text(json.dumps(record, indent=1))
     return out_dir
 

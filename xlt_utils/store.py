@@ -24,6 +24,8 @@ import zipfile
 from collections.abc import Iterator
 from pathlib import Path
 
+from . import settings
+
 RECORD = "record.json"
 CHECKPOINT = "checkpoint.pt"
 MODEL = "model.pt"
@@ -38,10 +40,9 @@ class CorruptResultWarning(UserWarning):
 
 
 def default_results_dir() -> Path:
-    """``$XLT_RESULTS_DIR``, else ``results/`` in the cache (``$XLT_CACHE_DIR`` or ``~/.cache/xlt``)."""
-    from .data.download import cache_dir
-
-    return Path(os.environ.get("XLT_RESULTS_DIR") or cache_dir() / "results").expanduser()
+    """`settings.current().results_root`: ``$XLT_RESULTS_DIR``, else ``results/`` in the cache
+    (``$XLT_CACHE_DIR`` or ``~/.cache/xlt``)."""
+    return settings.current().results_root
 
 
 @contextlib.contextmanager
@@ -112,7 +113,7 @@ def move_aside(path: Path, why: str) -> Path:
 
 def shipped_results_enabled() -> bool:
     """Shipped records are used unless XLT_SHIPPED_RESULTS=0 (then every config really trains)."""
-    return os.environ.get("XLT_SHIPPED_RESULTS", "1") != "0"
+    return settings.current().shipped_results
 
 
 @functools.cache

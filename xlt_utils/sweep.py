@@ -18,18 +18,17 @@ transformer layers) and ``freeze-halves`` (the lower and the upper half).
 from __future__ import annotations
 
 import argparse
-import contextlib
 import dataclasses
 import itertools
-import os
 import sys
 import time
 from collections.abc import Sequence
 from pathlib import Path
 
+from . import settings
 from .ablation import Ablation, describe_forms, expand_ablations
 from .analysis import mean_std_table, per_seed_scores
-from .experiments import ExperimentConfig, experiment, records_table, run_experiment
+from .experiments import ExperimentConfig, experiment_config, records_table, run_experiment
 from .profiles import Profile, get_profile
 from .store import ResultStore, ship_records
 from .training import TrainConfig
@@ -88,7 +87,7 @@ def expand_grid(profile: str | Profile = "toy", tasks: Sequence[str] | None = No
         raise ValueError(f"a grid needs at least one ablation; {describe_forms(n_layers)}")
     configs: dict[str, ExperimentConfig] = {}
     for task, ablation, seed in itertools.product(tasks, parsed, seeds):
-        cfg = experiment(p, task=task, ablation=ablation, seed=seed, targets=targets, **train_overrides)
+        cfg = experiment_config(p, task=task, ablation=ablation, seed=seed, targets=targets, **train_overrides)
         changes = {k: v for k, v in (("n_train", n_train), ("n_eval", n_eval)) if v is not _PROFILE_DEFAULT}
         cfg = dataclasses.replace(cfg, **changes) if changes else cfg
         configs.setdefault(cfg.key(), cfg)
@@ -128,50 +127,11 @@ def _ray_task(cfg: dict, root: str, threads: int) -> dict:
     return run_config(cfg, root, progress=False, threads=threads)
 
 
-#: The Hugging Face / transformers settings a worker needs (caches, offline mode, endpoint), by name:
-#: never the whole HF_* family, which holds credentials (HF_TOKEN, HF_TOKEN_PATH).
-WORKER_HF_VARS = frozenset({
-    "HF_HOME", "HF_HUB_CACHE", "HF_DATASETS_CACHE", "HF_ASSETS_CACHE", "HF_XET_CACHE", "HF_HUB_OFFLINE",
-    "HF_DATASETS_OFFLINE", "HF_ENDPOINT", "HF_HUB_DISABLE_TELEMETRY", "HF_HUB_DISABLE_PROGRESS_BARS",
-    "HF_HUB_ETAG_TIMEOUT", "HF_HUB_DOWNLOAD_TIMEOUT", "TRANSFORMERS_OFFLINE", "TRANSFORMERS_CACHE",
-    "TRANSFORMERS_VERBOSITY", "TOKENIZERS_PARALLELISM",
-})
-_SECRET_WORDS = ("TOKEN", "SECRET", "PASSWORD", "PASSWD", "CREDENTIAL", "API_KEY", "AUTH")
-
-
-def _looks_secret(name: str) -> bool:
-    """Whether an environment variable's name looks like a credential's."""
-    return any(w in name.upper() for w in _SECRET_WORDS)
-
-
-def _credential_names(environ: dict[str, str] | None = None) -> list[str]:
-    """The variables whose names look like credentials (HF_TOKEN, HUGGING_FACE_HUB_TOKEN,
-    WANDB_API_KEY, AWS_SECRET_ACCESS_KEY, ...), but for the `WORKER_HF_VARS` (TOKENIZERS_PARALLELISM
-    is a setting) and Ray's own RAY_* settings (a Ray cluster's token is Ray's to hold)."""
-    environ = os.environ if environ is None else environ
-    return [k for k in environ if k not in WORKER_HF_VARS and not k.startswith("RAY_")
-            and _looks_secret(k)]
-
-
-@contextlib.contextmanager
-def _credentials_withheld():
-    """The driver's environment without its credentials (`_credential_names`) for the block, then
-    restored. A local Ray instance's processes (GCS, raylet) are started with a copy of the driver's
-    environment, and every worker inherits the raylet's: whatever `ray.init` sees, every task sees, on
-    top of its runtime_env. The environment is process-wide, so a thread of the driver that reads a
-    token while a local instance starts would not find it."""
-    withheld = {k: os.environ.pop(k) for k in _credential_names()}
-    try:
-        yield
-    finally:
-        os.environ.update(withheld)
-
-
 def _start_ray(ray_address: str | None, **init_kw) -> bool:
     """Connect to Ray as `run_grid` does; True if this call started it (then the caller shuts it down).
 
     No address and no RAY_ADDRESS: a local instance for this grid only, started without the driver's
-    credentials in its environment (`_credentials_withheld`), so that no worker sees them. With an
+    credentials in its environment (`settings.credentials_withheld`), so that no worker sees them. With an
     address, the cluster's workers have the environment their cluster was started with; tasks get
     the driver's settings through their runtime_env (`_ray_options`), never its credentials. If Ray
     is already initialised (a `ray.init` of your own), its workers have the environment you started
@@ -180,21 +140,12 @@ def _start_ray(ray_address: str | None, **init_kw) -> bool:
 
     if ray.is_initialized():
         return False
-    if ray_address is None and not os.environ.get("RAY_ADDRESS"):
-        with _credentials_withheld():
+    if ray_address is None and not settings.ray_address_set():
+        with settings.credentials_withheld():
             ray.init(include_dashboard=False, **init_kw)  # a local instance, for this grid only
     else:
         ray.init(address=ray_address, **init_kw)
     return True
-
-
-def _driver_env(environ: dict[str, str] | None = None) -> dict[str, str]:
-    """The driver's settings that decide what a worker computes and where it finds data: the
-    `WORKER_HF_VARS`, and every XLT_* variable whose name does not look like a credential."""
-    environ = os.environ if environ is None else environ
-    return {k: v for k, v in environ.items()
-            if k in WORKER_HF_VARS
-            or (k.startswith("XLT_") and not _looks_secret(k))}
 
 
 def _log(progress: bool, msg: str) -> None:
@@ -207,7 +158,7 @@ def _describe(i: int, n: int, cfg: ExperimentConfig) -> str:
 
 
 def run_grid(configs: Sequence[ExperimentConfig], backend: str = "local", ray_address: str | None = None,
-             resources: dict | None = None, progress: bool = True, results: str | Path | None = None,
+             resources: dict | None = None, progress: bool | None = None, results: str | Path | None = None,
              keep_going: bool = True, threads: int | None = None) -> list[dict]:
     """Run every config (cached ones return at once) and return their records, in config order.
 
@@ -218,12 +169,14 @@ def run_grid(configs: Sequence[ExperimentConfig], backend: str = "local", ray_ad
     Every task writes to the same result store (root `results`, else the default), which
     must therefore be on a file system that the workers share with the driver.
 
-    `threads`: torch threads per config on the local backend (default: unchanged).
+    `threads`: torch threads per config on the local backend (default: unchanged). `progress`: one
+    line per config and its progress bars (None: as the settings say, `settings.current().progress`).
 
     With `keep_going`, a failing config does not stop the others; a SweepError lists the failures
     at the end (rerunning the grid retries only them).
     """
     configs = list(configs)
+    progress = settings.current().progress if progress is None else progress
     root = ResultStore(results).root.resolve()
     if backend == "local":
         return _run_local(configs, root, progress, keep_going, threads)
@@ -233,14 +186,12 @@ def run_grid(configs: Sequence[ExperimentConfig], backend: str = "local", ray_ad
 
 
 def _run_local(configs, root: Path, progress: bool, keep_going: bool, threads: int | None) -> list[dict]:
-    from .setup import progress_enabled
-
     records: list[dict | None] = []
     failures = []
     for i, cfg in enumerate(configs):
         cached, t0 = ResultStore(root).is_cached(cfg), time.perf_counter()
         try:
-            records.append(run_config(cfg, root, progress=progress and progress_enabled(), threads=threads))
+            records.append(run_config(cfg, root, progress=progress, threads=threads))
         except Exception as e:
             if not keep_going:
                 raise
@@ -257,13 +208,13 @@ def _run_local(configs, root: Path, progress: bool, keep_going: bool, threads: i
 
 def _ray_options(resources: dict | None, root: Path) -> dict:
     """Ray task options: the given resources, and a runtime_env that gives every worker the driver's
-    XLT_* settings and the HF_* ones it needs (offline mode, caches; never tokens: `_driver_env`);
+    XLT_* settings and the HF_* ones it needs (offline mode, caches; never tokens: `settings.worker_environment`);
     the results root is the task's argument. (A runtime_env can only add variables: that a local
     instance's workers hold no token comes from `_start_ray`.)"""
     opts = {"num_cpus": 1, **(resources or {})}
     opts.setdefault("max_retries", 1)  # a worker that died (OOM, node lost) is retried once; it resumes
     runtime_env = dict(opts.get("runtime_env") or {})
-    runtime_env["env_vars"] = {**_driver_env(), **runtime_env.get("env_vars", {})}
+    runtime_env["env_vars"] = {**settings.worker_environment(), **runtime_env.get("env_vars", {})}
     opts["runtime_env"] = runtime_env
     return opts
 

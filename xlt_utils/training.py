@@ -27,8 +27,7 @@ from .batching import (
 )
 from .data.records import Sentence
 from .models import model_device
-from .precision import autocast as precision_autocast
-from .precision import grad_scaler, hardware_precision, normalize, resolve_precision
+from .precision import autocast, grad_scaler, normalize, resolve_precision
 from .store import (  # CHECKPOINT: the store deletes it
     CHECKPOINT,
     atomic_file,
@@ -40,18 +39,6 @@ from .store import (  # CHECKPOINT: the store deletes it
 def set_seed(seed: int) -> None:
     """Seed python, numpy and torch."""
     random.seed(seed), np.random.seed(seed), torch.manual_seed(seed)
-
-
-def bf16_supported(device: str = "cpu") -> bool:
-    """True where bf16 matmuls are native: CUDA capability >= 8.0, or a CPU with AVX-512 BF16 or AMX
-    (the policy of `xlt_utils.precision`; XLT_PRECISION can force it)."""
-    return hardware_precision(device) == "bf16"
-
-
-def autocast(enabled: bool | str = "auto", device: str = "cpu", model=None):
-    """Autocast in the precision `enabled` resolves to ("auto", "bf16", "fp16", "fp32"; True/False =
-    bf16/fp32) on `device`, for `model` (small models: fp32 under "auto"); a no-op context for fp32."""
-    return precision_autocast(resolve_precision(enabled, device, model), device)
 
 
 def decay_groups(groups) -> list[dict]:
@@ -153,10 +140,11 @@ def check_float_option(name: str, value, low: float, high: float | None, low_ok:
     return number
 
 
-@dataclass
+@dataclass(frozen=True)
 class TrainConfig:
-    """Fine-tuning hyper-parameters. Every option is checked when the config is made (`check`): a
-    value out of range is a `TrainingOptionError` that names the option, its value and the valid range."""
+    """Fine-tuning hyper-parameters, immutable. Every option is checked when the config is made: a
+    value out of range is a `TrainingOptionError` that names the option, its value and the valid
+    range. `dataclasses.replace(cfg, epochs=1)` makes a changed copy (checked too)."""
 
     epochs: int = 3
     batch_size: int = 32
@@ -165,28 +153,23 @@ class TrainConfig:
     warmup: float = 0.1  # a fraction of the training steps, 0 to 1
     weight_decay: float = 0.01
     seed: int = 1
-    bf16: bool | str = "auto"  # precision: "auto" (xlt_utils.precision), "bf16", "fp16", "fp32"; True/False = bf16/fp32
+    precision: str = "auto"  # "auto" (xlt_utils.precision decides), "bf16", "fp16" or "fp32"
     max_grad_norm: float = 1.0
     max_length: int = 256
     length_bucket: int = 4  # batches per length-sorted bucket (1: random batches); see length_grouped_batches
 
     def __post_init__(self):
-        self.check()
-
-    def check(self) -> TrainConfig:
-        """Check every option (again, after an assignment) and write numbers in one type: integers as
-        int, reals as float, so that equal values give equal cache keys. Valid values are kept as they
-        are, so the configs made before these checks keep their keys."""
+        """Check every option and write numbers in one type: integers as int, reals as float, so
+        that equal values give equal cache keys; the precision as one of its names (True/False, as
+        configs older than this field's name said, become "bf16"/"fp32")."""
         for name, (low, high) in INT_OPTIONS.items():
-            setattr(self, name, check_int_option(name, getattr(self, name), low, high))
+            object.__setattr__(self, name, check_int_option(name, getattr(self, name), low, high))
         for name, spec in FLOAT_OPTIONS.items():
-            setattr(self, name, check_float_option(name, getattr(self, name), *spec))
+            object.__setattr__(self, name, check_float_option(name, getattr(self, name), *spec))
         try:
-            normalize(self.bf16)
+            object.__setattr__(self, "precision", normalize(self.precision))
         except ValueError:
-            raise _option_error("bf16", self.bf16, "auto, bf16, fp16, fp32 (the precision), or True/False "
-                                "(bf16/fp32)") from None
-        return self
+            raise _option_error("precision", self.precision, "auto, bf16, fp16 or fp32") from None
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -320,7 +303,6 @@ def fine_tune(model, tokenizer, train: Iterable[Sentence], cfg: TrainConfig, run
     """
     from tqdm.auto import tqdm
 
-    cfg.check()  # an option assigned after the config was made is checked too
     set_seed(cfg.seed)
     train = list(train)
     if not train:
@@ -347,7 +329,7 @@ def fine_tune(model, tokenizer, train: Iterable[Sentence], cfg: TrainConfig, run
     start_epoch = 0
     ckpt = Path(run_dir) / CHECKPOINT if run_dir else None
     device = model_device(model)  # batches go where the model is (the full device: cuda:1 too)
-    precision = resolve_precision(cfg.bf16, device, model)
+    precision = resolve_precision(cfg.precision, device, model)
     scaler = grad_scaler(precision, device.type)  # enabled for fp16 only
     state = _resume_state(ckpt, model, opt, cfg) if ckpt is not None and ckpt.is_file() else None
     if state is not None:
@@ -373,7 +355,7 @@ def fine_tune(model, tokenizer, train: Iterable[Sentence], cfg: TrainConfig, run
         total_loss = 0.0
         for idx in tqdm(batches, desc=f"epoch {epoch + 1}/{cfg.epochs}", disable=not progress, leave=False):
             batch = {k: v.to(device) for k, v in collate([examples[i] for i in idx], tokenizer.pad_token_id).items()}
-            with precision_autocast(precision, device.type):
+            with autocast(precision, device.type):
                 loss = task_loss(model, batch)
             scaler.scale(loss).backward()
             if cfg.max_grad_norm:

@@ -72,12 +72,9 @@ import urllib.request
 import warnings
 from pathlib import Path
 
-from .. import __version__
+from .. import __version__, settings
 
 MANIFEST_PATH = Path(__file__).with_name("manifest.json")
-DEFAULT_CACHE_DIR = "~/.cache/xlt"
-OFFLINE_VARS = ("XLT_OFFLINE", "HF_HUB_OFFLINE")
-_TRUE = {"1", "true", "yes", "on"}
 _RETRY_STATUS = {408, 425, 429, 500, 502, 503, 504}
 _CHUNK = 1 << 16
 _UNSET = object()
@@ -114,17 +111,13 @@ def load_manifest() -> dict[str, dict]:
 
 
 def cache_dir() -> Path:
-    """The cache folder: ``$XLT_CACHE_DIR`` or ``~/.cache/xlt``."""
-    return Path(os.environ.get("XLT_CACHE_DIR") or DEFAULT_CACHE_DIR).expanduser()
+    """The cache folder: `settings.current().cache_dir` (``$XLT_CACHE_DIR`` or ``~/.cache/xlt``)."""
+    return settings.current().cache_dir
 
 
 def offline_reason() -> str | None:
     """``"XLT_OFFLINE=1"`` (or the HF variable) when offline mode is on, else None."""
-    for var in OFFLINE_VARS:
-        value = os.environ.get(var, "")
-        if value.strip().lower() in _TRUE:
-            return f"{var}={value}"
-    return None
+    return settings.current().offline
 
 
 def sha256_file(path: str | Path) -> str:
@@ -397,10 +390,10 @@ def _check_relative(name: str) -> None:
 
 
 def _from_data_dir(rel: str, expected: str | None) -> Path | None:
-    root = os.environ.get("XLT_DATA_DIR")
-    if not root:
+    root = settings.current().data_dir
+    if root is None:
         return None
-    path = Path(root).expanduser() / rel
+    path = root / rel
     if not path.is_file():
         return None
     if expected is not None:
@@ -686,7 +679,7 @@ def _download_watched(req, target: Path, timeout: float, end: float | None, left
 
 
 def _by_hand(rel: str, urls: list[str], expected: str | None, target: Path) -> str:
-    data_dir = os.environ.get("XLT_DATA_DIR") or "$XLT_DATA_DIR"
+    data_dir = settings.current().data_dir or "$XLT_DATA_DIR"
     return (
         "To get it by hand, download\n    "
         + "\n    or ".join(urls)

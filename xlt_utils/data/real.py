@@ -19,9 +19,9 @@ its 176 languages), so that ``../../outside`` or an absolute path never reaches 
 from __future__ import annotations
 
 import contextlib
-import os
 import re
 
+from .. import settings
 from ..languages import NER_SOURCES, PUD_TREEBANKS, REAL_LANGUAGES, get_language, pud_file, ud_name
 from .conllu_io import read_conllu
 from .download import FetchError, OfflineError, fetch_read, hub_offline, offline_reason
@@ -141,12 +141,7 @@ def _hf_offline_reason() -> str | None:
     reason = offline_reason()
     if reason:
         return reason
-    value = os.environ.get("HF_DATASETS_OFFLINE", "")
-    return (
-        f"HF_DATASETS_OFFLINE={value}"
-        if value.strip().lower() in {"1", "true", "yes", "on"}
-        else None
-    )
+    return settings.current().datasets_offline
 
 
 
@@ -193,15 +188,14 @@ WIKIANN_TAGS = ("O", "B-PER", "I-PER", "B-ORG", "I-ORG", "B-LOC", "I-LOC")
 
 def local_wikiann_files(lang: str, hf_split: str) -> list:
     """Local WikiANN Parquet files, ``$XLT_DATA_DIR/wikiann/<lang>/<hf_split>*.parquet`` (sorted), if any."""
-    from pathlib import Path
 
     check_lang_code(lang)
     if hf_split not in _WIKIANN_SPLIT.values():
         raise ValueError(f"unknown WikiANN split {hf_split!r}; valid: {', '.join(_WIKIANN_SPLIT.values())}")
-    root = os.environ.get("XLT_DATA_DIR")
-    if not root:
+    root = settings.current().data_dir
+    if root is None:
         return []
-    return sorted((Path(root).expanduser() / "wikiann" / lang).glob(f"{hf_split}*.parquet"))
+    return sorted((root / "wikiann" / lang).glob(f"{hf_split}*.parquet"))
 
 
 def wikiann_to_sentences(ds, lang: str, split: str) -> list[Sentence]:
