@@ -27,11 +27,21 @@ from PIL import Image  # noqa: E402
 from xlt_utils.plotting import (  # noqa: E402
     BOOK_COLUMN_PX,
     COLUMN_WIDTH_IN,
+    DPI,
     FIGURE_DPI,
+    MIN_TEXT_PX,
     ROLE_COLOURS,
     column_subplots,
+    min_text_px,
 )
-from xlt_utils.widgets import ALL_ABLATIONS, ALL_LANGUAGES, ROLE_HEX, cka_explorer, reinit_explorer  # noqa: E402
+from xlt_utils.widgets import (  # noqa: E402
+    ALL_ABLATIONS,
+    ALL_LANGUAGES,
+    FLOOR_TITLE,
+    ROLE_HEX,
+    cka_explorer,
+    reinit_explorer,
+)
 
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 SVG = "{http://www.w3.org/2000/svg}"
@@ -206,6 +216,11 @@ def _svg(html_value: str) -> ET.Element:
     return ET.fromstring(html_value[start:end])
 
 
+def _svgs(html_value: str) -> list[ET.Element]:
+    """Every inline SVG chart of a panel, parsed, in order."""
+    return [ET.fromstring("<svg" + part.split("</svg>")[0] + "</svg>") for part in html_value.split("<svg")[1:]]
+
+
 def _svg_texts(svg: ET.Element) -> list[str]:
     return [t.text for t in svg.iter(f"{SVG}text")]
 
@@ -250,12 +265,15 @@ def test_reinit_explorer_panels_show_mean_std_over_seeds():
     assert len(list(svg.iter(f"{SVG}path"))) == 2
     assert len(list(svg.iter(f"{SVG}circle"))) == 2 * 4
     assert "reinit 4,5" in _svg_texts(svg) and svg.find(f"{SVG}title").text.startswith("parse: reinit 4,5")
-    # The overview (first option): a row of bars per ablation, every ablation's name once.
-    overview = _svg(parse.children[0].value)
-    labels = _svg_texts(overview)
+    # The overview (first option): a row of bars per ablation, every ablation's name once; the
+    # random encoder in a second chart, on its own axis.
+    main, floor = _svgs(parse.children[0].value)
+    labels = _svg_texts(main) + _svg_texts(floor)
     assert all(labels.count(a) == 1 for a in ablation_dd.options[1:])
-    assert f"parse: {ALL_ABLATIONS}" in labels
-    assert len([r for r in overview.iter(f"{SVG}rect") if r.find(f"{SVG}title") is not None]) == 2 * 3
+    assert f"parse: {ALL_ABLATIONS}" in labels and f"parse: {FLOOR_TITLE}" in _svg_texts(floor)
+    assert "random-init" in _svg_texts(floor) and "random-init" not in _svg_texts(main)
+    assert len([r for r in main.iter(f"{SVG}rect") if r.find(f"{SVG}title") is not None]) == 2 * 2
+    assert len([r for r in floor.iter(f"{SVG}rect") if r.find(f"{SVG}title") is not None]) == 2
 
 
 def test_reinit_explorer_bars_follow_the_values():
@@ -270,6 +288,29 @@ def test_reinit_explorer_bars_follow_the_values():
     unit = (zero - spans[0][0]) / 2  # pixels per point
     assert zero - spans[1][0] == pytest.approx(6 * unit, abs=0.2)  # a target: mean -6
     assert spans[2][1] - zero == pytest.approx(2 * unit, abs=0.2) and spans[3][1] - zero == pytest.approx(4 * unit, abs=0.2)
+
+
+def _bar_px(svg: ET.Element) -> list[float]:
+    return [float(r.get("width")) for r in svg.iter(f"{SVG}rect") if r.find(f"{SVG}title") is not None]
+
+
+def test_reinit_explorer_puts_the_random_encoder_on_its_own_scale():
+    """A random encoder 40 points down does not flatten the Reinit bars (2 points down) into
+    slivers: they keep the width they have without it, in the overview and in their own panel."""
+    with_floor = _deltas(tasks=("pos",), ablations=("reinit 1,2", "reinit 3,4", "random-init"))
+    with_floor.loc[with_floor.ablation == "random-init", "delta"] -= 38.0
+    without = with_floor[with_floor.ablation != "random-init"]
+    a, b = (reinit_explorer(d).children[1].children[0] for d in (with_floor, without))
+    main, floor = _svgs(a.children[0].value)
+    assert _bar_px(main) == _bar_px(_svgs(b.children[0].value)[0])
+    assert min(_bar_px(main)) > 40  # about 2 points of a ~5-point axis: not a sliver
+    assert min(_bar_px(floor)) > 200  # the random encoder fills its own axis
+    ticks = [float(t) for t in _svg_texts(floor) if t and t.lstrip("-").replace(".", "").isdigit()]
+    assert min(ticks) <= -35, ticks  # ... whose scale reaches its loss
+    main_ticks = [float(t) for t in _svg_texts(main) if t and t.lstrip("-").replace(".", "").isdigit()]
+    assert min(main_ticks) > -10, main_ticks
+    k = 1 + list(dict.fromkeys(with_floor.ablation)).index("reinit 1,2")
+    assert a.children[k].value == b.children[k].value  # the one-ablation panel ignores the floor
 
 
 def test_reinit_explorer_single_seed_has_zero_std():
@@ -378,7 +419,9 @@ def test_chapter_figures_fit_the_column():
         fig = plot_deltas(deltas, order=list(GRID_ABLATIONS[:5]))
         try:
             assert fig.get_size_inches()[0] == pytest.approx(COLUMN_WIDTH_IN)
-            assert len(fig.axes) == 3 and _saved_width_px(fig) <= column_px
+            # 3 tasks, each with the random encoder's own axis (a twin on the right)
+            assert len(fig.axes) == 6 and _saved_width_px(fig) <= column_px
+            assert min_text_px(fig) >= MIN_TEXT_PX
             assert all(t.get_rotation() == 0 for t in fig.axes[0].get_xticklabels())
         finally:
             plt.close(fig)
@@ -389,6 +432,67 @@ def test_chapter_figures_fit_the_column():
             plt.close(fig)
         heat = plot_cka_heatmap(np.random.default_rng(0).random((6, 13)))
         assert heat.get_size_inches()[0] <= COLUMN_WIDTH_IN and _saved_width_px(heat) <= column_px
+        assert min_text_px(heat) >= MIN_TEXT_PX  # the 78 numbers in the cells included
+
+
+def test_plot_deltas_puts_the_random_encoder_on_its_own_scale():
+    """The chapter's Δ bars: the random encoder (40 points down) is on the right-hand axis, so the
+    left axis spans the other ablations (2 points down) and their bars are not slivers."""
+    import matplotlib.pyplot as plt
+
+    from xlt_utils.plotting import plot_deltas
+
+    deltas = _deltas(tasks=("pos",), ablations=("reinit 1,2", "freeze 0-6", "random-init"))
+    deltas.loc[deltas.ablation == "random-init", "delta"] -= 38.0
+    with plt.rc_context({"figure.dpi": FIGURE_DPI}):
+        fig = plot_deltas(deltas)
+    try:
+        main, own = fig.axes
+        assert [t.get_text() for t in main.get_xticklabels()] == ["reinit 1,2", "freeze 0-6", "random-init"]
+        lo, hi = main.get_ylim()
+        assert -10 < lo < 0 < hi  # the left axis spans the small losses
+        assert own.get_ylim()[0] <= deltas[deltas.ablation == "random-init"].delta.min()
+        from matplotlib.container import BarContainer
+
+        bars = [[p for c in ax.containers if isinstance(c, BarContainer) for p in c] for ax in (main, own)]
+        assert len(bars[0]) == 2 * 2 and len(bars[1]) == 2  # bars: source, target
+        heights = [abs(p.get_height()) / (hi - lo) for p in bars[0]]
+        assert min(heights) > 0.15, heights  # about 2 points of a ~6-point axis
+        zero_main = -lo / (hi - lo)
+        own_lo, own_hi = own.get_ylim()
+        assert -own_lo / (own_hi - own_lo) == pytest.approx(zero_main)  # one zero line
+        assert min_text_px(fig) >= MIN_TEXT_PX
+    finally:
+        plt.close(fig)
+
+
+def test_pair_heatmaps_fit_the_column_with_readable_text():
+    import matplotlib.pyplot as plt
+
+    from xlt_utils.ablation import Ablation
+    from xlt_utils.plotting import plot_pair_heatmaps
+
+    layers = 6
+    pairs = [Ablation("reinit", (i, j)) for i in range(1, layers + 1) for j in range(i + 1, layers + 1)]
+    deltas = _deltas(tasks=("pos", "ner"), ablations=pairs, seeds=(1, 2))
+    with plt.rc_context({"figure.dpi": FIGURE_DPI}):
+        fig = plot_pair_heatmaps(deltas, layers)
+    try:
+        assert fig.get_size_inches()[0] == pytest.approx(COLUMN_WIDTH_IN)
+        assert min_text_px(fig) >= MIN_TEXT_PX
+        assert len(fig.axes[0].texts) == layers * (layers - 1) // 2  # each pair's value in its cell
+    finally:
+        plt.close(fig)
+
+
+def test_cka_explorer_panels_have_readable_text():
+    from xlt_utils.widgets import _check_curves, _cka_figure
+
+    curves = _check_curves(pd.DataFrame(np.random.default_rng(0).random((14, 13)),
+                                        index=[f"l{i}" for i in range(14)]))
+    for chosen in (None, "l3"):
+        fig = _cka_figure(curves, chosen, "CKA", "CKA", (0, 1), (5.6, 3.1))
+        assert min_text_px(fig, dpi=DPI) >= MIN_TEXT_PX
 
 
 def test_column_subplots():

@@ -30,6 +30,8 @@ BOOK_COLUMN_PX = 624
 #: Width of a notebook figure, in inches at FIGURE_DPI: 600 px, and at most 620 px as stored (the
 #: inline backend's tight box adds 0.1 in of padding on each side), so it fits BOOK_COLUMN_PX.
 COLUMN_WIDTH_IN = 6.0
+#: Smallest text of a figure as the book shows it, in CSS px (at FIGURE_DPI, 6.5 pt is 9 px).
+MIN_TEXT_PX = 9.0
 ROLES = ("source", "target")
 ROLE_COLOURS = {"source": "tab:blue", "target": "tab:red"}
 
@@ -56,6 +58,23 @@ def png_bytes(fig, colours: int = 64) -> bytes:
     out = io.BytesIO()
     small.save(out, format="PNG", optimize=True)
     return out.getvalue()
+
+
+def min_text_px(fig, dpi: float | None = None, column_px: float = BOOK_COLUMN_PX) -> float:
+    """Size in CSS px of the smallest visible text of `fig` as the book shows it: saved at `dpi`
+    (default the figure's), then shrunk to `column_px` if wider (the book never enlarges)."""
+    from matplotlib.text import Text
+
+    dpi = dpi or fig.dpi
+    scale = min(1.0, column_px / (fig.get_size_inches()[0] * dpi))
+    sizes = [t.get_fontsize() for t in fig.findobj(Text) if t.get_visible() and t.get_text().strip()]
+    return min(sizes) * dpi / 72 * scale if sizes else float("inf")
+
+
+def _is_floor(ablation) -> bool:
+    """The random encoder (no pretraining at all): the floor that the chapter's Δ bars leave out
+    of the scale of the other ablations."""
+    return getattr(ablation, "kind", None) == "random_init" or str(ablation) in ("random-init", "random_init")
 
 
 def column_subplots(n: int, panel_height: float = 2.6, max_cols: int = 2, **kwargs):
@@ -93,73 +112,116 @@ def qualitative_colours(n: int) -> list:
 
 def delta_bars(ax, means: dict, stds: dict, labels: Sequence[str], width: float = 0.38) -> None:
     """Source and target bars (mean ± std) side by side for each label; means[role][i], stds[role][i]."""
-    x = np.arange(len(labels))
+    _role_bars(ax, np.arange(len(labels)), means, stds, width)
+
+
+def _role_bars(ax, x: np.ndarray, means: dict, stds: dict, width: float = 0.38, **kwargs) -> None:
+    """Source and target bars (mean ± std) at the positions x."""
     for k, role in enumerate(ROLES):
         ax.bar(x + (k - 0.5) * width, means[role], width, yerr=stds[role], capsize=3, color=ROLE_COLOURS[role],
-               label=role, error_kw={"lw": 1})
+               label=role, error_kw={"lw": 1}, **kwargs)
     ax.axhline(0, color="black", lw=0.8)
+
+
+def _padded_limits(means: dict, stds: dict) -> tuple[float, float]:
+    """(lo, hi) holding 0 and every mean ± std, with a margin on both sides of 0."""
+    values = np.concatenate([np.asarray(means[r], float) - stds[r] for r in ROLES]
+                            + [np.asarray(means[r], float) + stds[r] for r in ROLES])
+    lo, hi = min(0.0, float(np.nanmin(values))), max(0.0, float(np.nanmax(values)))
+    pad = max(0.08 * (hi - lo), 0.25)
+    return lo - pad, hi + pad
 
 
 def plot_deltas(deltas: pd.DataFrame, order: Sequence | None = None):
     """Bars of Δ to the reference (mean ± std over seeds), source vs targets, one panel per task.
 
     The panels are stacked, one row per task, in a figure of the book's column width
-    (COLUMN_WIDTH_IN); the ablations' names are horizontal when they fit, else slanted."""
+    (COLUMN_WIDTH_IN); the ablations' names are horizontal when they fit, else slanted. The random
+    encoder (random-init, tens of points below the rest) is drawn on its own scale, the right-hand
+    axis over a shaded slot, so that it does not flatten the other ablations' bars into slivers."""
     tasks = list(dict.fromkeys(deltas.task))
     order = list(order) if order is not None else list(dict.fromkeys(deltas.ablation))
     import matplotlib.pyplot as plt
 
     labels = [str(a) for a in order]
-    rotation = _tick_rotation(labels, 0.85 * COLUMN_WIDTH_IN * FIGURE_DPI)
+    floor = np.array([_is_floor(a) for a in order])
+    split = bool(floor.any() and (~floor).any())
+    rotation = _tick_rotation(labels, (0.78 if split else 0.85) * COLUMN_WIDTH_IN * FIGURE_DPI)
     row_in = 2.0 + (0.45 if rotation else 0.0)
     fig, axes = plt.subplots(len(tasks), 1, figsize=(COLUMN_WIDTH_IN, row_in * len(tasks)), squeeze=False)
+    x = np.arange(len(order))
     for k, (ax, task) in enumerate(zip(axes[:, 0], tasks, strict=True)):
         means, stds = {}, {}
         for role in ROLES:
             d = deltas[(deltas.task == task) & (deltas.role == role)].groupby("ablation", sort=False)["delta"]
             means[role] = d.mean().reindex(order).to_numpy()
             stds[role] = d.std(ddof=1).reindex(order).fillna(0).to_numpy()
-        delta_bars(ax, means, stds, labels)
-        ax.set_xticks(np.arange(len(order)), labels, rotation=rotation, fontsize=8,
-                      ha="right" if rotation else "center")
-        ax.set_title(f"{task}: Δ to reference (points)", fontsize=10)
+        if split:
+            part = {True: ({r: means[r][floor] for r in ROLES}, {r: stds[r][floor] for r in ROLES}),
+                    False: ({r: means[r][~floor] for r in ROLES}, {r: stds[r][~floor] for r in ROLES})}
+            _role_bars(ax, x[~floor], *part[False])
+            lo, hi = _padded_limits(*part[False])
+            ax.set_ylim(lo, hi)
+            own = ax.twinx()
+            _role_bars(own, x[floor], *part[True], hatch="//", edgecolor="white", linewidth=0)
+            flo, fhi = _padded_limits(*part[True])
+            scale = max(flo / lo, fhi / hi)  # the same 0 line on both axes
+            own.set_ylim(lo * scale, hi * scale)
+            own.tick_params(axis="y", labelsize=8, colors="0.3")
+            own.set_ylabel("random-init\n(own scale)", fontsize=8, color="0.3")
+            for i in np.flatnonzero(floor):
+                ax.axvspan(i - 0.5, i + 0.5, color="0.92", zorder=0, lw=0)
+        else:
+            delta_bars(ax, means, stds, labels)
+        ax.set_xlim(-0.6, len(order) - 0.4)
+        ax.set_xticks(x, labels, rotation=rotation, fontsize=8, ha="right" if rotation else "center")
+        ax.set_title(f"{task}: Δ to reference (points)", fontsize=10, loc="left")
         ax.tick_params(axis="y", labelsize=8)
         if k == 0:
-            ax.legend(fontsize=8, ncol=2)
+            ax.legend(*ax.get_legend_handles_labels(), fontsize=8, ncol=2, loc="lower right",
+                      bbox_to_anchor=(1.0, 1.0), frameon=False, borderaxespad=0.1)
     fig.tight_layout()
     return fig
 
 
 def plot_pair_heatmaps(deltas: pd.DataFrame, n_layers: int, tasks: list[str] | None = None):
     """For each task, the mean Δ of re-initialising each pair of layers: source, targets, and the
-    transfer-specific part (targets − source). Red is a loss; the colour scale is shared per task."""
+    transfer-specific part (targets − source). Red is a loss; the colour scale is shared per task.
+
+    Made at the book's column width (COLUMN_WIDTH_IN), so no text is shrunk below MIN_TEXT_PX; the
+    values are printed in the cells when they are wide enough to hold them at that size."""
     import matplotlib.pyplot as plt
 
     from .analysis import pair_matrix
 
     tasks = tasks or list(dict.fromkeys(deltas.task))
-    fig, axes = plt.subplots(len(tasks), 4, figsize=(10, 2.9 * len(tasks)), squeeze=False,
-                             gridspec_kw={"width_ratios": [1, 1, 1, 0.05]})
+    fig, axes = plt.subplots(len(tasks), 4, figsize=(COLUMN_WIDTH_IN, 2.5 * len(tasks)), squeeze=False,
+                             gridspec_kw={"width_ratios": [1, 1, 1, 0.06]}, layout="constrained")
+    cell_px = 0.27 * COLUMN_WIDTH_IN * FIGURE_DPI / max(1, n_layers - 1)  # a panel is ~27% of the width
+    annotate = cell_px >= 30  # "-10.5" at 7 pt (9.7 px) needs about 30 px
     for row, task in zip(axes, tasks, strict=True):
         row, cax = row[:3], row[3]
         src = pair_matrix(deltas, task, "source", n_layers).iloc[:-1, 1:]  # pairs i < j only
         tgt = pair_matrix(deltas, task, "target", n_layers).iloc[:-1, 1:]
-        panels = (("source", src), ("targets", tgt), ("targets − source", tgt - src))
+        panels = (("source", src), ("targets", tgt), ("tgt − src", tgt - src))
         lim = max(1.0, float(np.nanmax(np.abs(np.stack([p.to_numpy() for _, p in panels])))))
         for k, (ax, (name, mat)) in enumerate(zip(row, panels, strict=True)):
             im = ax.imshow(mat.to_numpy(), cmap="RdBu", vmin=-lim, vmax=lim)
-            for (i, j), v in np.ndenumerate(mat.to_numpy()):
-                if not np.isnan(v):
-                    ax.text(j, i, f"{v:.1f}", ha="center", va="center", fontsize=7)
-            ax.set_xticks(range(mat.shape[1]), mat.columns)
-            ax.set_yticks(range(mat.shape[0]), mat.index)
-            ax.set_xlabel("second layer", fontsize=9)
+            if annotate:
+                for (i, j), v in np.ndenumerate(mat.to_numpy()):
+                    if not np.isnan(v):
+                        ax.text(j, i, f"{v:.1f}", ha="center", va="center", fontsize=7)
+            step = max(1, len(mat.columns) // 6)  # at most ~6 tick labels per axis
+            ax.set_xticks(range(0, mat.shape[1], step), list(mat.columns)[::step], fontsize=7)
+            ax.set_yticks(range(0, mat.shape[0], step), list(mat.index)[::step], fontsize=7)
+            ax.set_xlabel("second layer", fontsize=8)
             if k == 0:
-                ax.set_ylabel(f"{task}\nfirst layer", fontsize=9)
-            ax.set_title(f"{task}: Δ {name}", fontsize=10)
+                ax.set_ylabel(f"{task}: first layer", fontsize=8)
+            ax.set_title(f"{task}: Δ {name}", fontsize=9)
             ax.grid(False)
-        fig.colorbar(im, cax=cax, label="Δ (points)")
-    fig.subplots_adjust(hspace=0.5, wspace=0.3)
+        bar = fig.colorbar(im, cax=cax)
+        bar.set_label("Δ (points)", fontsize=8)
+        bar.ax.tick_params(labelsize=7)
     return fig
 
 
@@ -227,6 +289,5 @@ def plot_cka_heatmap(
                     continue
                 r, g, b, _ = im.cmap(im.norm(v))
                 colour = "black" if 0.299 * r + 0.587 * g + 0.114 * b > 0.5 else "white"
-                ax.text(j, i, format(v, fmt), ha="center", va="center", color=colour,
-                        fontsize=8 if n_cols <= 10 else 7)
+                ax.text(j, i, format(v, fmt), ha="center", va="center", color=colour, fontsize=8)
     return fig

@@ -26,7 +26,7 @@ from collections.abc import Sequence
 import numpy as np
 import pandas as pd
 
-from .plotting import DPI, ROLES, new_figure, png_bytes, qualitative_colours
+from .plotting import DPI, ROLES, _is_floor, new_figure, png_bytes, qualitative_colours
 
 __all__ = ["cka_explorer", "reinit_explorer", "ALL_LANGUAGES", "ALL_ABLATIONS"]
 
@@ -36,6 +36,11 @@ ALL_LANGUAGES = "all languages"
 ALL_ABLATIONS = "all ablations"
 
 REINIT_COLUMNS = ("task", "ablation", "role", "seed", "delta")
+#: The smallest text of a pre-rendered panel, in points: 9.4 px at the panels' DPI (80), which the
+#: book shows at natural size (plotting.MIN_TEXT_PX).
+LEGEND_PT = 8.5
+#: Title of the random encoder's chart in reinit_explorer's overview: drawn on its own Δ axis.
+FLOOR_TITLE = "random encoder, own scale"
 #: plotting.ROLE_COLOURS (matplotlib's tab:blue, tab:red) as SVG colours.
 ROLE_HEX = {"source": "#1f77b4", "target": "#d62728"}
 
@@ -118,6 +123,10 @@ def _curve_ylim(values: np.ndarray) -> tuple[float, float]:
 
 
 def _cka_png(curves: pd.DataFrame, chosen, title: str, ylabel: str, ylim, figsize) -> bytes:
+    return png_bytes(_cka_figure(curves, chosen, title, ylabel, ylim, figsize))
+
+
+def _cka_figure(curves: pd.DataFrame, chosen, title: str, ylabel: str, ylim, figsize):
     fig = new_figure(figsize)
     ax = fig.add_subplot()
     layers = np.asarray(curves.columns, dtype=int)
@@ -127,7 +136,7 @@ def _cka_png(curves: pd.DataFrame, chosen, title: str, ylabel: str, ylim, figsiz
         for k, (lang, row) in enumerate(curves.iterrows()):
             ax.plot(layers, row.to_numpy(), marker="o", ms=3, lw=1.2, color=cmap[k], label=str(lang))
         ax.plot(layers, mean, color="black", lw=2.2, ls="--", label="mean")
-        fig.legend(fontsize=7, ncol=2 if len(curves) > 12 else 1, loc="outside right upper",
+        fig.legend(fontsize=LEGEND_PT, ncol=2 if len(curves) > 12 else 1, loc="outside right upper",
                    frameon=False)
         ax.set_title(f"{title}: all languages", fontsize=10)
     else:
@@ -141,14 +150,14 @@ def _cka_png(curves: pd.DataFrame, chosen, title: str, ylabel: str, ylim, figsiz
         peak = int(np.nanargmax(row))
         ax.plot([layers[peak]], [row[peak]], marker="o", ms=9, mfc="none", mec="black", mew=1.2,
                 zorder=4)
-        ax.legend(fontsize=8, loc="best", frameon=False)
+        ax.legend(fontsize=LEGEND_PT, loc="best", frameon=False)
         ax.set_title(f"{title}: {chosen} (peak {row[peak]:.3f} at layer {layers[peak]})", fontsize=10)
     ax.set_xticks(layers)
     ax.set_xlabel("layer")
     ax.set_ylabel(ylabel)
     ax.set_ylim(*ylim)
     ax.grid(alpha=0.3, lw=0.5)
-    return png_bytes(fig)
+    return fig
 
 
 def cka_explorer(
@@ -258,7 +267,7 @@ def _nice_ticks(lo: float, hi: float) -> list[float]:
 
 
 def _delta_svg(data: pd.DataFrame, stats: pd.DataFrame, task: str, ablations: list[str],
-               xlim: tuple[float, float], title: str, width: int) -> str:
+               xlim: tuple[float, float], title: str, width: int, heading: bool | None = None) -> str:
     """Horizontal bars of source and target Δ (mean, whisker ± std, a dot per seed), a group of two
     per ablation, as inline SVG: a few kB, sharp at any zoom, and the ablations' names in rows of
     their own, so they cannot overlap."""
@@ -278,7 +287,8 @@ def _delta_svg(data: pd.DataFrame, stats: pd.DataFrame, task: str, ablations: li
              f'viewBox="0 0 {width} {height}" style="max-width:100%;height:auto" '
              'font-family="sans-serif" font-size="11" role="img">',
              f"<title>{e(task)}: {e(title)}, Δ to reference</title>"]
-    if len(ablations) > 1:  # a one-ablation chart is titled by the Dropdowns and its row's label
+    if heading if heading is not None else len(ablations) > 1:  # a one-ablation chart is titled
+        # by the Dropdowns and its row's label
         parts.append(f'<text x="4" y="14" font-size="12" font-weight="bold">{e(task)}: {e(title)}</text>')
     for k, role in enumerate(ROLES):  # legend, top right
         lx = width - right - 130 + 68 * k
@@ -366,7 +376,9 @@ def reinit_explorer(
     order of the ablations in the Dropdown (default: as they first appear). The first ablation
     option, "all ablations", shows every ablation of the task, one row each; the others show one
     ablation (source and target bars, ± std, each seed) and a table (mean ± std, seed count,
-    per-seed values, the source-target gap). The Δ axis is shared by all panels of a task. `width`:
+    per-seed values, the source-target gap). The Δ axis is shared by all panels of a task, except
+    the random encoder's (random-init), which has its own: in the overview it is a second chart,
+    so that its large loss does not shrink the other bars into slivers. `width`:
     of the overview chart, in CSS pixels (charts shrink with a narrower column); a one-ablation
     chart is 0.62 of it, so that its table fits beside it in the book's column. `verdicts`: C1/C2
     `Verdict`s (`analysis.verdict_c1_c2`); each is shown, with its effect, interval and control, under
@@ -386,10 +398,22 @@ def reinit_explorer(
     for task in tasks:
         sub = data[data.task == task]
         stats = _stats(sub)
-        xlim = _delta_xlim(sub, stats)
         present = [a for a in ablations if any((a, r) in stats.index for r in ROLES)]
-        html_panels = [_delta_svg(sub, stats, task, present, xlim, ALL_ABLATIONS, width)]
-        html_panels += [_reinit_panel_html(sub, stats, task, a, xlim, width,
+        # The random encoder (tens of points below the rest) on its own Δ axis, so that it does not
+        # shrink every other bar of the task into a sliver; the others share one axis.
+        floor = [a for a in present if _is_floor(a)]
+        rest = [a for a in present if not _is_floor(a)] or floor
+        floor = [a for a in floor if a not in rest]
+        xlim = _delta_xlim(sub[sub.ablation.isin(rest)], stats.loc[stats.index.get_level_values(0).isin(rest)])
+        xlims = {a: xlim for a in rest}
+        overview = f"<div>{_delta_svg(sub, stats, task, rest, xlim, ALL_ABLATIONS, width)}</div>"
+        if floor:
+            floor_xlim = _delta_xlim(sub[sub.ablation.isin(floor)],
+                                     stats.loc[stats.index.get_level_values(0).isin(floor)])
+            xlims.update((a, floor_xlim) for a in floor)
+            overview += f"<div>{_delta_svg(sub, stats, task, floor, floor_xlim, FLOOR_TITLE, width, heading=True)}</div>"
+        html_panels = [overview]
+        html_panels += [_reinit_panel_html(sub, stats, task, a, xlims.get(a, xlim), width,
                                            [v for v in verdicts if v.task == task and v.numbers.get("ablation") == a])
                         for a in ablations]
         panels = [widgets.HTML(value, layout=layout, style=style) for value in html_panels]
