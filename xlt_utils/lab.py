@@ -444,6 +444,13 @@ def load_variant_encoder(variant: Variant, path: Path) -> tuple[BertModel, objec
     return inputs.attach(encoder), tok, inputs
 
 
+def _fp32(fn) -> dict:
+    """The keyword that asks `fn` for fp32 (the package names it `precision`; older versions `bf16`)."""
+    import inspect
+
+    return {"precision" if "precision" in inspect.signature(fn).parameters else "bf16": "fp32"}
+
+
 def transfer_run(variant: Variant, path: Path, task: str, seed: int, random_encoder: bool,
                  smoke: bool = False) -> dict[str, float]:
     """One calibration run, as `experiments.run_experiment` does it for the toy profile (same
@@ -559,7 +566,7 @@ def run_variant(name: str, smoke: bool = False, seeds=SEEDS, tasks=TASKS, out: P
                     + ", ".join(f"{k} {v:.1f}" for k, v in done[str(seed)].items()))
                 save()
     save()
-    return res
+    return json.loads(out.read_text())  # as stored (JSON types)
 
 
 # ------------------------------------------------------------------------------------------ reading
