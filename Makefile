@@ -102,7 +102,11 @@ benchmark: install
 calibrate: install
 	$(BIN)/python benchmarks/toy_world.py
 
+# The chapters' diagrams (notebooks/figures/*.svg) must be what xlt_utils/diagrams.py draws (rewrite
+# them with `python -m xlt_utils.diagrams`); the book's web fonts are vendored in book/_static/fonts
+# (python book/fonts/vendor.py, from book/fonts/package-lock.json), so the build needs no npm.
 book: install
+	$(BIN)/python -m xlt_utils.diagrams --check
 	$(BIN)/jupyter-book build --all book --warningiserror --keep-going
 
 clean:
