@@ -366,7 +366,7 @@ def pretrain_variant(variant: Variant, out_dir: Path, progress: bool = False, ch
     while len(schedule) < recipe.steps:  # the batches of every epoch needed, drawn first
         schedule += length_grouped_batches([len(e) for e in enc], recipe.batch_size, gen, recipe.length_bucket)
     special_ids = torch.tensor([tok.cls_token_id, tok.sep_token_id, tok.pad_token_id])
-    step, losses, elapsed = 0, [], 0.0
+    step, losses, elapsed, cpu = 0, [], 0.0, 0.0
     resume = out_dir / "resume.pt"
     if resume.is_file():
         state = torch.load(resume, weights_only=False)
@@ -374,11 +374,11 @@ def pretrain_variant(variant: Variant, out_dir: Path, progress: bool = False, ch
             model.load_state_dict(state["model"]), opt.load_state_dict(state["opt"])
             sched.load_state_dict(state["sched"]), gen.set_state(state["gen"])
             torch.set_rng_state(state["torch_rng"])  # dropout
-            step, losses, elapsed = state["step"], state["losses"], state["elapsed"]
+            step, losses, elapsed, cpu = state["step"], state["losses"], state["elapsed"], state.get("cpu", 0.0)
             log(f"{variant.name}: resumed at step {step}")
     out_dir.mkdir(parents=True, exist_ok=True)
     model.train()
-    t0 = time.perf_counter() - elapsed
+    t0, c0 = time.perf_counter() - elapsed, time.process_time() - cpu
     stop = min(recipe.steps, max_steps or recipe.steps)
     bar = tqdm(total=recipe.steps, initial=step, desc=f"pretraining {variant.name}", disable=not progress)
     while step < stop:
@@ -408,7 +408,8 @@ def pretrain_variant(variant: Variant, out_dir: Path, progress: bool = False, ch
             _atomic_torch_save({"recipe": recipe.to_dict(), "lab": variant.lab_fields(), "model": model.state_dict(),
                                 "opt": opt.state_dict(), "sched": sched.state_dict(), "gen": gen.get_state(),
                                 "torch_rng": torch.get_rng_state(),
-                                "step": step, "losses": losses, "elapsed": time.perf_counter() - t0}, resume)
+                                "step": step, "losses": losses, "elapsed": time.perf_counter() - t0,
+                                "cpu": time.process_time() - c0}, resume)
     bar.close()
     seconds = time.perf_counter() - t0
     if step < recipe.steps:  # stopped early (timing): nothing saved
@@ -420,7 +421,8 @@ def pretrain_variant(variant: Variant, out_dir: Path, progress: bool = False, ch
               "final_loss": round(statistics.fmean(losses[-100:]), 4), "loss_per_100_steps": curve,
               "sha256": sha256_file(out_dir / "model.safetensors"),
               "tokenizer_sha256": sha256_file(out_dir / "tokenizer.json"),
-              "pretrain_s": round(seconds, 1), "threads": 1, "precision": "fp32",
+              "pretrain_s": round(seconds, 1), "pretrain_cpu_s": round(time.process_time() - c0, 1),
+              "threads": 1, "precision": "fp32",
               "n_parameters": sum(p.numel() for p in model.bert.parameters())}
     record_path.write_text(json.dumps(record, indent=1))
     resume.unlink(missing_ok=True)
@@ -536,6 +538,7 @@ def run_variant(name: str, smoke: bool = False, seeds=SEEDS, tasks=TASKS, out: P
         "recipe": record["recipe"], "lab": record["lab"], "sha256": record["sha256"],
         "tokenizer_sha256": record["tokenizer_sha256"], "final_loss": record["final_loss"],
         "loss_per_100_steps": record["loss_per_100_steps"], "pretrain_s": record["pretrain_s"],
+        "pretrain_cpu_s": record.get("pretrain_cpu_s"),
         "n_parameters": record["n_parameters"], "threads": 1, "precision": "fp32", "smoke": smoke,
         "machine": {"python": platform.python_version(), "torch": torch.__version__, "cpu": platform.machine()},
     })
@@ -655,17 +658,52 @@ def verdict(res: dict, control: dict) -> dict:
     return {"verdict": word, **nums}
 
 
+SHIPPED_GRID = PACKAGE_DIR / "assets" / "results" / "toy-paper-grid.json"
+
+
+def shipped_reference(out: Path | None = None, n: int = N_RETRIEVAL) -> dict:
+    """The shipped toy world measured as the variants are: its transfer gains from the shipped
+    calibration records (the toy paper grid's reference and random-encoder runs, seeds 1-3), and
+    its retrieval per layer, computed here; written to `assets/lab/shipped.json`."""
+    record = json.loads((SHIPPED_DIR / "recipe.json").read_text())
+    grid = json.loads(SHIPPED_GRID.read_text())["records"].values()
+    metric = {"pos": "accuracy", "ner": "f1", "parse": "las"}
+    transfer: dict = {}
+    for r in grid:
+        c = r["config"]
+        kind = c["ablation"]["kind"]
+        if c["model_sha256"] != record["sha256"] or kind not in ("reference", "random_init") or \
+                c.get("n_train") != get_profile("toy").n_train:
+            continue
+        enc = "pretrained" if kind == "reference" else "random"
+        transfer.setdefault(c["task"], {}).setdefault(enc, {})[str(c["seed"])] = {
+            m["language"]: m["value"] for m in r["metrics"] if m["metric"] == metric[c["task"]]}
+    torch.set_num_threads(1)
+    res = {"variant": "shipped", "recipe": record["recipe"], "sha256": record["sha256"], "final_loss": record["final_loss"],
+           "lab": VARIANTS["control"].lab_fields(), "transfer": transfer,
+           "retrieval": {"n": n, "per_layer": retrieval(VARIANTS["control"], SHIPPED_DIR, n)}}
+    out = Path(out or RESULTS_DIR / "shipped.json")
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(res, indent=1, sort_keys=True) + "\n")
+    return res
+
+
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("variant", nargs="?", help=f"one of: {', '.join(VARIANTS)}")
     ap.add_argument("--list", action="store_true", help="the variants, their hypotheses and findings")
     ap.add_argument("--smoke", action="store_true", help="tiny recipe, 1 seed, POS only: every code path, no claim")
+    ap.add_argument("--shipped", action="store_true", help="measure the shipped toy BERT's retrieval (reference)")
     ap.add_argument("--time-steps", type=int, default=0, help="only time this many pretraining steps (nothing saved)")
     ap.add_argument("--out", type=Path, default=None, help="results file (default xlt_utils/assets/lab/NAME.json)")
     args = ap.parse_args(argv)
     if args.list:
         for v in VARIANTS.values():
             print(f"{v.name}: {v.changes}\n  hypothesis: {v.hypothesis}\n  finding: {v.finding}\n  ({v.paper})\n")
+        return 0
+    if args.shipped:
+        summary_ = summary(shipped_reference(args.out))
+        print(json.dumps({k: v for k, v in summary_.items()}, indent=1))
         return 0
     if args.variant is None:
         ap.error(f"name a variant; valid variants: {', '.join(VARIANTS)}")
