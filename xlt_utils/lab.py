@@ -373,12 +373,14 @@ def pretrain_variant(variant: Variant, out_dir: Path, progress: bool = False, ch
         if state["recipe"] == recipe.to_dict() and state["lab"] == variant.lab_fields():
             model.load_state_dict(state["model"]), opt.load_state_dict(state["opt"])
             sched.load_state_dict(state["sched"]), gen.set_state(state["gen"])
-            torch.set_rng_state(state["torch_rng"])  # dropout
-            step, losses, elapsed, cpu = state["step"], state["losses"], state["elapsed"], state.get("cpu", 0.0)
+            if "torch_rng" in state:  # dropout (states saved before it was recorded lack it)
+                torch.set_rng_state(state["torch_rng"])
+            step, losses, elapsed, cpu = state["step"], state["losses"], state["elapsed"], state.get("cpu")
             log(f"{variant.name}: resumed at step {step}")
     out_dir.mkdir(parents=True, exist_ok=True)
     model.train()
-    t0, c0 = time.perf_counter() - elapsed, time.process_time() - cpu
+    t0, c0 = time.perf_counter() - elapsed, time.process_time() - (cpu or 0.0)
+    cpu_known = cpu is not None  # a state saved before CPU time was recorded: unknown
     stop = min(recipe.steps, max_steps or recipe.steps)
     bar = tqdm(total=recipe.steps, initial=step, desc=f"pretraining {variant.name}", disable=not progress)
     while step < stop:
@@ -409,7 +411,7 @@ def pretrain_variant(variant: Variant, out_dir: Path, progress: bool = False, ch
                                 "opt": opt.state_dict(), "sched": sched.state_dict(), "gen": gen.get_state(),
                                 "torch_rng": torch.get_rng_state(),
                                 "step": step, "losses": losses, "elapsed": time.perf_counter() - t0,
-                                "cpu": time.process_time() - c0}, resume)
+                                "cpu": time.process_time() - c0 if cpu_known else None}, resume)
     bar.close()
     seconds = time.perf_counter() - t0
     if step < recipe.steps:  # stopped early (timing): nothing saved
@@ -421,7 +423,7 @@ def pretrain_variant(variant: Variant, out_dir: Path, progress: bool = False, ch
               "final_loss": round(statistics.fmean(losses[-100:]), 4), "loss_per_100_steps": curve,
               "sha256": sha256_file(out_dir / "model.safetensors"),
               "tokenizer_sha256": sha256_file(out_dir / "tokenizer.json"),
-              "pretrain_s": round(seconds, 1), "pretrain_cpu_s": round(time.process_time() - c0, 1),
+              "pretrain_s": round(seconds, 1), "pretrain_cpu_s": round(time.process_time() - c0, 1) if cpu_known else None,
               "threads": 1, "precision": "fp32",
               "n_parameters": sum(p.numel() for p in model.bert.parameters())}
     record_path.write_text(json.dumps(record, indent=1))
