@@ -9,11 +9,16 @@ column, the notebook tables present, no traceback text, no output line cut off a
 edge, and the formulas typeset by the book's own MathJax (no raw TeX left). On a page whose
 notebook stores ipywidgets (explorers from xlt_utils.widgets), every widget renders from the
 embedded state with the vendored scripts (no kernel, no CDN), and choosing another option in each
-Dropdown changes the visible panel. Japanese text renders as glyphs, not as empty boxes.
+Dropdown changes the visible panel. Japanese text is drawn with the book's own web font
+(book/_static/fonts/), not as empty boxes, with no system font for it; the fonts cover every
+Japanese, Arabic and Cyrillic character of the book. Page fits: at 1280 and 390 px no code line
+or output of a cell hides past the column's edge (a wide table scrolls in its own box, which shows
+a cue); a small sample book checks that this check finds a long code line, and that a chapter's
+diagram, addressed by its GitHub URL, is served from the stored SVG at a readable size.
 Screenshots go to test-artifacts/.
 
-Without Chromium, the `playwright` package or (for the Japanese test) a Japanese font, the browser
-tests skip; XLT_REQUIRE_BROWSER=1 (CI) turns the skip into a failure.
+Without Chromium or the `playwright` package the browser tests skip; XLT_REQUIRE_BROWSER=1 (CI)
+turns the skip into a failure.
 """
 
 from __future__ import annotations
@@ -522,9 +527,9 @@ GLYPH_DIGESTS_JS = r"""async (el, [chars, family]) => {
     for (const ch of chars) {
         ctx.clearRect(0, 0, 64, 64);
         ctx.font = `40px ${stack}`;
-        ctx.textBaseline = 'top';
+        ctx.textBaseline = 'alphabetic';  // on a fixed line: the stack's first font cannot move it
         ctx.fillStyle = 'black';
-        ctx.fillText(ch, 4, 4);
+        ctx.fillText(ch, 4, 48);
         const pixels = ctx.getImageData(0, 0, 64, 64).data;
         let ink = 0;
         for (let i = 3; i < pixels.length; i += 4) ink += pixels[i] > 0;
