@@ -273,5 +273,15 @@ def test_notebook_runs_a_learner_variant_end_to_end_at_smoke_size(tmp_path):
     papermill.execute_notebook(str(NOTEBOOK), str(out), cwd=str(NOTEBOOK.parent), kernel_name="python3",
                                parameters={"learner_variant": "inverted-fr", "learner_size": "smoke"},
                                progress_bar=False)
-    text = out.read_text()
-    assert "inverted-fr (smoke recipe" in text and "pending" not in text.split("inverted-fr (smoke recipe")[1][:200]
+    import nbformat
+
+    printed = "".join(o.get("text", "") for c in nbformat.read(out, as_version=4).cells if c.cell_type == "code"
+                      for o in c.outputs)
+    assert "inverted-fr (smoke recipe: 2 layers x 32, 12 steps)" in printed
+    assert "pos gain over a random encoder (target mean): " in printed
+    assert "learner_variant is empty" not in printed
+
+
+def test_learner_run_refuses_an_unknown_size():
+    with pytest.raises(ValueError, match="valid sizes: smoke, lab"):
+        lab.learner_run("control", "big")

@@ -660,6 +660,158 @@ def verdict(res: dict, control: dict) -> dict:
     return {"verdict": word, **nums}
 
 
+# ------------------------------------------------------------------------------- chapter 5's tables
+
+def _pm(mean_std_n) -> str:
+    mean, std, n = mean_std_n
+    return f"{mean:+.1f} ± {std:.1f}" + ("" if n == len(SEEDS) else f" ({n} seed{'s' if n > 1 else ''})")
+
+
+def load_shipped(root: Path | None = None) -> dict:
+    """The shipped toy world measured as the variants are (`shipped_reference`)."""
+    return json.loads((Path(root or RESULTS_DIR) / "shipped.json").read_text())
+
+
+def variants_table():
+    """What each variant changes, and the finding it tests: one row per variant."""
+    import pandas as pd
+
+    return pd.DataFrame([{"variant": v.name, "changes": v.changes, "prediction": v.expect}
+                         for v in VARIANTS.values()]).set_index("variant")
+
+
+def results_table(results: dict[str, dict], shipped: dict | None = None):
+    """Per variant: pretraining wall time, final MLM loss, the transfer gain over a random encoder
+    (mean over the targets; mean ± std over seeds) per task, and the best en->X retrieval (mean over
+    the targets) with its layer; a variant not run yet says "pending"."""
+    import pandas as pd
+
+    rows = []
+    entries = ([("shipped world", shipped)] if shipped else []) + [(n, results.get(n)) for n in VARIANTS]
+    for name, res in entries:
+        row = {"variant": name}
+        if res is None:
+            rows.append({**row, **{k: "pending" for k in ("layers x width", "pretraining (min)", "MLM loss",
+                                                           *(f"{t} gain" for t in TASKS), "best retrieval")}})
+            continue
+        s = summary(res)
+        r = res["recipe"]
+        row["layers x width"] = f"{r['layers']} x {r['hidden']}"
+        row["pretraining (min)"] = f"{res['pretrain_s'] / 60:.0f}" if res.get("pretrain_s") else "-"
+        row["MLM loss"] = f"{res['final_loss']:.2f}"
+        for t in TASKS:
+            row[f"{t} gain"] = _pm(s[t]) if t in s else "pending"
+        curve = s["retrieval_curve"]
+        best = max(range(len(curve)), key=curve.__getitem__)
+        row["best retrieval"] = f"{curve[best]:.1f} (L{best})"
+        rows.append(row)
+    return pd.DataFrame(rows).set_index("variant")
+
+
+def verdict_table(results: dict[str, dict]):
+    """Per variant: the prediction, its measured difference from the control (`VERDICT_RULE`) and
+    the verdict; "pending" where the variant (or the control) has no results yet."""
+    import pandas as pd
+
+    rows = []
+    control = results.get("control")
+    for v in VARIANTS.values():
+        if v.name == "control":
+            continue
+        res = results.get(v.name)
+        if res is None or control is None:
+            rows.append({"variant": v.name, "prediction": v.expect, "verdict": "pending"})
+            continue
+        d = verdict(res, control)
+        if d["verdict"] == "pending":
+            rows.append({"variant": v.name, "prediction": v.expect, "verdict": "pending"})
+            continue
+        on = " (" + ", ".join(v.inverted) + ")" if v.inverted else ""
+        rows.append({"variant": v.name, "prediction": v.expect,
+                     "gain": f"{d['gain']:+.1f} ± {d['gain_std']:.1f}{on}",
+                     "control gain": f"{d['control_gain']:+.1f} ± {d['control_std']:.1f}",
+                     "d (2s)": f"{d['d']:+.1f} ({2 * d['s']:.1f})",
+                     "retrieval change": f"{d['retrieval_change']:+.1f}",
+                     "seeds": d["seeds"], "verdict": d["verdict"]})
+    return pd.DataFrame(rows).set_index("variant")
+
+
+def per_language_table(results: dict[str, dict], names, task: str):
+    """The gain over a random encoder per target language (mean over seeds) of some variants."""
+    import pandas as pd
+
+    rows = {}
+    for name in names:
+        res = results.get(name)
+        if res is None or task not in res.get("transfer", {}):
+            rows[name] = {c: "pending" for c in LANGUAGES if c != SOURCE}
+            continue
+        pre, rnd = res["transfer"][task]["pretrained"], res["transfer"][task]["random"]
+        seeds = sorted(set(pre) & set(rnd))
+        rows[name] = {c: f"{statistics.fmean(pre[s][c] - rnd[s][c] for s in seeds):+.1f}"
+                      for c in LANGUAGES if c != SOURCE}
+    return pd.DataFrame(rows).T
+
+
+def plot_retrieval(results: dict[str, dict], shipped: dict | None = None, axes=None):
+    """en->X retrieval per layer: left, the mean over the targets for every variant beside the shipped
+    world; right, the languages an inversion variant inverted, against the same language in the control."""
+    import matplotlib.pyplot as plt
+
+    if axes is None:
+        _, axes = plt.subplots(1, 2, figsize=(9, 3.4))
+    left, right = axes
+    if shipped:
+        left.plot(summary(shipped)["retrieval_curve"], "k--", label="shipped world (12 layers)")
+    for name in VARIANTS:
+        if name in results:
+            left.plot(summary(results[name])["retrieval_curve"], marker="o", ms=3, label=name)
+    left.set(xlabel="layer", ylabel="top-1 retrieval (%)", title="en->X, mean over the 6 targets")
+    left.legend(fontsize=7)
+    for name in VARIANTS:
+        res = results.get(name)
+        if res is None or not res["lab"]["inverted"]:
+            continue
+        for lang in res["lab"]["inverted"]:
+            line = right.plot(res["retrieval"]["per_layer"][lang], marker="o", ms=3, label=f"{name}: en->{lang}")
+            if "control" in results:
+                right.plot(results["control"]["retrieval"]["per_layer"][lang], ls=":", color=line[0].get_color(),
+                           label=f"control: en->{lang}")
+    right.set(xlabel="layer", title="the inverted languages")
+    if right.lines:
+        right.legend(fontsize=7)
+    return axes
+
+
+LEARNER_SIZES = ("smoke", "lab")
+
+
+def learner_run(name: str, size: str = "smoke", log=print) -> dict:
+    """Chapter 5's end-to-end run of one variant: "smoke" (the tiny recipe, 1 seed, POS: every step
+    in about a minute, no claim) or "lab" (the variant's own recipe, 3 seeds, every task: the run
+    whose results ship). The results go to the cache, never over the shipped ones."""
+    if size not in LEARNER_SIZES:
+        raise ValueError(f"unknown size {size!r}; valid sizes: {', '.join(LEARNER_SIZES)}")
+    variant = get_variant(name)
+    if size == "smoke":
+        return run_variant(name, smoke=True, log=log)
+    return run_variant(name, out=model_dir(variant) / "results.json", log=log)
+
+
+def describe_run(res: dict) -> str:
+    """One paragraph on a run: its recipe, its gains over a random encoder and its best retrieval."""
+    r, s = res["recipe"], summary(res)
+    size = "smoke recipe" if res["smoke"] else "lab recipe"
+    lines = [f"{res['variant']} ({size}: {r['layers']} layers x {r['hidden']}, {r['steps']} steps), "
+             f"final MLM loss {res['final_loss']:.2f}"]
+    for t in TASKS:
+        if t in s:
+            lines.append(f"  {t} gain over a random encoder (target mean): {_pm(s[t])}")
+    curve = s["retrieval_curve"]
+    lines.append("  en->X retrieval, mean over targets, per layer: " + " ".join(f"{x:.1f}" for x in curve))
+    return "\n".join(lines)
+
+
 SHIPPED_GRID = PACKAGE_DIR / "assets" / "results" / "toy-paper-grid.json"
 
 
