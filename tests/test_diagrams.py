@@ -95,3 +95,9 @@ def test_notebooks_reference_only_existing_diagrams():
             source = "".join(cell["source"])
             for name in re.findall(re.escape(prefix) + r"([A-Za-z0-9_]+)\.svg", source):
                 assert name in diagrams.DIAGRAMS, f"{chapter}: unknown diagram {name}"
+
+
+def test_the_lab_diagram_names_the_labs_variants():
+    from xlt_utils.lab import VARIANTS
+
+    assert [name for name, _ in diagrams.LAB_VARIANTS] == [v for v in VARIANTS if v != "control"]

@@ -310,6 +310,43 @@ def cka_pipeline():
     return fig
 
 
+# --------------------------------------------------------------------------------------------
+# Chapter 5: one property at a time
+# --------------------------------------------------------------------------------------------
+
+#: The lab's variants (xlt_utils.lab.VARIANTS, the control aside) and the one change each makes;
+#: tests/test_diagrams.py keeps the names equal to the lab's.
+LAB_VARIANTS = (
+    ("disjoint-vocab", "no shared subwords"),
+    ("language-positions", "positions per language"),
+    ("inverted-fr", "French read right to left"),
+    ("wider", "twice as wide (256)"),
+    ("inverted-ru", "Russian read right to left"),
+)
+
+
+def one_property_lab():
+    """The lab's control and its variants, each changing one property, measured the same way."""
+    fig, ax = _canvas(3.9)
+    _box(ax, 0.1, 1.45, 1.65, 1.2, "control\n6 layers × 128\nshared vocabulary\nshared positions",
+         face=ENCODER, edge=ENCODER_EDGE, size=10)
+    ys = [3.2 - 0.62 * k for k in range(len(LAB_VARIANTS))]
+    for (name, change), y in zip(LAB_VARIANTS, ys, strict=True):
+        _arrow(ax, (1.77, 2.05), (2.18, y + 0.24), colour=MUTED, lw=1.0)
+        _box(ax, 2.2, y, 2.75, 0.48, "", face="white", edge=PREDICTOR_EDGE)
+        ax.text(2.3, y + 0.34, name, ha="left", va="center", fontsize=10, fontweight="bold")
+        ax.text(2.3, y + 0.13, change, ha="left", va="center", fontsize=10, color=MUTED)
+        _arrow(ax, (4.97, y + 0.24), (5.38, 2.05), colour=MUTED, lw=1.0)
+    _box(ax, 5.4, 1.2, 2.5, 1.7, "pretrain 3,000 steps,\nthen, like the control:\nzero-shot POS, NER,\n"
+         "parsing (gain over a\nrandom encoder) and\nen→X retrieval per layer", face=HEAD,
+         edge=HEAD_EDGE, size=10)
+    ax.text(5.4 + 1.25, 0.9, "read each against\nthe control", ha="center", va="center", fontsize=10,
+            color=MUTED)
+    ax.text(0.1, 0.75, "one property\nchanged at a time", ha="left", va="center", fontsize=10,
+            color=MUTED)
+    return fig
+
+
 #: name -> (chapter notebook, function). The file is FIGURE_DIR/<name>.svg.
 DIAGRAMS = {
     "encoder_predictor": ("00_overview", encoder_predictor),
@@ -317,6 +354,7 @@ DIAGRAMS = {
     "zero_shot_pipeline": ("02_finetuning_zero_shot", zero_shot_pipeline),
     "reinit_freeze": ("03_reinit_ablation", reinit_freeze),
     "cka_pipeline": ("04_representation_similarity", cka_pipeline),
+    "one_property_lab": ("05_what_makes_bert_multilingual", one_property_lab),
 }
 
 
