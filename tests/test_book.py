@@ -984,7 +984,8 @@ def test_fit_check_on_a_sample_book(sample_book, browser):
 
 def test_diagrams_show_from_the_book_at_a_readable_size(sample_book, browser):
     """A chapter's diagram, addressed by its GitHub URL (for Colab), is served by the book from the
-    stored SVG (no request outside), shown whole in the column, with text of at least 9 px."""
+    stored SVG (no request outside), shown whole in the column, with text of at least 9 px, and
+    links to its file (a phone shows it full size)."""
     from xlt_utils import diagrams
 
     shown = []
@@ -1003,8 +1004,10 @@ def test_diagrams_show_from_the_book_at_a_readable_size(sample_book, browser):
                 img.scroll_into_view_if_needed()
                 info = img.evaluate("""async img => { await img.decode().catch(() => null);
                     const r = img.getBoundingClientRect();
+                    const link = img.closest('a');
                     return {src: img.getAttribute('src'), natural: img.naturalWidth, shown: r.width,
-                            column: img.closest('section, article').clientWidth}; }""")
+                            column: img.closest('section, article').clientWidth,
+                            link: link ? link.getAttribute('href') : null}; }""")
                 ARTIFACTS.mkdir(exist_ok=True)
                 img.screenshot(path=str(ARTIFACTS / f"book-diagram-{name}.png"))
                 shown.append((name, info))
@@ -1013,6 +1016,7 @@ def test_diagrams_show_from_the_book_at_a_readable_size(sample_book, browser):
     assert not outside, f"requests outside the book: {outside}"
     for name, info in shown:
         assert info["src"].startswith("../_images/") and info["natural"] > 0, (name, info)
+        assert info["link"] == info["src"], f"{name}: not linked to its file (full size on a phone)"
         assert info["shown"] <= info["column"] + 1, (name, info)
         text_px = diagrams.MIN_FONT_PT * info["shown"] / (diagrams.WIDTH_IN * diagrams.SVG_DPI)
         assert text_px >= 9, f"{name}: smallest text {text_px:.1f} px in the book ({info})"

@@ -27,6 +27,7 @@
    In the book such an address is mapped to the file of this checkout, before Sphinx collects the
    images: the page shows the stored SVG (copied to _images/ like any local image) and makes no
    request outside the book. An address whose file is not in the repository is a build warning.
+   The image is shown as wide as the column and links to its file, to be seen full size on a phone.
 """
 
 from __future__ import annotations
@@ -137,6 +138,9 @@ class LocalRepositoryImages(SphinxTransform):
                 continue
             image["uri"] = "/" + inside[0].relative_to(srcdir).as_posix()
             image["candidates"] = {}
+            # as wide as the column; Sphinx then links it to the file (html_scaled_image_link), so a
+            # reader on a phone taps it to see it full size
+            image.setdefault("width", "100%")
 
 
 def setup(app):
