@@ -49,7 +49,8 @@ def test_svg_is_deterministic_and_self_contained(name):
 
 def test_every_chapter_has_a_diagram():
     chapters = {chapter for chapter, _ in diagrams.DIAGRAMS.values()}
-    assert chapters == set(CHAPTERS), f"chapters without a diagram: {set(CHAPTERS) - chapters}"
+    assert set(CHAPTERS) <= chapters, f"chapters without a diagram: {set(CHAPTERS) - chapters}"
+    assert {"00_overview", "03_reinit_ablation", "04_representation_similarity"} <= chapters
 
 
 @pytest.mark.parametrize("name", list(diagrams.DIAGRAMS))
