@@ -1,6 +1,7 @@
 # xlt: two commands do everything on a fresh machine.
 #   make tutorial   create .venv, install, execute every notebook (toy profile, offline) in place
 #   make test       create .venv, install, run pytest on tests/ and nbval on notebooks/
+#   make test-fast  the unit tests only (no notebook, book or browser; marker `slow` left out): ~2 min
 #   make lab        JupyterLab on 127.0.0.1:$(LAB_PORT) over notebooks/, kernel python3 = .venv's python
 #   make lock       recompile requirements/lock.txt (every package, with hashes) and environment.yml
 #   make test-latest  the newest releases the package's ranges allow, in .venv-latest (not in CI)
@@ -28,7 +29,7 @@ export TOKENIZERS_PARALLELISM := false
 export XLT_PROGRESS := 0
 export PYDEVD_DISABLE_FILE_VALIDATION := 1
 
-.PHONY: install tutorial test test-latest lock lab lint clean-nb benchmark calibrate book clean
+.PHONY: install tutorial test test-fast test-latest lock lab lint clean-nb benchmark calibrate book clean
 
 # Exactly the lock (--require-hashes, --no-deps: nothing resolved at install time), then this package
 # on top without its dependencies, then pip's consistency check.
@@ -54,6 +55,10 @@ tutorial: install
 
 test: install
 	$(BIN)/python -m pytest tests $(NOTEBOOKS) $(NBVAL_ARGS) $(PYTEST_ARGS)
+
+# The fast lane: unit tests only (tests marked `slow` run chapters, books, browsers or trainings).
+test-fast: install
+	$(BIN)/python -m pytest tests -m "not slow" -p no:cacheprovider -q $(PYTEST_ARGS)
 
 # The newest releases that pyproject.toml's ranges allow (torch stays at the CPU build this repository
 # pins), in their own environment: the fast tests and the notebooks, so that an upstream release that

@@ -1,7 +1,7 @@
 """The design study of the toy world: pretrain variants of the toy BERT and measure their transfer.
 
     python benchmarks/toy_design.py --list                  # the variants and what each changes
-    python benchmarks/toy_design.py shipped-6L deeper-12L   # pretrain (cached) and measure those
+    python benchmarks/toy_design.py fresh-6L-long shipped # pretrain (cached) and measure those
     python benchmarks/toy_design.py --smoke                 # tiny pretraining, every code path (CI; no claim)
 
 Each variant is a `PretrainRecipe` (architecture, corpus, steps, learning rate). It is pretrained
@@ -37,12 +37,12 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from toy_world import masked_words, retrieval_per_layer  # noqa: E402
 
 from xlt_utils.ablation import RANDOM_INIT, REFERENCE  # noqa: E402
-from xlt_utils.analysis import MAIN_METRIC  # noqa: E402
 from xlt_utils.data.synthetic import cache_dir  # noqa: E402
 from xlt_utils.experiments import experiment_config, run_experiment  # noqa: E402
 from xlt_utils.models import MODEL_LOAD_KW, load_tokenizer  # noqa: E402
 from xlt_utils.pretraining import ASSET_DIR, PretrainRecipe, pretrain  # noqa: E402
 from xlt_utils.profiles import get_profile  # noqa: E402
+from xlt_utils.verdicts import MAIN_METRIC  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 SHIPPED = PretrainRecipe()

@@ -49,13 +49,13 @@ os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 import torch  # noqa: E402
 from scipy.stats import spearmanr  # noqa: E402
 
-from xlt_utils.analysis import MAIN_METRIC  # noqa: E402
 from xlt_utils.data.synthetic import TOY_LANGUAGES, load_toy, typological_distance  # noqa: E402
 from xlt_utils.evaluation import mean_pooled_states  # noqa: E402
 from xlt_utils.experiments import experiment_config, run_experiment  # noqa: E402
 from xlt_utils.pretrained import load_encoder  # noqa: E402
 from xlt_utils.pretraining import masked_word_accuracy, toy_model_dir  # noqa: E402
 from xlt_utils.profiles import get_profile  # noqa: E402
+from xlt_utils.verdicts import MAIN_METRIC  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 TASKS = ("pos", "ner", "parse")

@@ -61,7 +61,7 @@ def shared_data() -> Path:
 
 @pytest.fixture(scope="session")
 def mbert_tokenizer(shared_data):
-    """mBERT's real tokenizer, loaded from tokenizer.json (never vocab_file=; see ARCHITECTURE)."""
+    """mBERT's real tokenizer, loaded from tokenizer.json (never with vocab_file=: that path rebuilds it and splits differently)."""
     from xlt_utils.models import load_tokenizer
 
     return load_tokenizer(shared_data / "mbert-tokenizer")

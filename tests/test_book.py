@@ -784,7 +784,7 @@ def test_landing_page_opens_with_what_replicates(book_html):
     the map of where each part of the paper is rebuilt."""
     import re
 
-    from xlt_utils.claims import CLAIMS
+    from xlt_utils.verdicts import CLAIMS
 
     page = (book_html / "intro.html").read_text()
     body = page[page.index('id="what-replicates"'):]

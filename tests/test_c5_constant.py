@@ -8,7 +8,7 @@ import warnings
 import numpy as np
 import pandas as pd
 
-from xlt_utils.analysis import (
+from xlt_utils.verdicts import (
     UNDETERMINED,
     claims_table,
     similarity_transfer_correlation,

@@ -10,18 +10,19 @@ from pathlib import Path
 
 import pytest
 
-from xlt_utils.analysis import Verdict
-from xlt_utils.claims import (
+from xlt_utils.nbtools import glue
+from xlt_utils.profiles import get_profile
+from xlt_utils.verdicts import (
     CLAIMS,
     PAPER,
     PAPER_MAP,
     MissingRuns,
+    Verdict,
     evidence_table,
     paper_map,
     replication_table,
     verdicts,
 )
-from xlt_utils.nbtools import glue
 
 ROOT = Path(__file__).resolve().parents[1]
 NOTEBOOKS = ROOT / "notebooks"
@@ -35,7 +36,7 @@ def test_replication_table_groups_each_claims_verdicts_by_outcome():
     verdicts = [_verdict("C1", "pos", "holds"), _verdict("C1", "ner", "undetermined", "1 seed"),
                 _verdict("C1", "parse", "holds"), _verdict("C3", "(pretrained)", "does not hold"),
                 _verdict("C5", "pos", "undetermined", "p = 0.2")]
-    table = replication_table(verdicts, "toy")
+    table = replication_table(verdicts, get_profile("toy"))
     column = "toy profile, seeds 1, 2, 3"
     assert list(table.index) == ["C1", "C2", "C3", "C4", "C5"]
     assert table.loc["C1", column] == "holds (pos, parse); undetermined (ner)"
@@ -105,15 +106,15 @@ def test_verdicts_without_training_name_the_missing_runs(tmp_path, monkeypatch):
     monkeypatch.setenv("XLT_RESULTS_DIR", str(tmp_path))  # an empty store: the grid ships, no fine-tuned model
     with pytest.raises(MissingRuns, match=r"3 of the 30 runs behind the verdicts of the toy profile .* chapter 4 "
                                           r"\(the fine-tuned pos models, seeds 1, 2, 3\)"):
-        verdicts("toy", train=False)
+        verdicts(get_profile("toy"), train=False)
 
 
 def test_cka_curves_has_one_row_per_pair_and_one_column_per_layer():
     import numpy as np
     import torch
 
-    from xlt_utils.claims import cka_curves, en_x_curves
     from xlt_utils.similarity import cka_per_layer
+    from xlt_utils.verdicts import cka_curves, en_x_curves
 
     g = torch.Generator().manual_seed(0)
     states = {lang: torch.randn(3, 40, 8, generator=g) for lang in ("en", "fr", "de")}

@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 import torch
 
+import xlt_utils
 from xlt_utils.data.records import label_set
 from xlt_utils.data.synthetic import load_toy
 from xlt_utils.models import XltModel

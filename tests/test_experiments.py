@@ -8,9 +8,10 @@ import pandas as pd
 import pytest
 
 from xlt_utils.ablation import REFERENCE, Ablation
-from xlt_utils.analysis import ablation_deltas, mean_std_table, verdict_c1_c2
+from xlt_utils.analysis import ablation_deltas, mean_std_table
 from xlt_utils.experiments import experiment_config, records_table, run_experiment
 from xlt_utils.store import default_results_dir
+from xlt_utils.verdicts import verdict_c1_c2
 
 
 def results_dir():
@@ -124,6 +125,7 @@ def test_shipped_records_are_used_only_for_their_own_config(isolated_results, tm
 
 def test_the_toy_paper_grid_ships_complete_and_keyed_by_its_configs():
     from xlt_utils.experiments import ExperimentConfig
+    from xlt_utils.pretrained import num_layers
     from xlt_utils.profiles import get_profile
     from xlt_utils.store import SHIPPED_RESULTS, shipped_record
     from xlt_utils.sweep import paper_grid
@@ -137,7 +139,7 @@ def test_the_toy_paper_grid_ships_complete_and_keyed_by_its_configs():
                        "version: regenerate the shipped grid (benchmarks/README.md, sweep --export)")
     for key, record in data["records"].items():
         assert ExperimentConfig.from_dict(record["config"]).key() == key == record["key"]
-    L = get_profile("toy").num_layers
+    L = num_layers(get_profile("toy"))
     # reference, the paper's consecutive pairs (1-2, 3-4, ...), the two frozen halves, random init
     assert len(grid) == (1 + (L + 1) // 2 + 2 + 1) * 3 * 3 and {c.key() for c in grid} <= set(data["records"])
     assert all(shipped_record(c) is not None for c in grid)
@@ -162,7 +164,7 @@ def test_pair_matrix_places_each_pair_and_ignores_other_ablations():
 
 
 def test_verdict_c5_uses_one_similarity_and_an_exact_test():
-    from xlt_utils.analysis import claims_table, similarity_transfer_correlation, verdict_c5
+    from xlt_utils.verdicts import claims_table, similarity_transfer_correlation, verdict_c5
 
     langs = [f"l{i}" for i in range(8)]
     scores = pd.Series(range(8), index=langs, dtype=float)
@@ -187,11 +189,12 @@ def test_ablation_values_travel_from_configs_through_records_analysis_plots_and_
     from xlt_utils.ablation import RANDOM_INIT, freeze_halves, lower_upper
     from xlt_utils.analysis import pair_matrix, per_seed_scores
     from xlt_utils.plotting import plot_deltas, plot_pair_heatmaps
+    from xlt_utils.pretrained import num_layers
     from xlt_utils.profiles import get_profile
     from xlt_utils.sweep import paper_grid
     from xlt_utils.widgets import reinit_explorer
 
-    L = get_profile("toy").num_layers
+    L = num_layers(get_profile("toy"))
     configs = paper_grid("toy", tasks=("pos",), seeds=(1, 2))
     records = []
     for c in configs:

@@ -23,6 +23,8 @@ from pathlib import Path
 import pytest
 import torch
 
+from xlt_utils.ablation import lower_upper
+from xlt_utils.pretrained import num_layers
 from xlt_utils.standin import QUICK_SHAPED, STANDIN_CONFIG, build_standin
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -50,8 +52,8 @@ def test_the_standin_is_a_local_model_directory_with_mberts_vocabulary(standin, 
     P = get_profile("quick", model=str(standin))
     enc, tok = load_encoder(P, device="cpu")
     assert len(tok) == enc.config.vocab_size == 119547
-    assert enc.config.num_hidden_layers == STANDIN_CONFIG["num_hidden_layers"] == P.num_layers == 4
-    assert (P.lower_layers, P.upper_layers) == ((1, 2), (3, 4))
+    assert enc.config.num_hidden_layers == STANDIN_CONFIG["num_hidden_layers"] == num_layers(P) == 4
+    assert lower_upper(num_layers(P)) == ((1, 2), (3, 4))
     assert enc.config.max_position_embeddings == 512
     assert tok.convert_tokens_to_ids(["[CLS]", "[SEP]"]) == [101, 102]
     assert tok.tokenize("Tokenisation multilingue") == ["To", "##ken", "##isation", "multi", "##ling", "##ue"]

@@ -14,6 +14,7 @@ import pytest
 import torch
 from transformers import BertModel
 
+from xlt_utils.ablation import lower_upper
 from xlt_utils.experiments import build_model, experiment_config, load_finetuned, run_experiment
 from xlt_utils.models import tiny_bert_config
 from xlt_utils.pretrained import model_identity, num_layers
@@ -163,7 +164,7 @@ def test_a_local_model_directory_reaches_the_trained_model_and_the_key(tmp_path)
     local = tmp_path / "tiny-bert"
     _save_tiny_bert(local, depth=2, seed=0)
     profile = get_profile("toy", model=str(local))
-    assert profile.num_layers == 2 and profile.lower_layers == profile.upper_layers == (1, 2)
+    assert num_layers(profile) == 2 and lower_upper(num_layers(profile)) == ((1, 2), (1, 2))
     cfg = dataclasses.replace(experiment_config(profile, task="pos", targets=["fr"], epochs=1), n_train=40, n_eval=8)
     toy = _tiny()
     assert cfg.model == str(local) and cfg.key() != dataclasses.replace(toy, n_train=40, n_eval=8).key()

@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import os
+import re
 import shutil
 import signal
 import subprocess
@@ -16,6 +17,7 @@ import pytest
 import torch
 
 from xlt_utils.ablation import Ablation, format_layers, freeze_halves, parse_ablation, reinit_pairs
+from xlt_utils.pretrained import num_layers
 from xlt_utils.profiles import get_profile
 from xlt_utils.sweep import SweepError, expand_grid, main, run_config, run_grid
 
@@ -79,7 +81,7 @@ def test_reinit_pairs_and_freeze_halves():
 
 
 def test_grid_counts_order_and_no_duplicates():
-    L = get_profile("toy").num_layers
+    L = num_layers(get_profile("toy"))
     pairs = L * (L - 1) // 2
     grid = expand_grid("toy", tasks=("pos", "ner"), ablations=("reference", "reinit-pairs", "freeze-halves",
                                                                "random_init"), seeds=(1, 2, 3))
@@ -131,7 +133,7 @@ def test_parse_errors_list_the_valid_forms(spec):
 
 
 def test_a_layer_beyond_the_profile_depth_is_an_error():
-    L = get_profile("toy").num_layers
+    L = num_layers(get_profile("toy"))
     with pytest.raises(ValueError, match=f"layer\\(s\\) \\[{L + 1}\\] do not exist; {FORMS}"):
         expand_grid("toy", tasks=("pos",), ablations=(f"reinit:1,{L + 1}",), seeds=(1,))
     with pytest.raises(ValueError, match=f"valid layers: 0 \\(embeddings\\) to {L}"):
@@ -327,3 +329,17 @@ def test_the_exported_grid_command_names_no_machine_path():
     argv = ["--profile", "toy", "--tasks", "pos", "--results-dir", "/somewhere/results", "--export=out.json",
             "--seeds", "1", "2", "--backend", "ray", "--quiet"]
     assert _grid_command(argv) == "python -m xlt_utils.sweep --profile toy --tasks pos --seeds 1 2"
+
+
+def test_a_ray_grid_without_ray_says_how_to_install_it_from_the_repository(monkeypatch, tmp_path):
+    import sys
+
+    import xlt_utils
+    from xlt_utils.sweep import expand_grid, ray_install_spec, run_grid
+
+    monkeypatch.setitem(sys.modules, "ray", None)  # as where Ray is not installed: import fails
+    spec = ray_install_spec()
+    assert spec == f"xlt-utils[ray] @ git+{xlt_utils.REPOSITORY_URL}@{xlt_utils.release_ref()}"
+    cfgs = expand_grid(get_profile("toy", n_train=8, n_eval=4), tasks=("pos",), seeds=(1,), epochs=1)
+    with pytest.raises(ImportError, match=re.escape(f'pip install "{spec}"')):
+        run_grid(cfgs, backend="ray", results=tmp_path / "results", progress=False)

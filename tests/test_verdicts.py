@@ -16,11 +16,13 @@ import torch
 from scipy import stats
 
 from xlt_utils.ablation import REFERENCE, Ablation
-from xlt_utils.analysis import (
+from xlt_utils.analysis import ablation_deltas
+from xlt_utils.profiles import get_profile
+from xlt_utils.similarity import cka
+from xlt_utils.verdicts import (
     DOES_NOT_HOLD,
     HOLDS,
     UNDETERMINED,
-    ablation_deltas,
     c5_power,
     change_evidence,
     claims_table,
@@ -35,7 +37,6 @@ from xlt_utils.analysis import (
     verdict_c4,
     verdict_c5,
 )
-from xlt_utils.similarity import cka
 
 LOWER, UPPER = Ablation("reinit", (1, 2)), Ablation("reinit", (11, 12))
 
@@ -205,8 +206,8 @@ def test_length_matched_pairs_is_a_derangement_of_equal_lengths():
 def test_debiased_cka_on_halves_equals_the_library_on_each_half():
     """`similarity.cka_halves` (all halves at once) equals `cka_per_layer(debiased=True)` and `cka` on
     each half, whatever the features' means (the unbiased HSIC does not depend on them)."""
-    from xlt_utils.analysis import half_samples
     from xlt_utils.similarity import cka_halves, cka_per_layer
+    from xlt_utils.verdicts import half_samples
 
     g = torch.Generator().manual_seed(1)
     x = torch.randn(4, 40, 12, generator=g, dtype=torch.float64)  # float64: x + 5 loses no digits
@@ -229,11 +230,11 @@ def test_middle_layers():
 
 @pytest.fixture(scope="module")
 def toy():
-    from xlt_utils.claims import local_states, parallel_sentences
     from xlt_utils.pretrained import load_encoder
+    from xlt_utils.verdicts import local_states, parallel_sentences
 
     encoder, tok = load_encoder("toy", device="cpu")
-    words = {lang: [s.words for s in sents] for lang, sents in parallel_sentences("toy", 80).items()
+    words = {lang: [s.words for s in sents] for lang, sents in parallel_sentences(get_profile("toy"), 80).items()
              if lang in ("en", "fr")}
     from xlt_utils.evaluation import mean_pooled_states
 

@@ -41,22 +41,22 @@ _SURFACE = {
     "pretrained": ("load_encoder", "model_path", "num_layers"),
     "pretraining": ("PretrainRecipe", "masked_word_accuracy"),
     "similarity": ("cka", "cka_per_layer"),
-    "analysis": ("MAIN_METRIC", "ablation_deltas", "mean_std_table", "per_seed_scores", "c5_power",
-                 "change_evidence", "similarity_evidence", "similarity_transfer_correlation",
-                 "verdict_c1_c2", "verdict_c3", "verdict_c4", "verdict_c5"),
-    "claims": ("MissingRuns", "cka_curves", "en_x_curves", "evidence_table", "local_states", "paper_map",
-               "parallel_sentences", "reference_scores", "reinit_verdicts", "replication_table",
-               "sentence_lengths", "similarity_verdicts", "verdicts"),
+    "analysis": ("MAIN_METRIC", "ablation_deltas", "mean_std_table", "per_seed_scores"),
+    "verdicts": ("c5_power", "change_evidence", "similarity_evidence", "similarity_transfer_correlation",
+                 "verdict_c1_c2", "verdict_c3", "verdict_c4", "verdict_c5", "MissingRuns", "cka_curves",
+                 "en_x_curves", "evidence_table", "local_states", "paper_map", "parallel_sentences",
+                 "reference_scores", "reinit_verdicts", "replication_table", "sentence_lengths",
+                 "similarity_verdicts", "verdicts"),
     "plotting": ("COLUMN_WIDTH_IN", "column_subplots", "plot_cka_heatmap", "plot_deltas"),
     "widgets": ("cka_explorer", "reinit_explorer"),
     "nbtools": ("glue",),
     "data.synthetic": ("TOY_LANGUAGES", "typological_distance"),
 }
 _HOME = {name: module for module, names in _SURFACE.items() for name in names}
-_MODULES = ("ablation", "analysis", "batching", "budget", "chapter", "claims", "colab", "evaluation",
+_MODULES = ("ablation", "analysis", "batching", "budget", "chapter", "colab", "evaluation",
             "experiments", "languages", "metrics", "models", "nbtools", "parsing", "plotting", "precision",
             "pretrained", "pretraining", "profiles", "settings", "similarity", "standin", "store", "sweep",
-            "tokenization", "training", "widgets", "data")
+            "tokenization", "training", "verdicts", "widgets", "files", "data")
 __all__ = sorted(_HOME)
 
 

@@ -203,12 +203,15 @@ def _encoder(model) -> nn.Module:
     return getattr(model, "encoder", model) if hasattr(getattr(model, "encoder", None), "embeddings") else model
 
 
+def _depth(encoder) -> int:
+    """The number of transformer layers L of a loaded encoder (from its config)."""
+    return int(encoder.config.num_hidden_layers)
+
+
 def layer_modules(model, layers: Iterable[int]) -> list[nn.Module]:
     """The modules of the given layers (0 = embeddings, 1..L = transformer layers)."""
-    from .pretrained import num_layers
-
     enc = _encoder(model)
-    n = num_layers(enc)
+    n = _depth(enc)
     if isinstance(layers, (str, bytes)) or not isinstance(layers, Iterable):
         raise ValueError(f"layers are a sequence of layer numbers 0 (embeddings) to {n}, e.g. (1, 2), not {layers!r}")
     numbers = []
@@ -273,9 +276,7 @@ def freeze_layers(model, layers: Iterable[int]) -> list[str]:
 
 def random_init(model, seed: int = 0) -> list[str]:
     """The random-init baseline: every encoder layer, embeddings included, re-initialised."""
-    from .pretrained import num_layers
-
-    return reinit_layers(model, range(num_layers(_encoder(model)) + 1), seed)
+    return reinit_layers(model, range(_depth(_encoder(model)) + 1), seed)
 
 
 def apply_ablation(model, ablation: Ablation, seed: int = 0) -> list[str]:

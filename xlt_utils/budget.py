@@ -23,6 +23,13 @@ from dataclasses import dataclass
 
 import torch
 
+from . import precision as _precision
+from .ablation import expand_ablations
+from .models import XltModel, tiny_bert_config
+from .precision import autocast, grad_scaler, hardware_precision, resolve_precision
+from .pretrained import num_layers
+from .training import checkpoint_due, make_optimizer, task_loss
+
 #: Sentences in the full training sets (UD English-EWT train; WikiANN English train).
 FULL_TRAIN_SENTENCES = {"pos": 12544, "parse": 12544, "ner": 20000}
 FULL_EVAL_SENTENCES = 1000  # a PUD test set (NER: WikiANN test sets are larger; PUD-sized is assumed)
@@ -81,8 +88,6 @@ def _config_of(model: str):
     from transformers import AutoConfig, BertConfig
 
     if model == "toy":
-        from .models import tiny_bert_config
-
         return tiny_bert_config(vocab_size=8000)
     if model in ("bert-base-multilingual-cased", "bert-base-multilingual-uncased"):
         return BertConfig(vocab_size=119547 if model.endswith("-cased") else 105879)  # BERT-base, no download
@@ -95,11 +100,7 @@ def measure_step_seconds(config, batch_size: int = 32, length: int = PADDED_LENG
     on an encoder built from `config` (random weights), at `batch_size` x `length` subwords."""
     from transformers import BertModel
 
-    from .models import XltModel
-    from .precision import autocast, default_device, grad_scaler, resolve_precision
-    from .training import make_optimizer, task_loss
-
-    device = torch.device(device) if device is not None else default_device()
+    device = torch.device(device) if device is not None else _precision.default_device()
     g = torch.Generator().manual_seed(0)
     model = XltModel(BertModel(config, add_pooling_layer=False), "pos", 17).to(device)
     precision = resolve_precision(precision, device, model)
@@ -135,8 +136,6 @@ def _measured(model: str, batch_size: int, device: str, precision: str) -> float
 
 def _num_layers(profile) -> int:
     """The profile's depth, from the config `_config_of` builds without a download (mBERT's is BERT-base)."""
-    from .pretrained import num_layers
-
     return num_layers(_config_of(profile.model))
 
 
@@ -157,8 +156,6 @@ def chapter_steps(profile, chapter: int) -> tuple[int, int, int]:
     if chapter == 2:
         runs = tasks * 2
     elif chapter == 3:
-        from .ablation import expand_ablations
-
         runs = tasks * seeds * len(expand_ablations(CHAPTER3_ABLATIONS, L))
     elif chapter == 4:
         runs = tasks * seeds * 3
@@ -188,8 +185,6 @@ def checkpoint_size(config) -> int:
 
 def checkpoint_writes(nbytes: int, epoch_seconds: float, epochs: int) -> int:
     """How many checkpoints one fine-tuning writes, by `training.checkpoint_due`'s rule."""
-    from .training import checkpoint_due
-
     writes, unsaved = 0, 0.0
     for epoch in range(1, epochs + 1):
         unsaved += epoch_seconds
@@ -202,9 +197,7 @@ def estimate(profile, chapter: int, step_seconds: float | None = None, device=No
              precision: str = "auto") -> Estimate:
     """The runtime estimate of a chapter in `profile` on `device` (default: this machine's GPU or CPU),
     from a measured step (or `step_seconds`, e.g. a number measured elsewhere)."""
-    from .precision import default_device, hardware_precision
-
-    device = str(torch.device(device) if device is not None else default_device())
+    device = str(torch.device(device) if device is not None else _precision.default_device())
     prec = hardware_precision(device) if precision == "auto" else precision
     if step_seconds is None:
         step_seconds = _measured(profile.model, profile.batch_size, device, prec)

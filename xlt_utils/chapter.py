@@ -7,6 +7,7 @@ import warnings
 import torch
 
 from . import settings as settings_module
+from .plotting import COLUMN_WIDTH_IN, FIGURE_DPI
 from .precision import cuda_capability, describe, forced_precision, hardware_precision
 from .training import set_seed
 
@@ -54,8 +55,6 @@ def setup_chapter(seed: int = 0, threads: int | None = 2,
     warnings.filterwarnings("ignore", category=UserWarning, module="torch")
     # Figures as wide as the book's column (plotting.COLUMN_WIDTH_IN at plotting.FIGURE_DPI: shown
     # unscaled, text at its size); a cell that needs another size passes figsize=(COLUMN_WIDTH_IN, h).
-    from .plotting import COLUMN_WIDTH_IN, FIGURE_DPI
-
     matplotlib.rcParams.update({"figure.dpi": FIGURE_DPI, "savefig.dpi": FIGURE_DPI, "axes.grid": True,
                                 "grid.alpha": 0.3, "axes.spines.top": False, "axes.spines.right": False,
                                 "figure.figsize": (COLUMN_WIDTH_IN, 3.2)})

@@ -26,15 +26,27 @@ import pandas as pd
 import torch
 
 from . import __version__, precision, settings
-from .ablation import REFERENCE, Ablation
+from .ablation import REFERENCE, Ablation, apply_ablation
+from .data.download import MANIFEST_PATH, sha256_file
+from .data.real import load_task
 from .data.records import Sentence, label_set
+from .data.synthetic import ToyCorpusSpec, load_toy
 from .evaluation import zero_shot_eval
+from .languages import UD_RELEASE
 from .models import XltModel, model_device  # noqa: F401 (model_device: chapter 2 imports it here)
 from .precision import PRECISIONS, hardware_precision, normalize, resolve_precision
-from .pretrained import load_encoder, model_identity
+from .pretrained import _config, load_encoder, model_identity, model_path, num_layers
 from .profiles import Profile, check_languages, check_task, check_train_split, get_profile
-from .store import ResultStore
-from .training import INT_OPTIONS, TrainConfig, atomic_save, check_int_option, fine_tune, set_seed
+from .store import ResultStore, load_tensors, move_aside
+from .training import (
+    INT_OPTIONS,
+    TrainConfig,
+    atomic_save,
+    check_int_option,
+    fine_tune,
+    set_seed,
+    state_dict_problem,
+)
 
 _UNSET = ""  # a provenance field not filled in yet (None is a value: "no sha256 for a hub id")
 #: What a record made before a field existed holds for it (`from_dict` reads such records).
@@ -46,13 +58,8 @@ def data_version(data: str) -> str:
     """The version of a data source, for the cache key: the synthetic corpus's key (generator
     version, sizes, seed, languages), or the UD release and the data manifest's sha256."""
     if data == "synthetic":
-        from .data.synthetic import ToyCorpusSpec
-
         return f"synthetic-{ToyCorpusSpec().key()}"
     if data == "real":
-        from .data.download import MANIFEST_PATH, sha256_file
-        from .languages import UD_RELEASE
-
         return f"ud-{UD_RELEASE}+manifest-{sha256_file(MANIFEST_PATH)[:12]}"
     raise ValueError(f"unknown data source {data!r}; valid: synthetic, real")
 
@@ -71,8 +78,6 @@ def _auto_precision(model: str, revision: str | None, task: str, sha256: str | N
 def _meta_model(model: str, revision: str | None, task: str, sha256: str | None) -> XltModel:
     """The config's model (encoder and head) on the meta device, from its config alone."""
     from transformers import BertModel
-
-    from .pretrained import _config, model_path
 
     config = _config(model_path(model), revision)  # the lookup `num_layers` makes (cached)
     with torch.device("meta"):
@@ -182,7 +187,7 @@ def experiment_config(profile: str | Profile = "toy", task: str = "pos", ablatio
             raise ValueError("layers come with the Ablation value; do not pass them separately")
     else:
         ablation = Ablation(ablation, layers)
-    ablation.check(p.num_layers)
+    ablation.check(num_layers(p))
     targets = tuple(check_languages(p, targets if targets is not None else p.targets))
     valid = [f.name for f in fields(TrainConfig)]
     for k in train_overrides:
@@ -212,12 +217,8 @@ def load_split(profile: str | Profile | ExperimentConfig, lang: str, task: str, 
     check_limit("limit", limit)
     p = get_profile(profile) if isinstance(profile, str) else profile
     if p.data == "synthetic":
-        from .data.synthetic import load_toy
-
         sents = load_toy(lang, split, task)
     else:
-        from .data.real import load_task
-
         sents = load_task(lang, task, split, ner_source=p.ner_source or "wikiann")
     if not sents:
         raise ValueError(f"the {split} split of {lang!r} for {task} ({getattr(p, 'profile', None) or p.name} "
@@ -259,8 +260,6 @@ def build_model(cfg: ExperimentConfig, device: torch.device | str | None = None)
     ablation's draws come from CPU generators, so they are the same numbers on every device.
 
     Feed it batches on its device: ``batch = {k: v.to(model_device(model)) for k, v in batch.items()}``."""
-    from .ablation import apply_ablation
-
     device = precision.default_device() if device is None else torch.device(device)
     set_seed(cfg.seed)
     encoder, tok = _pretrained_encoder(cfg, device)
@@ -281,7 +280,7 @@ def run_experiment(cfg: ExperimentConfig, keep_model: bool = False, progress: bo
     bars (None: as the settings say, `settings.current().progress`).
     """
     progress = settings.current().progress if progress is None else progress
-    store = results if isinstance(results, ResultStore) else ResultStore(results)
+    store = ResultStore.of(results)
     if (record := store.get(cfg, keep_model)) is not None:
         return record
     with store.locked(cfg) as out:
@@ -321,10 +320,7 @@ def load_finetuned(cfg: ExperimentConfig, results: str | Path | ResultStore | No
     moved aside with a `CorruptResultWarning` naming it and saying why, and the config runs again; a
     file that would run code when unpickled is refused with an error naming it."""
 
-    from .store import load_tensors, move_aside
-    from .training import state_dict_problem
-
-    store = results if isinstance(results, ResultStore) else ResultStore(results)
+    store = ResultStore.of(results)
     for _ in range(2):
         run_experiment(cfg, keep_model=True, results=store, progress=progress)
         path = store.model_path(cfg)

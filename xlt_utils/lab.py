@@ -36,7 +36,9 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+from . import settings
+
+settings.quiet_tokenizer_threads()
 
 import torch  # noqa: E402
 import torch.nn.functional as F  # noqa: E402

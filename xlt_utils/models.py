@@ -10,6 +10,7 @@ from torch import nn
 from transformers import AutoTokenizer, BertConfig, BertModel, PreTrainedTokenizerFast
 
 from .data.download import hub_offline, offline_reason
+from .parsing import BiaffineParserHead
 
 SPECIAL_TOKENS = dict(unk_token="[UNK]", cls_token="[CLS]", sep_token="[SEP]", pad_token="[PAD]", mask_token="[MASK]")
 #: Passed to every model load (`from_pretrained`). From transformers 5.25, `from_pretrained` kernelizes a
@@ -79,8 +80,6 @@ class XltModel(nn.Module):
         hidden = encoder.config.hidden_size
         self.dropout = nn.Dropout(dropout)
         if task == "parse":
-            from .parsing import BiaffineParserHead
-
             self.head = BiaffineParserHead(hidden, n_labels)
         else:
             self.head = nn.Linear(hidden, n_labels)

@@ -19,6 +19,8 @@ from collections.abc import Sequence
 import numpy as np
 import pandas as pd
 
+from .analysis import pair_matrix
+
 DPI = 80  # the widgets' pre-rendered panels
 #: The notebooks' figure dpi (rcParams figure.dpi and savefig.dpi, set by setup.setup_chapter).
 FIGURE_DPI = 100
@@ -191,8 +193,6 @@ def plot_pair_heatmaps(deltas: pd.DataFrame, n_layers: int, tasks: list[str] | N
     Made at the book's column width (COLUMN_WIDTH_IN), so no text is shrunk below MIN_TEXT_PX; the
     values are printed in the cells when they are wide enough to hold them at that size."""
     import matplotlib.pyplot as plt
-
-    from .analysis import pair_matrix
 
     tasks = tasks or list(dict.fromkeys(deltas.task))
     fig, axes = plt.subplots(len(tasks), 4, figsize=(COLUMN_WIDTH_IN, 2.5 * len(tasks)), squeeze=False,

@@ -20,7 +20,7 @@ anything else (mps, meta, ...)             fp32
 - an explicit ``"bf16"``, ``"fp16"`` or ``"fp32"`` (or the legacy ``True``/``False`` = bf16/fp32) is
   used as given;
 - ``"auto"`` asks the policy, except for small models (under `SMALL_MODEL_PARAMS` parameters outside
-  the embeddings, such as the toy profile's 6-layer, 128-wide BERT), which always run in fp32: autocast
+  the embeddings, such as the toy profile's 12-layer, 128-wide BERT), which always run in fp32: autocast
   buys nothing at that size, and fp32 makes the toy profile's numbers (the stored notebook outputs)
   the same on every machine.
 
@@ -51,7 +51,7 @@ from . import settings
 from .settings import PRECISIONS
 
 ENV_VAR = "XLT_PRECISION"
-#: Parameters outside the embeddings below which "auto" means fp32 (the toy BERT has about 1.2 M;
+#: Parameters outside the embeddings below which "auto" means fp32 (the toy BERT has about 2.4 M;
 #: mBERT about 85 M).
 SMALL_MODEL_PARAMS = 10_000_000
 DTYPES = {"bf16": torch.bfloat16, "fp16": torch.float16}

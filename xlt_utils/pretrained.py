@@ -16,8 +16,10 @@ from pathlib import Path
 from torch import nn
 from transformers import AutoConfig, AutoModel, BertModel, PreTrainedTokenizerFast
 
-from .data.download import sha256_file
+from . import precision
+from .files import sha256_file
 from .models import MODEL_LOAD_KW, from_hub, load_tokenizer
+from .pretraining import toy_model_dir
 from .profiles import Profile
 
 TOY = "toy"
@@ -35,8 +37,6 @@ def model_path(model: str) -> str:
 @functools.cache
 def _toy_dir() -> str:
     """The toy checkpoint's folder, looked up (its weights hashed against the recipe) once per process."""
-    from .pretraining import toy_model_dir
-
     return str(toy_model_dir())
 
 
@@ -56,10 +56,8 @@ def load_encoder(model: str | Profile, revision: str | None = None,
 
     The masked-LM head stored with the weights is dropped without a load report or progress bar.
     """
-    from .precision import default_device
-
     encoder, tok = _load(model, revision)
-    return encoder.to(default_device() if device is None else device), tok
+    return encoder.to(precision.default_device() if device is None else device), tok
 
 
 def _load(model: str | Profile, revision: str | None) -> tuple[BertModel, PreTrainedTokenizerFast]:

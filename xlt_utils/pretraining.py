@@ -25,8 +25,8 @@ from tokenizers import (
 from transformers import BertForMaskedLM, PreTrainedTokenizerFast
 
 from .batching import length_grouped_batches
-from .data.download import sha256_file
 from .data.synthetic import ToyCorpusSpec, cache_dir, pretraining_files
+from .files import sha256_file
 from .models import MODEL_LOAD_KW, SPECIAL_TOKENS, load_tokenizer, tiny_bert_config
 from .precision import autocast, hardware_precision, normalize
 from .training import make_optimizer, set_seed

@@ -4,6 +4,9 @@ from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field, fields, replace
 
+from .data.synthetic import TOY_LANGUAGES
+from .languages import REAL_LANGUAGES
+
 TASKS = ("pos", "ner", "parse")
 DATA_SOURCES = ("synthetic", "real")
 #: The source splits fine-tuning may read (`Profile.train_split`); the test split is what is evaluated.
@@ -12,7 +15,8 @@ TRAIN_SPLITS = ("train", "dev")
 
 @dataclass(frozen=True)
 class Profile:
-    """Everything a notebook needs besides its `parameters` cell.
+    """Everything a notebook needs besides its `parameters` cell: plain values (what the model is,
+    how deep, is read where the model is: `pretrained.num_layers(profile)`).
 
     Any field can be overridden: ``get_profile("quick", model="/path/to/dir", n_train=64)``, or in a
     chapter through its `profile_overrides` papermill parameter (a dict of these fields; lists are
@@ -50,27 +54,6 @@ class Profile:
     def languages(self) -> tuple[str, ...]:
         """Source first, then the targets."""
         return (self.source,) + self.targets
-
-    @property
-    def num_layers(self) -> int:
-        """The number of transformer layers L of the profile's model (read from its config)."""
-        from .pretrained import num_layers
-
-        return num_layers(self)
-
-    @property
-    def lower_layers(self) -> tuple[int, ...]:
-        """The lower layers of claim C1: the first two transformer layers, (1, 2)."""
-        from .ablation import lower_upper
-
-        return lower_upper(self.num_layers)[0]
-
-    @property
-    def upper_layers(self) -> tuple[int, ...]:
-        """The upper layers of claim C2: the last two transformer layers, (L-1, L)."""
-        from .ablation import lower_upper
-
-        return lower_upper(self.num_layers)[1]
 
     def with_(self, **changes) -> Profile:
         """A copy with some fields changed (the notebooks' `parameters` cell overrides); None leaves
@@ -131,13 +114,7 @@ def get_profile(name: str | Profile = "toy", **overrides) -> Profile:
 
 def valid_languages(profile: Profile) -> tuple[str, ...]:
     """The language codes a profile can use: the synthetic ones for toy, the registry's otherwise."""
-    if profile.data == "synthetic":
-        from .data.synthetic import TOY_LANGUAGES
-
-        return tuple(TOY_LANGUAGES)
-    from .languages import REAL_LANGUAGES
-
-    return tuple(REAL_LANGUAGES)
+    return tuple(TOY_LANGUAGES) if profile.data == "synthetic" else tuple(REAL_LANGUAGES)
 
 
 def check_languages(profile: Profile, languages) -> list[str]:

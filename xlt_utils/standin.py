@@ -14,6 +14,8 @@ import json
 import shutil
 from pathlib import Path
 
+from .models import load_tokenizer
+
 #: Small but mBERT-shaped where it matters: the vocabulary and 512 positions. Four layers, so that the
 #: lower pair of claim C1 (1-2) and the upper pair of claim C2 (3-4) are different layers.
 STANDIN_CONFIG = dict(hidden_size=64, num_hidden_layers=4, num_attention_heads=2, intermediate_size=128,
@@ -32,8 +34,6 @@ def build_standin(out_dir: str | Path, tokenizer_dir: str | Path, seed: int = 0,
     (``tokenizer.json``, ``vocab.txt``) to `out_dir`; returns it."""
     import torch
     from transformers import BertConfig, BertModel
-
-    from .models import load_tokenizer
 
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)

@@ -25,6 +25,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 from . import settings
+from .files import corrupt_name, create_temp, folder_lock
 
 RECORD = "record.json"
 CHECKPOINT = "checkpoint.pt"
@@ -53,8 +54,6 @@ def atomic_file(path: Path, mode: str = "w", **open_kw):
     the 0600 of `mkstemp`), which is flushed, synced and renamed over `path` when the block ends,
     and removed if it raises. ``with atomic_file(p, "wb") as f: torch.save(obj, f)`` saves a
     checkpoint this way."""
-    from .data.download import create_temp
-
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = create_temp(path.parent, f".{path.name}.", ".tmp")
@@ -100,8 +99,6 @@ def load_tensors(path: Path, what: str):
 
 def move_aside(path: Path, why: str) -> Path:
     """Rename a file that cannot be used to ``<name>.corrupt-<time>``, with a warning naming it."""
-    from .data.download import corrupt_name
-
     target = corrupt_name(path)
     os.replace(path, target)
     warnings.warn(f"{path}: {why}; moved aside to {target.name}, and the config runs again",
@@ -157,6 +154,11 @@ class ResultStore:
 
     def __init__(self, root: str | Path | None = None):
         self.root = Path(root).expanduser() if root is not None else default_results_dir()
+
+    @classmethod
+    def of(cls, results: str | Path | ResultStore | None) -> ResultStore:
+        """The store `results` names: a store as it is, a root folder, or None (the settings')."""
+        return results if isinstance(results, ResultStore) else cls(results)
 
     def __repr__(self) -> str:
         return f"ResultStore({str(self.root)!r})"
@@ -238,7 +240,5 @@ class ResultStore:
 def lock(folder: Path):
     """An exclusive lock on a folder (``.lock`` in it, never opened through a symlink: a planted one
     is an error); no lock on systems without fcntl. The download cache's lock (`folder_lock`)."""
-    from .data.download import folder_lock
-
     with folder_lock(Path(folder)):
         yield

@@ -10,7 +10,7 @@ run locally and one run on Ray give the same records.
 
 Ablations are `Ablation` values, or strings of the grammar of `ablation.parse_ablation`:
 ``reference``, ``random_init``, ``reinit:1,2``, ``freeze:0-3`` (layers are numbered as in
-``hidden_states``: 0 is the embedding layer, 1..L the transformer layers), or one of two families:
+``hidden_states``: 0 is the embedding layer, 1..L the transformer layers), or one of three families:
 ``reinit-consecutive`` (the paper's consecutive pairs 1-2, 3-4, ...), ``reinit-pairs`` (every pair of
 transformer layers) and ``freeze-halves`` (the lower and the upper half).
 """
@@ -29,6 +29,8 @@ from . import settings
 from .ablation import Ablation, describe_forms, expand_ablations
 from .analysis import mean_std_table, per_seed_scores
 from .experiments import ExperimentConfig, experiment_config, records_table, run_experiment
+from .nbtools import install_spec
+from .pretrained import num_layers
 from .profiles import Profile, get_profile
 from .store import ResultStore, ship_records
 from .training import TrainConfig
@@ -81,7 +83,7 @@ def expand_grid(profile: str | Profile = "toy", tasks: Sequence[str] | None = No
         raise ValueError("a grid needs at least one task and one seed")
     if "seed" in train_overrides:
         raise ValueError("the training seed is the config's seed: pass seeds=(...)")
-    n_layers = p.num_layers
+    n_layers = num_layers(p)
     parsed = expand_ablations(ablations, n_layers)
     if not parsed:
         raise ValueError(f"a grid needs at least one ablation; {describe_forms(n_layers)}")
@@ -158,7 +160,7 @@ def _describe(i: int, n: int, cfg: ExperimentConfig) -> str:
 
 
 def run_grid(configs: Sequence[ExperimentConfig], backend: str = "local", ray_address: str | None = None,
-             resources: dict | None = None, progress: bool | None = None, results: str | Path | None = None,
+             resources: dict | None = None, progress: bool | None = None, results: str | Path | ResultStore | None = None,
              keep_going: bool = True, threads: int | None = None) -> list[dict]:
     """Run every config (cached ones return at once) and return their records, in config order.
 
@@ -177,7 +179,7 @@ def run_grid(configs: Sequence[ExperimentConfig], backend: str = "local", ray_ad
     """
     configs = list(configs)
     progress = settings.current().progress if progress is None else progress
-    root = ResultStore(results).root.resolve()
+    root = ResultStore.of(results).root.resolve()
     if backend == "local":
         return _run_local(configs, root, progress, keep_going, threads)
     if backend == "ray":
@@ -236,11 +238,18 @@ def _run_ray(configs, root: Path, ray_address, resources, progress: bool, keep_g
     return [records[c.key()] for c in configs]
 
 
+def ray_install_spec() -> str:
+    """What pip installs for a Ray grid: this package's release with its ray extra, from the repository."""
+    return install_spec().replace(" @ ", "[ray] @ ", 1)
+
+
 def _submit_to_ray(todo, records, n, root, ray_address, resources, progress, keep_going) -> None:
     try:
         import ray
     except ImportError as e:
-        raise ImportError("backend='ray' needs Ray: pip install 'ray[default]'") from e
+        raise ImportError(f"backend='ray' needs Ray, which the package's ray extra installs: "
+                          f"pip install \"{ray_install_spec()}\" (in a clone of the repository: "
+                          "pip install -e \".[ray]\")") from e
     started = _start_ray(ray_address)
     try:
         opts = _ray_options(resources, root)
@@ -283,25 +292,12 @@ def summary_table(records: list[dict]):
 
 # ----------------------------------------------------------------------------------------- command line
 
-def _bool_or_auto(text: str):
-    low = text.lower()
-    if low == "auto":
-        return "auto"
-    if low in ("1", "true", "yes", "on"):
-        return True
-    if low in ("0", "false", "no", "off"):
-        return False
-    raise argparse.ArgumentTypeError(f"expected auto, true or false, not {text!r}")
-
-
 def _optional_int(text: str):
     return None if text.lower() in ("all", "none") else int(text)
 
 
 def _train_option_type(annotation) -> object:
     annotation = str(annotation)
-    if "bool" in annotation:
-        return _bool_or_auto
     if "float" in annotation:
         return float
     if "int" in annotation:

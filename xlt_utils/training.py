@@ -27,6 +27,7 @@ from .batching import (
 )
 from .data.records import Sentence
 from .models import model_device
+from .parsing import parser_loss
 from .precision import autocast, grad_scaler, normalize, resolve_precision
 from .store import (  # CHECKPOINT: the store deletes it
     CHECKPOINT,
@@ -77,8 +78,6 @@ def task_loss(model, batch: dict) -> torch.Tensor:
     """The training loss of a batch for the model's task."""
     out = model(batch)
     if model.task == "parse":
-        from .parsing import parser_loss
-
         arc, rel = out
         scored = batch["word_mask"] & (batch["labels"] != -100)  # -100: a head cut off by truncation
         return parser_loss(arc.float(), rel.float(), batch["heads"], batch["labels"], scored)

@@ -63,7 +63,6 @@ import http.client
 import json
 import os
 import re
-import secrets
 import socket
 import threading
 import time
@@ -73,6 +72,10 @@ import warnings
 from pathlib import Path
 
 from .. import __version__, settings
+from ..files import corrupt_name, create_temp, folder_lock, sha256_file, write_atomic
+from .conllu_io import read_conllu
+from .iob2 import read_iob2
+from .records import DataFormatError
 
 MANIFEST_PATH = Path(__file__).with_name("manifest.json")
 _RETRY_STATUS = {408, 425, 429, 500, 502, 503, 504}
@@ -118,14 +121,6 @@ def cache_dir() -> Path:
 def offline_reason() -> str | None:
     """``"XLT_OFFLINE=1"`` (or the HF variable) when offline mode is on, else None."""
     return settings.current().offline
-
-
-def sha256_file(path: str | Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        while chunk := f.read(1 << 20):
-            h.update(chunk)
-    return h.hexdigest()
 
 
 def fetch(
@@ -174,8 +169,6 @@ def fetch_read(name_or_url: str, read, **fetch_kw):
     `DataFormatError` on a cached file whose sha256 is not pinned, that copy is moved aside (with a
     warning), fetched again, and read once more (a second refusal is raised: the file itself is bad).
     A pinned file or one from XLT_DATA_DIR is read as it is (its bytes are the ones asked for)."""
-    from .records import DataFormatError
-
     path = fetch(name_or_url, **fetch_kw)
     rel, _, expected = _resolve(name_or_url, fetch_kw.get("sha256", _UNSET))
     target = cache_dir() / rel
@@ -353,9 +346,6 @@ def validate_body(path: Path, rel: str) -> str | None:
             return f"not valid JSON ({e}): truncated or not JSON"
         return None
     if fmt in ("conllu", "iob2"):
-        from .conllu_io import read_conllu
-        from .iob2 import read_iob2
-        from .records import DataFormatError
 
         with open(path, "rb") as f:
             f.seek(max(0, size - 4))
@@ -452,12 +442,6 @@ def _usable(target: Path, expected: str | None, rel: str) -> bool:
     return state == "ok"
 
 
-def corrupt_name(path: Path) -> Path:
-    """Where a file or folder that must not be used is moved aside: ``<name>.corrupt-<time>-<pid>``,
-    beside it (the one naming rule of the download cache, the result store and the toy corpus)."""
-    return path.with_name(f"{path.name}.corrupt-{time.strftime('%Y%m%dT%H%M%S')}-{os.getpid()}")
-
-
 def _move_aside(target: Path, why: str) -> Path:
     """Rename a cached copy that must not be used to `corrupt_name(target)` (its recorded hash is
     dropped), with a warning naming both."""
@@ -470,52 +454,6 @@ def _move_aside(target: Path, why: str) -> Path:
 
 def _record(target: Path, digest: str, rel: str) -> None:
     write_atomic(_sidecar(target), f"{digest}\n{_validated_mark()} as {_format_of(rel)}\n")
-
-
-@contextlib.contextmanager
-def folder_lock(folder: Path):
-    """An exclusive lock on a cache folder (``.lock`` in it, opened without following a symlink),
-    for threads and processes alike; released when the block ends or the holder dies. No lock on
-    systems without fcntl."""
-    folder.mkdir(parents=True, exist_ok=True)
-    try:
-        import fcntl
-    except ImportError:  # not on Windows: no lock
-        yield
-        return
-    fd = os.open(folder / ".lock", os.O_RDWR | os.O_CREAT | getattr(os, "O_NOFOLLOW", 0), 0o666)
-    try:
-        fcntl.flock(fd, fcntl.LOCK_EX)
-        yield
-    finally:
-        os.close(fd)
-
-
-def create_temp(folder: Path, prefix: str, suffix: str) -> tuple[int, Path]:
-    """A new file in `folder`, opened for writing: (fd, path). Its name is ``prefix``, 16 random hex
-    digits, ``suffix``; it is created with O_EXCL (and O_NOFOLLOW), so it is never a file or a
-    symlink planted beforehand; its mode is 0666 minus the umask (0644 under the usual 022), as
-    `open` gives, not the 0600 of `tempfile.mkstemp`."""
-    flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_BINARY", 0)
-    for _ in range(100):
-        path = Path(folder) / f"{prefix}{secrets.token_hex(8)}{suffix}"
-        try:
-            return os.open(path, flags, 0o666), path
-        except FileExistsError:
-            continue
-    raise FileExistsError(f"could not create a temporary file in {folder}")
-
-
-def write_atomic(path: Path, text: str) -> None:
-    """Write text so that `path` is either absent, old, or complete: never partial."""
-    fd, tmp = create_temp(path.parent, f".{path.name}.", ".part")
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            f.write(text)
-        os.replace(tmp, path)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
 
 
 class _DeadlineExceeded(FetchError):

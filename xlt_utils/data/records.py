@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass, field
 from pathlib import Path
+
+from ..files import create_temp
 
 UPOS_TAGS = (
     "ADJ", "ADP", "ADV", "AUX", "CCONJ", "DET", "INTJ", "NOUN", "NUM",
@@ -187,10 +190,6 @@ def write_read_back(text: str, path: str | Path, read) -> None:
     (``.<name>.<random>.part``, created exclusively, never through a planted symlink), `read` (a
     reader that raises `DataFormatError`) must accept it, and only then does it replace `path`; an
     invalid sentence raises `DataFormatError` naming it, and nothing is written."""
-    import os
-
-    from .download import create_temp
-
     path = Path(path)
     fd, tmp = create_temp(path.parent, f".{path.name}.", ".part")
     try:

@@ -18,8 +18,9 @@ import warnings
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
+from ..files import corrupt_name, folder_lock, sha256_file, write_atomic
 from .conllu_io import format_conllu, read_conllu, write_conllu
-from .download import cache_dir, corrupt_name, folder_lock, sha256_file, write_atomic
+from .download import cache_dir
 from .iob2 import format_iob2, read_iob2, write_iob2
 from .records import Sentence
 
