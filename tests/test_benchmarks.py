@@ -142,8 +142,8 @@ def test_smoke_targets_are_computed_from_the_measured_numbers(smoke):
         assert 0 < rows[name]["value"] <= 1, name  # a share of the measured peak: in (0, 100%]
     # the fwd+bwd share divides the same FLOPs by a part of the time: never below the whole step's
     assert rows["finetune_fwd_bwd_peak_share"]["value"] >= rows["finetune_peak_share"]["value"]
-    for kernel in ("rbf", "linear"):  # the Gram products are part of the CKA's work
-        assert ck[kernel]["gram_products_s"] <= ck[kernel]["ours_s"], kernel
+    for kernel in ("rbf", "linear"):  # the Gram products the CKA needs: two per layer (their time is
+        # part of the CKA's, but two timings on a shared machine need not keep that order: not asserted)
         assert ck[kernel]["gram_products"] == 2 * ck["layers"]
     assert rows["cka_max_abs_diff"]["met"]
     # one printed line per target, with its number and verdict

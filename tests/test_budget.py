@@ -48,8 +48,9 @@ def test_the_budget_counts_chapter_3s_default_grid():
 
     nb = json.loads((Path(__file__).resolve().parents[1] / "notebooks" / "03_reinit_ablation.ipynb").read_text())
     params = next("".join(c["source"]) for c in nb["cells"] if "parameters" in c["metadata"].get("tags", []))
-    line = next(ln for ln in params.splitlines() if ln.startswith("ablations = "))
-    assert tuple(ast.literal_eval(line.split("=", 1)[1].split("#")[0].strip())) == budget.CHAPTER3_ABLATIONS
+    (value,) = [node.value for node in ast.parse(params).body
+                if isinstance(node, ast.Assign) and ast.unparse(node.targets[0]) == "ablations"]
+    assert tuple(ast.literal_eval(value)) == budget.CHAPTER3_ABLATIONS
 
 
 def test_a_step_is_really_measured():
