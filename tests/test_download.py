@@ -16,6 +16,7 @@ from pathlib import Path
 
 import pytest
 
+from xlt_utils import files
 from xlt_utils.data import download
 from xlt_utils.data.download import (
     ChecksumError,
@@ -720,16 +721,16 @@ def test_temporary_files_have_unpredictable_names_and_never_follow_a_symlink(tmp
     victim.write_text("keep me")
     names = set()
     for _ in range(50):
-        fd, path = download.create_temp(tmp_path, ".x.", ".part")
+        fd, path = files.create_temp(tmp_path, ".x.", ".part")
         os.close(fd)
         names.add(path.name)
         path.unlink()
     assert len(names) == 50
     # a symlink planted at the very name drawn is refused (O_EXCL), not followed: another name is drawn
     (tmp_path / ".y.0000000000000000.part").symlink_to(victim)
-    real, first = download.secrets.token_hex, iter(["0" * 16])
-    monkeypatch.setattr(download.secrets, "token_hex", lambda n: next(first, None) or real(n))
-    fd, path = download.create_temp(tmp_path, ".y.", ".part")
+    real, first = files.secrets.token_hex, iter(["0" * 16])
+    monkeypatch.setattr(files.secrets, "token_hex", lambda n: next(first, None) or real(n))
+    fd, path = files.create_temp(tmp_path, ".y.", ".part")
     with os.fdopen(fd, "w") as f:
         f.write("new")
     assert path.name != ".y.0000000000000000.part" and path.read_text() == "new"

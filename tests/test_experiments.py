@@ -222,16 +222,14 @@ def test_ablation_values_travel_from_configs_through_records_analysis_plots_and_
     assert table.loc[("pos", lower), "target"] == "-3.0 ± 0.0"
 
 
-def test_train_split_is_in_the_key_only_when_it_is_not_train():
+def test_train_split_is_in_the_key():
     from xlt_utils.experiments import ExperimentConfig
     from xlt_utils.profiles import get_profile
 
     base = experiment_config("toy", task="pos", seed=1)
     dev = experiment_config(get_profile("toy", train_split="dev"), task="pos", seed=1)
     assert (base.train_split, dev.train_split) == ("train", "dev")
-    # the default is left out of the dict, so configs on the train split keep their earlier keys
-    # (the shipped toy grid's keys are checked in test_the_toy_paper_grid_ships_complete...)
-    assert "train_split" not in base.to_dict() and dev.to_dict()["train_split"] == "dev"
+    assert base.to_dict()["train_split"] == "train" and dev.to_dict()["train_split"] == "dev"
     assert dev.key() != base.key()
     for cfg in (base, dev):
         assert ExperimentConfig.from_dict(cfg.to_dict()) == cfg
@@ -307,13 +305,17 @@ def test_a_run_with_a_wrong_checkpoint_in_the_store_trains_from_scratch(isolated
 
 
 @pytest.mark.parametrize("stored_precision", ["bf16", "fp16"])
-def test_fields_at_their_default_are_left_out_of_the_key(stored_precision):
+def test_every_field_is_in_the_key_and_older_records_read_back(stored_precision):
     from xlt_utils.experiments import ExperimentConfig
 
     cfg = experiment_config("toy", task="ner", seed=2)
     d = cfg.to_dict()
-    assert "precision" not in d and "train_split" not in d and cfg.precision == "fp32"
+    assert d["precision"] == "fp32" and d["train_split"] == "train" and d["model_commit"] is None
     assert ExperimentConfig.from_dict(d) == cfg
+    # a record made before these fields existed, with the training option under its old name (bf16)
+    old = {k: v for k, v in d.items() if k not in ("precision", "train_split", "model_commit")}
+    old["train"] = {("bf16" if k == "precision" else k): v for k, v in d["train"].items()}
+    assert ExperimentConfig.from_dict(old) == cfg
     other = ExperimentConfig.from_dict({**d, "precision": stored_precision})
     assert other.precision == stored_precision and other.key() != cfg.key()
     assert ExperimentConfig.from_dict(other.to_dict()) == other

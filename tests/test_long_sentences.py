@@ -23,12 +23,15 @@ URL_ID = "answers-20111108075238AAOhbL0_ans-0004"
 
 @pytest.fixture(scope="module")
 def ewt_test(shared_data):
+    from xlt_utils import settings
     from xlt_utils.data.real import load_ud
 
-    with pytest.MonkeyPatch.context() as mp:
-        mp.setenv("XLT_DATA_DIR", str(shared_data))
-        mp.setenv("XLT_OFFLINE", "1")
+    before = settings.current()
+    settings.use(before.replace(data_dir=shared_data, offline="XLT_OFFLINE=1"))
+    try:
         return load_ud("en", "test", treebank="UD_English-EWT")
+    finally:
+        settings.use(before)
 
 
 @pytest.fixture(scope="module")

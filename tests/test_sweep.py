@@ -49,10 +49,8 @@ def reference_grid(tmp_path_factory):
     threads = torch.get_num_threads()
     torch.set_num_threads(1)
     try:
-        with pytest.MonkeyPatch.context() as mp:
-            mp.setenv("XLT_RESULTS_DIR", str(root))
-            configs = expand_grid(**TINY)
-            records = run_grid(configs, progress=False)
+        configs = expand_grid(**TINY)
+        records = run_grid(configs, progress=False, results=root)
     finally:
         torch.set_num_threads(threads)
     return root, configs, records
