@@ -144,6 +144,7 @@ def test_one_layer_has_no_lower_and_upper_pairs():
         lower_upper(1)
 
 
+@pytest.mark.slow
 def test_frozen_layers_stay_bit_identical_after_training(encoder):
     tok = load_tokenizer(toy_model_dir())
     model = XltModel(encoder, "pos", len(label_set("pos")))

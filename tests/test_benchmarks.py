@@ -40,6 +40,7 @@ def smoke(shared_data, tmp_path_factory):
     return json.loads(out.read_text()), proc.stdout
 
 
+@pytest.mark.slow
 def test_smoke_writes_every_section(smoke):
     res, stdout = smoke
     assert {"meta", "hardware", "peak", "finetune", "eval", "cka", "toy_suite", "verdicts", "ratios", "target_lines",
@@ -222,6 +223,7 @@ def test_hardware_class_and_precision_in_use(monkeypatch):
     assert speed.precision_in_use("auto", big) == ("bf16", "forced by XLT_PRECISION")
 
 
+@pytest.mark.slow
 def test_matmul_peak_shrinks_the_size_of_a_slow_dtype():
     import torch
 
@@ -242,6 +244,7 @@ def test_matmul_peak_shrinks_the_size_of_a_slow_dtype():
     assert ev["peak_precision"] == "fp32" and abs(ev["ours"]["share_of_peak"] - 2 * 1000 * 300 / 2.0 / 1e9 / 12.0) < 1e-15
 
 
+@pytest.mark.slow
 def test_fast_path_check_smoke(tmp_path):
     out = tmp_path / "fast_path_smoke.json"
     env = {**os.environ, "HF_HUB_OFFLINE": "1", "TOKENIZERS_PARALLELISM": "false"}

@@ -43,6 +43,9 @@ import yaml
 
 from xlt_utils import BRANCH, REPOSITORY, REPOSITORY_URL
 
+#: The book, a browser and whole chapters: `make test` runs them, `make test-fast` does not.
+pytestmark = pytest.mark.slow
+
 ROOT = Path(__file__).resolve().parents[1]
 BOOK = ROOT / "book"
 ARTIFACTS = ROOT / "test-artifacts"

@@ -53,6 +53,7 @@ def test_the_budget_counts_chapter_3s_default_grid():
     assert tuple(ast.literal_eval(value)) == budget.CHAPTER3_ABLATIONS
 
 
+@pytest.mark.slow
 def test_a_step_is_really_measured():
     seconds = budget.measure_step_seconds(tiny_bert_config(500), batch_size=4, length=16, device="cpu",
                                           precision="fp32", steps=2)

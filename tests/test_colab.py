@@ -99,6 +99,7 @@ def test_install_cell_does_everything_under_the_colab_guard(monkeypatch):
     assert scope["drive"] is None and scope["xlt"] is xlt_utils
 
 
+@pytest.mark.slow
 def test_an_unreachable_repository_is_a_clear_error(monkeypatch):
     """On Colab, a URL pip cannot reach stops the cell with what to check and pip's own message."""
     _fake_colab(monkeypatch)

@@ -48,6 +48,7 @@ README_COUNTS = {
 }
 
 
+@pytest.mark.slow
 def test_every_ud_file_parses_with_direct_word_counts(shared_data):
     files = sorted((shared_data / "ud").glob("*/*.conllu"))
     assert len(files) == 29  # 21 PUD + EWT dev/test + 3 GSD dev + Atis train/dev/test
@@ -166,6 +167,7 @@ def test_good_sample_reads(tmp_path):
 # ---------------------------------------------------------------------------------------- IOB2
 
 
+@pytest.mark.slow
 def test_every_uner_file_matches_its_upstream_stats(shared_data):
     files = sorted((shared_data / "uner").glob("*/*.iob2"))
     assert len(files) == 8

@@ -157,6 +157,7 @@ def test_build_model_puts_encoder_and_head_on_the_default_device(work_device_is_
     assert _device_types(model) == {"meta"}, "encoder and head must be on one device"
 
 
+@pytest.mark.slow
 def test_the_chapter_2_training_step_runs_where_the_model_is(work_device_is_meta, monkeypatch):
     """The hand-written training step of chapter 2 (the cell after "Under the hood"), executed as the
     chapter runs it: the batch it builds must reach the encoder on the model's device."""
@@ -195,6 +196,7 @@ def test_zero_shot_eval_sends_batches_to_the_models_device(meta_model):
     assert seen == ["meta"]
 
 
+@pytest.mark.slow
 def test_load_finetuned_returns_the_model_on_the_default_device(monkeypatch, tmp_path):
     import xlt_utils.precision as precision
     from xlt_utils.experiments import experiment_config, load_finetuned, run_experiment

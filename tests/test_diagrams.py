@@ -19,6 +19,7 @@ CHAPTERS = sorted(p.stem for p in (ROOT / "notebooks").glob("[0-9][0-9]_*.ipynb"
 CSS_PX_PER_PT = 4 / 3  # the SVG's width and height are in pt
 
 
+@pytest.mark.slow
 def test_stored_svgs_are_what_the_source_draws():
     """notebooks/figures/*.svg equal xlt_utils.diagrams' output (else: python -m xlt_utils.diagrams)."""
     assert diagrams.stale(FIGURES) == []
@@ -26,6 +27,7 @@ def test_stored_svgs_are_what_the_source_draws():
     assert stored == sorted(diagrams.DIAGRAMS), "SVGs in notebooks/figures/ that no diagram writes"
 
 
+@pytest.mark.slow
 def test_stale_reports_a_changed_file(tmp_path):
     diagrams.write_all(tmp_path)
     assert diagrams.stale(tmp_path) == []

@@ -414,6 +414,7 @@ def test_an_unpinned_body_of_the_right_format_is_cached(fault_server, cache, pat
 
 @pytest.mark.parametrize("path, sha", [("/trickle.conllu", SHA), ("/trickle-headers.conllu", SHA),
                                        ("/trickle-nolength.conllu", None)])
+@pytest.mark.slow
 def test_a_trickle_fails_within_the_overall_deadline(fault_server, cache, path, sha):
     base, hits = fault_server
     start = time.monotonic()

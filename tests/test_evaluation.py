@@ -35,6 +35,7 @@ def _model(task):
     return XltModel(encoder, task, len(label_set(task))).eval()
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("task", ["pos", "ner", "parse"])
 def test_predictions_do_not_depend_on_batching_or_order(tok, task):
     model = _model(task)
@@ -50,6 +51,7 @@ def test_predictions_do_not_depend_on_batching_or_order(tok, task):
             assert len(p) == len(s) and set(p) <= set(label_set(task))
 
 
+@pytest.mark.slow
 def test_hidden_states_come_from_the_same_pass(tok):
     model = _model("pos")
     sents = load_toy("ja", "test")[:30]
@@ -60,6 +62,7 @@ def test_hidden_states_come_from_the_same_pass(tok):
     assert preds == predict(model, tok, sents, precision="fp32")
 
 
+@pytest.mark.slow
 def test_gold_predictions_score_100_and_the_table_is_tidy(tok):
     sents = load_toy("de", "test", "parse")[:20]
     gold = [(s.heads, s.deprels) for s in sents]
@@ -97,6 +100,7 @@ def toy_pos():
     return model.eval(), tokenizer, data
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("task", ["pos", "ner", "parse"])
 def test_one_pass_equals_per_language_evaluation(task):
     model, tok = build_model(experiment_config("toy", task=task, seed=2))
@@ -111,6 +115,7 @@ def test_one_pass_equals_per_language_evaluation(task):
     assert table.metric.tolist()[: len(METRICS[task])] == list(METRICS[task])
 
 
+@pytest.mark.slow
 def test_languages_with_different_sentence_sets_are_split_back(toy_pos):
     model, tok, full = toy_pos
     en, fr, ja = full["en"], full["fr"], full["ja"]
@@ -130,6 +135,7 @@ def test_languages_with_different_sentence_sets_are_split_back(toy_pos):
     pd.testing.assert_frame_equal(table, _per_language_table(model, tok, data, "pos"))
 
 
+@pytest.mark.slow
 def test_one_pass_does_not_depend_on_batching(toy_pos):
     model, tok, data = toy_pos
     ref = predict_languages(model, tok, data, precision="fp32")
@@ -137,6 +143,7 @@ def test_one_pass_does_not_depend_on_batching(toy_pos):
         assert predict_languages(model, tok, data, precision="fp32", batch_size=batch_size, max_tokens=max_tokens) == ref
 
 
+@pytest.mark.slow
 def test_states_for_cka_come_from_the_same_one_pass(toy_pos):
     model, tok, data = toy_pos
     table, states = zero_shot_eval(model, tok, data, precision="fp32", pool=True)
@@ -174,6 +181,7 @@ def _long_words(n, seed=0):
     return (flat * (n // len(flat) + 1))[seed:seed + n]
 
 
+@pytest.mark.slow
 def test_mean_pooled_states_windows_sentences_longer_than_the_model(tok):
     """The toy BERT takes 128 subwords: sentences of 200 and 1,000 words used to raise an error
     advising overflow options that mean_pooled_states does not take. They are read through

@@ -42,6 +42,7 @@ def test_unknown_options_are_errors():
         experiment_config("toy", targets=["xx"])
 
 
+@pytest.mark.slow
 def test_a_finished_config_returns_from_cache_with_identical_numbers(isolated_results):
     cfg = experiment_config("toy", task="pos", seed=1, targets=["fr"], epochs=1)
     cfg = cfg.__class__(**{**cfg.__dict__, "n_train": 200, "n_eval": 50})
@@ -96,6 +97,7 @@ def _tiny(seed: int = 1):
     return cfg.__class__(**{**cfg.__dict__, "n_train": 64, "n_eval": 16})
 
 
+@pytest.mark.slow
 def test_shipped_records_are_used_only_for_their_own_config(isolated_results, tmp_path, monkeypatch):
     from xlt_utils import store as experiments
 
@@ -237,6 +239,7 @@ def test_train_split_is_in_the_key():
         ExperimentConfig(train_split="test")
 
 
+@pytest.mark.slow
 def test_a_config_trains_on_its_train_split(isolated_results, monkeypatch):
     """`_run` reads the source's training sentences from `cfg.train_split` (here toy dev)."""
     import xlt_utils.experiments as experiments
@@ -260,6 +263,7 @@ def test_a_config_trains_on_its_train_split(isolated_results, monkeypatch):
 # ------------------------------------------------------------------ stored files with the wrong content
 
 
+@pytest.mark.slow
 def test_a_stored_model_with_the_wrong_content_is_moved_aside_and_trained_again(isolated_results):
     """A model.pt that is a valid zip but not this config's model (a list; another task's fine-tuned
     model): a warning naming it, the file moved aside, and load_finetuned returns a model trained again,
@@ -287,6 +291,7 @@ def test_a_stored_model_with_the_wrong_content_is_moved_aside_and_trained_again(
     assert len(list(path.parent.glob("model.pt.corrupt-*"))) == 2
 
 
+@pytest.mark.slow
 def test_a_run_with_a_wrong_checkpoint_in_the_store_trains_from_scratch(isolated_results, tmp_path, monkeypatch):
     import torch
 

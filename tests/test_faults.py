@@ -65,6 +65,7 @@ def test_a_planted_pickle_checkpoint_is_refused_and_runs_nothing(toy, tmp_path):
     assert marker.exists()
 
 
+@pytest.mark.slow
 def test_a_real_checkpoint_loads_with_weights_only_and_resumes(toy, tmp_path):
     train = load_toy("en", "train")[:24]
     model, tok = _model(toy)
@@ -207,6 +208,7 @@ def test_credential_names_keep_settings():
     assert sorted(_credential_names(env)) == sorted([*TOKENS, "HF_TOKEN_PATH", "GITHUB_TOKEN"])
 
 
+@pytest.mark.slow
 def test_local_ray_workers_hold_no_token(ray_module, monkeypatch, tmp_path):
     """The local instance that run_grid starts (no address, no RAY_ADDRESS): a task's os.environ
     holds none of the driver's tokens, but the settings it needs; the driver keeps its own."""
@@ -236,6 +238,7 @@ def test_local_ray_workers_hold_no_token(ray_module, monkeypatch, tmp_path):
 # ------------------------------------------------------------------ issue 25: offline is offline
 
 
+@pytest.mark.slow
 def test_an_offline_hub_load_sends_no_request(tmp_path):
     """Only XLT_OFFLINE=1 (HF_HUB_OFFLINE unset, so huggingface_hub's own flag is off): loading a hub
     tokenizer that is not cached fails with the offline hint, and not one request reaches the Hub,

@@ -470,6 +470,7 @@ def _same(sent, want) -> bool:
     return got == want
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("fmt", ["conllu", "iob2"])
 def test_fuzz_reader(shared_data, tmp_path, fmt, capsys):
     reader = read_conllu if fmt == "conllu" else read_iob2
@@ -542,6 +543,7 @@ def test_fuzz_reader(shared_data, tmp_path, fmt, capsys):
 FETCH_CASES = 160
 
 
+@pytest.mark.slow
 def test_fuzz_fetch_never_caches_what_does_not_read(shared_data, tmp_path, monkeypatch, capsys):
     """Mutated CoNLL-U bodies (the mutations above, junk after a valid prefix, cuts at any byte and at
     sentence boundaries) served by a loopback server with an honest Content-Length, a short one, a

@@ -5,6 +5,7 @@ from __future__ import annotations
 import importlib.util
 from pathlib import Path
 
+import pytest
 import torch
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -30,6 +31,7 @@ def test_a_missing_tokenizer_is_named(monkeypatch, capsys, tmp_path):
     assert "mbert-tokenizer/tokenizer.json" in capsys.readouterr().err
 
 
+@pytest.mark.slow
 def test_the_speed_and_checkpoint_measurements_run(shared_data):
     """The measuring code itself, on the CPU with a small model of mBERT's vocabulary: the real
     fine-tuning loop, the step time, and a resume checkpoint's size (weights + AdamW's two moments)."""

@@ -10,9 +10,12 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 ROOT = Path(__file__).resolve().parents[1]
 
 
+@pytest.mark.slow
 def test_grid_cache_smoke_trains_once_and_returns_identical_records(tmp_path):
     out, results = tmp_path / "grid.json", tmp_path / "results"
     env = {**os.environ, "HF_HUB_OFFLINE": "1", "TOKENIZERS_PARALLELISM": "false", "XLT_PROGRESS": "0"}
@@ -30,6 +33,7 @@ def test_grid_cache_smoke_trains_once_and_returns_identical_records(tmp_path):
     assert len(list(results.glob("*/record.json"))) == 2
 
 
+@pytest.mark.slow
 def test_grid_cache_refuses_a_non_empty_results_dir(tmp_path):
     (tmp_path / "stale").mkdir()
     proc = subprocess.run([sys.executable, str(ROOT / "benchmarks" / "grid_cache.py"), "--smoke",

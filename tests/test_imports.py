@@ -6,6 +6,8 @@ from __future__ import annotations
 import ast
 from pathlib import Path
 
+import pytest
+
 PACKAGE = Path(__file__).resolve().parents[1] / "xlt_utils"
 
 #: The package's layers, bottom up: a module imports from its own layer or from those below, never
@@ -79,6 +81,7 @@ def test_every_module_has_a_layer():
     assert sorted(set(RANK) - set(_modules())) == [], "LAYERS names a module that does not exist"
 
 
+@pytest.mark.slow
 def test_no_import_goes_up_a_layer():
     edges, _ = _graph()
     upward = [f"{m or 'xlt_utils'} ({LAYERS[RANK[m]][0]}) -> {t} ({LAYERS[RANK[t]][0]})"
@@ -103,6 +106,7 @@ def test_the_import_graph_has_no_circle():
             visit(m, [])
 
 
+@pytest.mark.slow
 def test_no_function_hides_an_import_of_the_package():
     _, hidden = _graph()
     assert hidden == []

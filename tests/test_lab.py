@@ -118,6 +118,7 @@ def _kernel_process(proc: subprocess.Popen, started: dict[int, psutil.Process]) 
     raise AssertionError(f"no kernel process under `make lab` after {KERNEL_TIMEOUT_S} s")
 
 
+@pytest.mark.slow
 def test_make_lab_serves_the_chapters_on_loopback_with_the_venvs_kernel(tmp_path):
     try:
         import jupyterlab

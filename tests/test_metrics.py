@@ -118,6 +118,7 @@ tag_seqs = st.lists(
 )
 
 
+@pytest.mark.slow
 @settings(max_examples=200, deadline=None)
 @given(st.data())
 def test_span_f1_agrees_with_seqeval(data):
@@ -217,6 +218,7 @@ def pud(shared_data):
     return {f.name.split("_")[0]: read_conllu(f, f.name.split("_")[0]) for f in files}
 
 
+@pytest.mark.slow
 def test_pud_gold_against_itself(pud):
     assert len(pud) == 21
     for lang, sents in pud.items():

@@ -87,6 +87,7 @@ def score_matrices(max_n: int):
 # ----------------------------------------------------------------------------- decode_mst
 
 
+@pytest.mark.slow
 @settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(score_matrices(30))
 def test_decode_always_returns_a_single_root_tree(scores):
@@ -105,6 +106,7 @@ def tree_key(scores: np.ndarray, heads: np.ndarray) -> tuple[int, float]:
     return -int(inf.sum()), float(vals[~inf].sum())
 
 
+@pytest.mark.slow
 @settings(max_examples=300, deadline=None)
 @given(score_matrices(5))
 def test_decode_is_optimal_against_brute_force(scores):
@@ -123,6 +125,7 @@ def test_brute_force_counts_are_rooted_labelled_trees():
     assert [len(all_trees(n)) for n in range(1, 6)] == [1, 2, 9, 64, 625]
 
 
+@pytest.mark.slow
 def test_decode_matches_networkx_edmonds_with_each_root_child_tried():
     """Independent check at sizes beyond brute force: networkx's Edmonds, one run per root child."""
     nx = pytest.importorskip("networkx")
@@ -185,6 +188,7 @@ def test_decode_handles_non_projective_trees():
     assert found > 50
 
 
+@pytest.mark.slow
 def test_decode_real_pud_trees(shared_data):
     """Gold PUD trees (many non-projective) come back from scores that pull every word to root."""
     from xlt_utils.data import read_conllu

@@ -94,6 +94,7 @@ def test_autocast_and_scaler_match_the_precision():
         precision.autocast("auto", "cpu")
 
 
+@pytest.mark.slow
 def test_fp16_with_grad_scaler_trains_on_the_cpu(monkeypatch):
     """The T4/V100 path, forced on the CPU: fp16 autocast, loss scaled, unscaled before clipping."""
     import xlt_utils.training as training
@@ -172,6 +173,7 @@ def _large_config(model_dir, **options):
     return experiment_config(P, task="pos", targets=["fr"], epochs=1, batch_size=16, **options)
 
 
+@pytest.mark.slow
 def test_a_bf16_record_is_not_reused_by_an_fp32_run(large_model_dir, tmp_path, monkeypatch):
     import xlt_utils.training as training
     from xlt_utils.experiments import ExperimentConfig, run_experiment

@@ -92,6 +92,7 @@ def test_a_recipe_gives_the_same_weights_twice_and_learns(tmp_path):
     assert verify(out, short) and not verify(out)  # it verifies against its own recipe only
 
 
+@pytest.mark.slow
 def test_a_fresh_tokenizer_differs_from_the_shipped_one_only_in_tie_breaking():
     """The WordPiece trainer breaks frequency ties in hash-map order (per process): measure how much."""
     shipped = set(load_tokenizer(ASSET_DIR).get_vocab())

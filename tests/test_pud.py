@@ -26,6 +26,7 @@ def test_registry_covers_21_pud_languages():
         pud_file("xx")
 
 
+@pytest.mark.slow
 def test_all_21_align_on_the_same_1000_sent_ids(pud):
     assert list(pud) == list(PUD_TREEBANKS)
     ids = [s.sent_id for s in pud["en"]]

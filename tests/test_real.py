@@ -134,6 +134,7 @@ def local(shared_data, tmp_path, monkeypatch):
     monkeypatch.setenv("XLT_OFFLINE", "1")
 
 
+@pytest.mark.slow
 def test_load_ud_through_fetch(local):
     dev = load_ud("en", "dev")
     assert len(dev) == 2001 and dev[0].lang == "en" and dev[0].upos

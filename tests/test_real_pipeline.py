@@ -33,6 +33,7 @@ def _small_bert(tokenizer) -> BertModel:
     return BertModel(cfg, add_pooling_layer=False)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("task", ["pos", "parse", "ner"])
 def test_quick_shaped_run_produces_the_zero_shot_table(local, mbert_tokenizer, task):
     targets = ["de", "ru", "zh"]

@@ -27,6 +27,9 @@ from xlt_utils.ablation import lower_upper
 from xlt_utils.pretrained import num_layers
 from xlt_utils.standin import QUICK_SHAPED, STANDIN_CONFIG, build_standin
 
+#: The book, a browser and whole chapters: `make test` runs them, `make test-fast` does not.
+pytestmark = pytest.mark.slow
+
 ROOT = Path(__file__).resolve().parents[1]
 NOTEBOOKS = ROOT / "notebooks"
 #: Chapter 3's grid here: one task, the reference, the lower and the upper pair (the stand-in's

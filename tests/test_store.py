@@ -43,6 +43,7 @@ def _copy(finished, tmp_path):
     return ResultStore(tmp_path), cfg, record
 
 
+@pytest.mark.slow
 def test_the_root_is_a_parameter_and_no_environment_is_written(finished, tmp_path, monkeypatch):
     root, cfg, record = finished
     monkeypatch.setenv("XLT_RESULTS_DIR", str(tmp_path / "elsewhere"))
@@ -65,6 +66,7 @@ def test_records_are_created_with_the_usual_mode(finished, tmp_path):
     assert (tmp_path / "x.json").stat().st_mode & 0o777 == 0o640
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("damage", ["truncated", "not json", "another config"])
 def test_a_bad_record_is_moved_aside_and_the_config_runs_again(finished, tmp_path, damage):
     store, cfg, record = _copy(finished, tmp_path)
@@ -86,6 +88,7 @@ def test_a_bad_record_is_moved_aside_and_the_config_runs_again(finished, tmp_pat
     assert json.loads(path.read_text())["key"] == cfg.key()
 
 
+@pytest.mark.slow
 def test_a_corrupt_checkpoint_or_model_is_moved_aside_and_leftovers_are_cleaned(finished, tmp_path):
     store, cfg, record = _copy(finished, tmp_path)
     folder = store.folder(cfg)

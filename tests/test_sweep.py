@@ -152,6 +152,7 @@ def test_cli_dry_run_lists_and_runs_nothing(tmp_path, capsys):
 
 # ----------------------------------------------------------------------------------------- the cache
 
+@pytest.mark.slow
 def test_second_run_returns_from_cache_with_identical_records(reference_grid, monkeypatch, capsys):
     root, configs, first = reference_grid
     monkeypatch.setenv("XLT_RESULTS_DIR", str(root))  # the default root, for run_grid without `results`
@@ -202,6 +203,7 @@ def test_a_config_locked_by_another_sweep_waits_and_is_not_trained_twice(referen
     assert got == first[:1]  # read back, timings included: not trained a second time
 
 
+@pytest.mark.slow
 def test_run_config_restores_the_thread_count_and_sets_no_environment(reference_grid, monkeypatch):
     ref_root, configs, first = reference_grid
     monkeypatch.delenv("XLT_RESULTS_DIR", raising=False)

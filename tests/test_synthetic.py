@@ -98,6 +98,7 @@ def test_generation_is_reproducible():
     assert [s.words for s in other["test"]["tr"]] != [s.words for s in a["test"]["tr"]]
 
 
+@pytest.mark.slow
 def test_written_files_read_back_through_the_real_readers(tmp_path, corpus):
     root = write_toy_corpus(SPEC, tmp_path / "toy")
     for lang in ("en", "ja"):

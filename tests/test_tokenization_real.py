@@ -65,6 +65,7 @@ def test_every_word_gets_exactly_one_label_position(mbert_tokenizer, words, lang
         assert e.word_of_token[0] is None and e.word_of_token[-1] is None
 
 
+@pytest.mark.slow
 def test_statistics_are_sane(stats):
     for lang, st in stats.items():
         assert st["n_words"] > 15000, lang

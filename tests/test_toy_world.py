@@ -64,6 +64,7 @@ def _run(script: str, tmp_path: Path, *args: str) -> subprocess.CompletedProcess
     return proc
 
 
+@pytest.mark.slow
 def test_calibration_smoke_writes_every_measure(tmp_path):
     out = tmp_path / "toy_world.json"
     proc = _run("toy_world.py", tmp_path, "--out", str(out))
@@ -83,6 +84,7 @@ def test_calibration_smoke_writes_every_measure(tmp_path):
     assert "en->X retrieval" in proc.stdout and "gain" in proc.stdout
 
 
+@pytest.mark.slow
 def test_design_smoke_pretrains_and_measures(tmp_path):
     proc = _run("toy_design.py", tmp_path, "--out", str(tmp_path))
     res = json.loads((tmp_path / "toy_design-smoke.json").read_text())

@@ -46,6 +46,7 @@ def test_bucket_of_one_batch_gives_random_batches_and_bigger_buckets_less_paddin
         length_grouped_batches(lengths, 32, torch.Generator(), bucket_factor=0)
 
 
+@pytest.mark.slow
 def test_fine_tune_batches_with_the_configured_bucket(monkeypatch):
     import xlt_utils.training as training
 
@@ -86,6 +87,7 @@ def _train(run_dir, epochs=2):
     return model
 
 
+@pytest.mark.slow
 def test_an_interrupted_run_resumes_to_the_same_weights(tmp_path):
     reference = _train(None)
     run_dir = tmp_path / "run"
@@ -119,6 +121,7 @@ def test_when_a_checkpoint_is_written():
     assert not checkpoint_due(mbert, 10 * LARGE_CHECKPOINT_AFTER_S, last=True)  # the run is over
 
 
+@pytest.mark.slow
 def test_a_checkpoint_holds_what_a_resume_needs_and_its_size_is_counted(tmp_path):
     from xlt_utils.training import checkpoint_bytes
 
@@ -134,6 +137,7 @@ def test_a_checkpoint_holds_what_a_resume_needs_and_its_size_is_counted(tmp_path
     assert counted <= ckpt.stat().st_size < counted * 1.05  # tensors are nearly all of the file
 
 
+@pytest.mark.slow
 def test_a_large_checkpoint_is_written_only_while_it_saves_time_and_still_resumes(tmp_path, monkeypatch):
     """The large-model policy on the toy model (its checkpoint counted as large): after epochs 1 and
     2 of 3, not after the last; a run restarted from the epoch-2 checkpoint ends with the weights of
@@ -164,6 +168,7 @@ def _pos_model(seed=0, task="pos"):
     return XltModel(encoder, task, len(label_set(task))), tok
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("content", ["a list", "another task's head", "a later epoch"])
 def test_a_checkpoint_with_the_wrong_content_is_moved_aside_and_training_starts_again(tmp_path, content):
     """A valid zip that is not this run's checkpoint: a warning naming it and why, the file moved

@@ -266,12 +266,14 @@ def _c4(toy, layers, seeds=(1, 2, 3)):
     return verdict_c4(change_evidence(states, local, whole, halves=50))
 
 
+@pytest.mark.slow
 def test_local_states_of_an_unchanged_model_are_the_pretrained_states(toy):
     encoder, tok, words, states, local_states = toy
     same = local_states(encoder, copy.deepcopy(encoder), tok, words["en"])
     assert torch.allclose(same, states["en"], atol=1e-5)
 
 
+@pytest.mark.slow
 def test_c4_noise_in_the_lower_layers_does_not_hold(toy):
     v = _c4(toy, range(1, 7))
     assert v.outcome == DOES_NOT_HOLD and v.value < 0.2, str(v)
@@ -280,12 +282,14 @@ def test_c4_noise_in_the_lower_layers_does_not_hold(toy):
     assert _c4(toy, (1, 2)).outcome == DOES_NOT_HOLD
 
 
+@pytest.mark.slow
 def test_c4_noise_in_the_upper_layers_holds(toy):
     v = _c4(toy, range(7, 13))
     assert v.outcome == HOLDS and v.value > 0.8, str(v)
     assert _c4(toy, (11, 12)).outcome == HOLDS
 
 
+@pytest.mark.slow
 def test_c4_no_change_and_one_seed(toy):
     none = _c4(toy, [])
     assert none.outcome == DOES_NOT_HOLD and none.value == 0.5
@@ -303,6 +307,7 @@ def _brute_force_p(x, y):
     return hits / math.factorial(len(y))
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("n", [4, 5, 6, 7, 8])
 def test_exact_p_values_equal_brute_force_enumeration(n):
     rng = np.random.default_rng(n)
@@ -326,6 +331,7 @@ def test_c5_holds_for_a_planted_correlation():
     assert verdict_c5(sim, noisy, "pos").outcome == HOLDS
 
 
+@pytest.mark.slow
 def test_c5_does_not_hold_or_stays_undetermined_for_a_planted_null():
     sim = _series(np.linspace(0.1, 0.8, 8))
     assert verdict_c5(sim, _series(np.linspace(90, 20, 8)), "ner").outcome == DOES_NOT_HOLD

@@ -116,6 +116,7 @@ def _links(state: dict) -> set[tuple[str, str, str, str]]:
 # --------------------------------------------------------------------------------------------
 
 
+@pytest.mark.slow
 def test_cka_explorer_structure_and_link():
     curves = _curves(n_langs=4, n_layers=7)
     box = cka_explorer(curves, title="CKA with en")
@@ -145,6 +146,7 @@ def test_cka_explorer_images_are_distinct_valid_pngs():
     assert len(set(pngs)) == len(pngs), "two options show the same picture"
 
 
+@pytest.mark.slow
 def test_cka_explorer_is_deterministic():
     curves = _curves()
     a = [bytes(c.value) for c in cka_explorer(curves).children[1].children]
@@ -152,6 +154,7 @@ def test_cka_explorer_is_deterministic():
     assert a == b
 
 
+@pytest.mark.slow
 def test_cka_explorer_state_fits_the_notebook_budget():
     """18 languages x 13 layers (the full profile) stay under the size budget."""
     box = cka_explorer(_curves(n_langs=18, n_layers=13))
@@ -406,6 +409,7 @@ def _saved_width_px(fig) -> int:
         return im.size[0]
 
 
+@pytest.mark.slow
 def test_chapter_figures_fit_the_column():
     """The grid's Δ bars (one row per task) and a 13-layer CKA heatmap are made at the column's
     width, so the book shows them unscaled; short ablation names stay horizontal."""
