@@ -49,6 +49,7 @@ from xlt_utils.batching import collate, make_examples  # noqa: E402
 from xlt_utils.evaluation import predict_languages, score  # noqa: E402
 from xlt_utils.experiments import build_model, experiment_config, load_split  # noqa: E402
 from xlt_utils.precision import hardware_precision  # noqa: E402
+from xlt_utils.profiles import get_profile  # noqa: E402
 from xlt_utils.training import fine_tune, set_seed, task_loss  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -126,13 +127,13 @@ def plain_predict(model, tok, sentences, batch_size: int = 32) -> list[list[str]
 
 
 def run_seed(seed: int, n_train: int | None, n_eval: int | None, epochs: int | None) -> dict:
-    cfg = experiment_config("toy", task=TASK, seed=seed, targets=[])
+    cfg = experiment_config(get_profile("toy"), task=TASK, seed=seed, targets=[])
     if epochs:
         cfg = replace(cfg, train=replace(cfg.train, epochs=epochs))
     n_train = n_train or cfg.n_train
     n_eval = n_eval or cfg.n_eval
-    train = load_split("toy", cfg.source, TASK, "train", n_train)
-    test = load_split("toy", cfg.source, TASK, "test", n_eval)
+    train = load_split(get_profile("toy"), cfg.source, TASK, "train", n_train)
+    test = load_split(get_profile("toy"), cfg.source, TASK, "test", n_eval)
     initial, tok = build_model(cfg)
     res = {"seed": seed, "n_train": len(train), "n_eval": len(test), "epochs": cfg.train.epochs}
     models = {}

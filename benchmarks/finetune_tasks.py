@@ -22,6 +22,7 @@ import torch
 from xlt_utils.batching import make_examples
 from xlt_utils.evaluation import zero_shot_eval
 from xlt_utils.experiments import build_model, experiment_config, load_split
+from xlt_utils.profiles import get_profile
 from xlt_utils.training import fine_tune
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -30,15 +31,15 @@ MAIN = {"pos": "accuracy", "ner": "f1", "parse": "las"}
 
 def run(task: str, seed: int, n_train: int | None, epochs: int) -> dict:
     """Fine-tune on the source only; returns throughput and the source test score."""
-    cfg = experiment_config("toy", task=task, seed=seed, targets=[], epochs=epochs)
+    cfg = experiment_config(get_profile("toy"), task=task, seed=seed, targets=[], epochs=epochs)
     cfg = replace(cfg, n_train=n_train)
     model, tok = build_model(cfg)
-    train = load_split("toy", "en", task, "train", n_train)
+    train = load_split(get_profile("toy"), "en", task, "train", n_train)
     tokens = sum(len(e["input_ids"]) for e in make_examples(tok, train, task)) * epochs
     start = time.perf_counter()
     fine_tune(model, tok, train, cfg.train, progress=False)
     seconds = time.perf_counter() - start
-    test = {"en": load_split("toy", "en", task, "test", cfg.n_eval)}
+    test = {"en": load_split(get_profile("toy"), "en", task, "test", cfg.n_eval)}
     value = zero_shot_eval(model, tok, test, task).set_index("metric")["value"][MAIN[task]]
     return {"task": task, "seed": seed, "n_train": len(train), "epochs": epochs, "seconds": round(seconds, 2),
             "sentences_per_s": round(len(train) * epochs / seconds, 1), "tokens_per_s": round(tokens / seconds),

@@ -32,13 +32,14 @@ def main(argv=None) -> int:
 
     os.environ["XLT_SHIPPED_RESULTS"] = "0"  # the first call must train every config
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    from xlt_utils.profiles import get_profile
     from xlt_utils.sweep import expand_grid, paper_grid, run_grid
 
     if args.smoke:
-        configs = expand_grid("toy", tasks=("pos",), ablations=("reference", "reinit:1,2"), seeds=(1,),
+        configs = expand_grid(get_profile("toy"), tasks=("pos",), ablations=("reference", "reinit:1,2"), seeds=(1,),
                               targets=("fr",), n_train=64, n_eval=16, epochs=1)
     else:
-        configs = paper_grid("toy")
+        configs = paper_grid(get_profile("toy"))
     root = Path(args.results_dir or tempfile.mkdtemp(prefix="xlt-grid-")).resolve()
     if root.exists() and any(root.iterdir()):
         print(f"error: {root} is not empty; the first call must start from an empty cache", file=sys.stderr)

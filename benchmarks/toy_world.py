@@ -65,7 +65,7 @@ def zero_shot(task: str, encoder: str, seeds, smoke: bool) -> dict[int, dict[str
     """{seed: {language: main metric}} for the pretrained encoder ("reference") or "random_init"."""
     out = {}
     for seed in seeds:
-        cfg = experiment_config("toy", task=task, ablation=encoder, seed=seed, **(dict(epochs=1) if smoke else {}))
+        cfg = experiment_config(get_profile("toy"), task=task, ablation=encoder, seed=seed, **(dict(epochs=1) if smoke else {}))
         if smoke:
             cfg = dataclasses.replace(cfg, n_train=40, n_eval=20)
         record = run_experiment(cfg, progress=False)

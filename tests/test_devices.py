@@ -153,7 +153,7 @@ def _stop_at_the_encoder(monkeypatch, built: list):
 def test_build_model_puts_encoder_and_head_on_the_default_device(work_device_is_meta, task):
     from xlt_utils.experiments import build_model, experiment_config
 
-    model, _ = build_model(experiment_config("toy", task=task))
+    model, _ = build_model(experiment_config(get_profile("toy"), task=task))
     assert _device_types(model) == {"meta"}, "encoder and head must be on one device"
 
 

@@ -94,18 +94,18 @@ def _per_language_table(model, tok, data, task):
 @pytest.fixture(scope="module")
 def toy_pos():
     """The toy profile's POS model as an experiment builds it (fp32), and a few test sets."""
-    cfg = experiment_config("toy", task="pos", seed=1)
+    cfg = experiment_config(get_profile("toy"), task="pos", seed=1)
     model, tokenizer = build_model(cfg)
-    data = {lang: load_split("toy", lang, "pos", "test", 40) for lang in ("en", "fr", "ja", "ar")}
+    data = {lang: load_split(get_profile("toy"), lang, "pos", "test", 40) for lang in ("en", "fr", "ja", "ar")}
     return model.eval(), tokenizer, data
 
 
 @pytest.mark.slow
 @pytest.mark.parametrize("task", ["pos", "ner", "parse"])
 def test_one_pass_equals_per_language_evaluation(task):
-    model, tok = build_model(experiment_config("toy", task=task, seed=2))
+    model, tok = build_model(experiment_config(get_profile("toy"), task=task, seed=2))
     model.eval()
-    data = {lang: load_split("toy", lang, task, "test", 25) for lang in ("en", "de", "tr", "ja")}
+    data = {lang: load_split(get_profile("toy"), lang, task, "test", 25) for lang in ("en", "de", "tr", "ja")}
     one_pass = predict_languages(model, tok, data, precision="fp32")
     assert list(one_pass) == list(data)
     for lang, sents in data.items():

@@ -10,6 +10,7 @@ import pytest
 from xlt_utils.ablation import REFERENCE, Ablation
 from xlt_utils.analysis import ablation_deltas, mean_std_table
 from xlt_utils.experiments import experiment_config, records_table, run_experiment
+from xlt_utils.profiles import get_profile
 from xlt_utils.store import default_results_dir
 from xlt_utils.verdicts import verdict_c1_c2
 
@@ -25,26 +26,26 @@ def isolated_results(tmp_path, monkeypatch):
 
 
 def test_config_hash_changes_with_every_field():
-    base = experiment_config("toy", task="pos", seed=1)
-    assert base.key() == experiment_config("toy", task="pos", seed=1).key()
-    others = [experiment_config("toy", task="ner", seed=1), experiment_config("toy", task="pos", seed=2),
-              experiment_config("toy", task="pos", seed=1, ablation="reinit", layers=[1, 2]),
-              experiment_config("toy", task="pos", seed=1, lr=5e-4), experiment_config("toy", task="pos", seed=1, targets=["fr"])]
+    base = experiment_config(get_profile("toy"), task="pos", seed=1)
+    assert base.key() == experiment_config(get_profile("toy"), task="pos", seed=1).key()
+    others = [experiment_config(get_profile("toy"), task="ner", seed=1), experiment_config(get_profile("toy"), task="pos", seed=2),
+              experiment_config(get_profile("toy"), task="pos", seed=1, ablation="reinit", layers=[1, 2]),
+              experiment_config(get_profile("toy"), task="pos", seed=1, lr=5e-4), experiment_config(get_profile("toy"), task="pos", seed=1, targets=["fr"])]
     assert len({c.key() for c in others} | {base.key()}) == 6
-    assert experiment_config("toy", ablation="reinit", layers=[2, 1]).label == "reinit 1,2"
-    assert experiment_config("toy", ablation=Ablation("reinit", (1, 2))) == experiment_config("toy", ablation="reinit", layers=[1, 2])
+    assert experiment_config(get_profile("toy"), ablation="reinit", layers=[2, 1]).label == "reinit 1,2"
+    assert experiment_config(get_profile("toy"), ablation=Ablation("reinit", (1, 2))) == experiment_config(get_profile("toy"), ablation="reinit", layers=[1, 2])
 
 
 def test_unknown_options_are_errors():
     with pytest.raises(ValueError, match="unknown training option 'learning_rate'"):
-        experiment_config("toy", learning_rate=1e-3)
+        experiment_config(get_profile("toy"), learning_rate=1e-3)
     with pytest.raises(ValueError, match="valid languages"):
-        experiment_config("toy", targets=["xx"])
+        experiment_config(get_profile("toy"), targets=["xx"])
 
 
 @pytest.mark.slow
 def test_a_finished_config_returns_from_cache_with_identical_numbers(isolated_results):
-    cfg = experiment_config("toy", task="pos", seed=1, targets=["fr"], epochs=1)
+    cfg = experiment_config(get_profile("toy"), task="pos", seed=1, targets=["fr"], epochs=1)
     cfg = cfg.__class__(**{**cfg.__dict__, "n_train": 200, "n_eval": 50})
     first = run_experiment(cfg, progress=False)
     path = results_dir() / cfg.key() / "record.json"
@@ -93,7 +94,7 @@ def test_records_table_is_tidy():
 
 
 def _tiny(seed: int = 1):
-    cfg = experiment_config("toy", task="pos", seed=seed, targets=["fr"], epochs=1)
+    cfg = experiment_config(get_profile("toy"), task="pos", seed=seed, targets=["fr"], epochs=1)
     return cfg.__class__(**{**cfg.__dict__, "n_train": 64, "n_eval": 16})
 
 
@@ -133,7 +134,7 @@ def test_the_toy_paper_grid_ships_complete_and_keyed_by_its_configs():
     from xlt_utils.sweep import paper_grid
 
     data = json.loads((SHIPPED_RESULTS / "toy-paper-grid.json").read_text())
-    grid = paper_grid("toy")
+    grid = paper_grid(get_profile("toy"))
     stale = [k for k, r in data["records"].items() if "ablation" not in r["config"]
              or not isinstance(r["config"]["ablation"], dict) or r["config"].get("model_sha256") != grid[0].model_sha256
              or r["config"].get("version") != grid[0].version]
@@ -197,7 +198,7 @@ def test_ablation_values_travel_from_configs_through_records_analysis_plots_and_
     from xlt_utils.widgets import reinit_explorer
 
     L = num_layers(get_profile("toy"))
-    configs = paper_grid("toy", tasks=("pos",), seeds=(1, 2))
+    configs = paper_grid(get_profile("toy"), tasks=("pos",), seeds=(1, 2))
     records = []
     for c in configs:
         cost = sum(c.ablation.layers) + (50 if c.ablation == RANDOM_INIT else 0)
@@ -228,7 +229,7 @@ def test_train_split_is_in_the_key():
     from xlt_utils.experiments import ExperimentConfig
     from xlt_utils.profiles import get_profile
 
-    base = experiment_config("toy", task="pos", seed=1)
+    base = experiment_config(get_profile("toy"), task="pos", seed=1)
     dev = experiment_config(get_profile("toy", train_split="dev"), task="pos", seed=1)
     assert (base.train_split, dev.train_split) == ("train", "dev")
     assert base.to_dict()["train_split"] == "train" and dev.to_dict()["train_split"] == "dev"
@@ -277,7 +278,7 @@ def test_a_stored_model_with_the_wrong_content_is_moved_aside_and_trained_again(
     cfg = _tiny()
     first, _ = load_finetuned(cfg, progress=False)
     path = store.model_path(cfg)
-    ner = experiment_config("toy", task="ner", seed=1, targets=["fr"], epochs=1)
+    ner = experiment_config(get_profile("toy"), task="ner", seed=1, targets=["fr"], epochs=1)
     ner = ner.__class__(**{**ner.__dict__, "n_train": 64, "n_eval": 16})
     load_finetuned(ner, progress=False)
     for planted, why in (([1, 2, 3], "it holds a list, not a state dict"),
@@ -313,7 +314,7 @@ def test_a_run_with_a_wrong_checkpoint_in_the_store_trains_from_scratch(isolated
 def test_every_field_is_in_the_key_and_older_records_read_back(stored_precision):
     from xlt_utils.experiments import ExperimentConfig
 
-    cfg = experiment_config("toy", task="ner", seed=2)
+    cfg = experiment_config(get_profile("toy"), task="ner", seed=2)
     d = cfg.to_dict()
     assert d["precision"] == "fp32" and d["train_split"] == "train" and d["model_commit"] is None
     assert ExperimentConfig.from_dict(d) == cfg

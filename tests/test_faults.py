@@ -113,15 +113,15 @@ def test_sentence_limits_must_be_positive(bad):
     with pytest.raises(ValueError, match="n_eval must be a positive number"):
         ExperimentConfig(n_eval=bad)
     with pytest.raises(ValueError, match="limit must be a positive number"):
-        load_split("toy", "en", "pos", "test", bad)
+        load_split(get_profile("toy"), "en", "pos", "test", bad)
 
 
 def test_limits_take_the_first_sentences():
     from xlt_utils.experiments import ExperimentConfig, load_split
 
     full = load_toy("en", "test", "pos")
-    assert [s.sent_id for s in load_split("toy", "en", "pos", "test", 5)] == [s.sent_id for s in full[:5]]
-    assert len(load_split("toy", "en", "pos", "test", None)) == len(full)
+    assert [s.sent_id for s in load_split(get_profile("toy"), "en", "pos", "test", 5)] == [s.sent_id for s in full[:5]]
+    assert len(load_split(get_profile("toy"), "en", "pos", "test", None)) == len(full)
     assert ExperimentConfig(n_train=3).n_train == 3
 
 

@@ -12,6 +12,7 @@ import pytest
 
 from xlt_utils.ablation import freeze_layers, reinit_layers
 from xlt_utils.experiments import ExperimentConfig, experiment_config
+from xlt_utils.profiles import get_profile
 from xlt_utils.training import TrainConfig, TrainingOptionError
 
 BAD = [  # (option, value, what the message gives as the valid range)
@@ -39,7 +40,7 @@ BAD = [  # (option, value, what the message gives as the valid range)
 def test_a_bad_option_is_an_error_naming_it_its_value_and_the_range(option, value, valid):
     expected = f"training option {option}={value!r} is not valid; valid: {valid}"
     with pytest.raises(TrainingOptionError) as e:
-        experiment_config("toy", **{option: value})
+        experiment_config(get_profile("toy"), **{option: value})
     assert str(e.value).startswith(expected), str(e.value)
     with pytest.raises(TrainingOptionError, match="is not valid; valid: "):
         TrainConfig(**{option: value})
@@ -53,7 +54,7 @@ def test_configs_are_immutable_and_a_changed_copy_is_checked():
         cfg.batch_size = 0  # a config's key cannot change after it is made
     with pytest.raises(TrainingOptionError, match="batch_size=0"):
         dataclasses.replace(cfg, batch_size=0)
-    good = experiment_config("toy")
+    good = experiment_config(get_profile("toy"))
     with pytest.raises(dataclasses.FrozenInstanceError):
         good.train.epochs = 0  # nor through the training options it holds
     with pytest.raises(TrainingOptionError, match="epochs=0"):
@@ -63,14 +64,14 @@ def test_configs_are_immutable_and_a_changed_copy_is_checked():
 def test_the_seed_of_a_config_is_an_integer():
     with pytest.raises(TrainingOptionError, match=r"seed=1\.0 is not valid"):
         ExperimentConfig(seed=1.0)
-    assert experiment_config("toy", seed=np.int64(2)).key() == experiment_config("toy", seed=2).key()
+    assert experiment_config(get_profile("toy"), seed=np.int64(2)).key() == experiment_config(get_profile("toy"), seed=2).key()
 
 
 def test_equal_values_give_equal_keys_and_valid_configs_keep_theirs():
-    base = experiment_config("toy", task="pos", seed=1)
-    assert experiment_config("toy", task="pos", seed=1, lr=3e-4, max_grad_norm=1).key() == base.key()  # 1 == 1.0
-    assert experiment_config("toy", task="pos", seed=1, warmup=0, epochs=np.int64(2)).train.warmup == 0.0
-    assert type(experiment_config("toy", epochs=np.int64(2)).train.epochs) is int
+    base = experiment_config(get_profile("toy"), task="pos", seed=1)
+    assert experiment_config(get_profile("toy"), task="pos", seed=1, lr=3e-4, max_grad_norm=1).key() == base.key()  # 1 == 1.0
+    assert experiment_config(get_profile("toy"), task="pos", seed=1, warmup=0, epochs=np.int64(2)).train.warmup == 0.0
+    assert type(experiment_config(get_profile("toy"), epochs=np.int64(2)).train.epochs) is int
     # the toy profile's default config: its key is the one of the shipped record
     # (tests/test_experiments.py checks every key of the shipped grid)
     assert base.train.to_dict() == {"epochs": 2, "batch_size": 32, "lr": 3e-4, "head_lr": 1e-3, "warmup": 0.1,

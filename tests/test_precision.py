@@ -210,12 +210,12 @@ def test_the_precision_is_resolved_when_the_config_is_made(large_model_dir, monk
     for forced in ("bf16", "fp16", "fp32"):
         monkeypatch.setenv(precision.ENV_VAR, forced)
         assert _large_config(large_model_dir).precision == forced
-        toy = experiment_config("toy")  # "auto" keeps the toy model in fp32 on every machine: the shipped keys
+        toy = experiment_config(get_profile("toy"))  # "auto" keeps the toy model in fp32 on every machine: the shipped keys
         assert toy.precision == "fp32" and toy.to_dict()["precision"] == "fp32"
         toy_keys.add(toy.key())
     assert len(toy_keys) == 1
     monkeypatch.setenv(precision.ENV_VAR, "bf16")
-    assert experiment_config("toy", precision="fp16").precision == "fp16"  # asked for explicitly: as given
+    assert experiment_config(get_profile("toy"), precision="fp16").precision == "fp16"  # asked for explicitly: as given
     cfg = _large_config(large_model_dir)
     with pytest.raises(ValueError, match="precision='fp32' contradicts the training option precision='bf16'"):
         ExperimentConfig.from_dict({**cfg.to_dict(), "precision": "fp32", "train": {**cfg.train.to_dict(),

@@ -264,7 +264,7 @@ def test_real_profiles_take_every_language_s_ner_from_one_source(tmp_path, monke
     monkeypatch.setenv("XLT_DATA_DIR", str(tmp_path))
     monkeypatch.setenv("XLT_OFFLINE", "1")
     for lang in ("de", "fr"):
-        (s,) = load_split("quick", lang, "ner", "test")
+        (s,) = load_split(get_profile("quick"), lang, "ner", "test")
         assert s.meta["source"] == "wikiann" and s.ner == ["B-LOC"]
 
 

@@ -24,7 +24,7 @@ from xlt_utils.store import CorruptResultWarning, ResultStore, write_text_atomic
 
 
 def _tiny(**kw):
-    cfg = experiment_config("toy", task="pos", seed=1, targets=["fr"], epochs=1, **kw)
+    cfg = experiment_config(get_profile("toy"), task="pos", seed=1, targets=["fr"], epochs=1, **kw)
     return dataclasses.replace(cfg, n_train=48, n_eval=12)
 
 

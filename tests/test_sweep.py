@@ -24,7 +24,7 @@ from xlt_utils.sweep import SweepError, expand_grid, main, run_config, run_grid
 ROOT = Path(__file__).resolve().parents[1]
 # Four tiny configs (2 epochs, so that a killed run can resume from its epoch-1 checkpoint), both
 # as keyword arguments and as the same grid on the command line.
-TINY = dict(profile="toy", tasks=("pos",), ablations=("reference", "reinit:1,2"), seeds=(1, 2),
+TINY = dict(profile=get_profile("toy"), tasks=("pos",), ablations=("reference", "reinit:1,2"), seeds=(1, 2),
             targets=("fr",), epochs=2, n_train=64, n_eval=20)
 TINY_ARGS = ["--profile", "toy", "--tasks", "pos", "--ablations", "reference", "reinit:1,2", "--seeds", "1", "2",
              "--targets", "fr", "--epochs", "2", "--n-train", "64", "--n-eval", "20"]
@@ -81,11 +81,11 @@ def test_reinit_pairs_and_freeze_halves():
 def test_grid_counts_order_and_no_duplicates():
     L = num_layers(get_profile("toy"))
     pairs = L * (L - 1) // 2
-    grid = expand_grid("toy", tasks=("pos", "ner"), ablations=("reference", "reinit-pairs", "freeze-halves",
+    grid = expand_grid(get_profile("toy"), tasks=("pos", "ner"), ablations=("reference", "reinit-pairs", "freeze-halves",
                                                                "random_init"), seeds=(1, 2, 3))
     assert len(grid) == 2 * (1 + pairs + 2 + 1) * 3 == len({c.key() for c in grid})
     assert [c.key() for c in grid] == [c.key() for c in expand_grid(
-        "toy", tasks=("pos", "ner"), ablations=("reference", "reinit-pairs", "freeze-halves", "random_init"),
+        get_profile("toy"), tasks=("pos", "ner"), ablations=("reference", "reinit-pairs", "freeze-halves", "random_init"),
         seeds=(1, 2, 3))], "expansion must be deterministic"
     # task outermost, then ablation, then seed
     assert [(c.task, c.label, c.seed) for c in grid[:4]] == [
@@ -97,7 +97,7 @@ def test_grid_counts_order_and_no_duplicates():
     # profile defaults: all targets, the profile's sizes and epochs
     assert grid[0].targets == ("fr", "de", "ru", "tr", "ja", "ar") and grid[0].n_train == 2000
     # the same ablation written several ways is one config
-    same = expand_grid("toy", tasks=("pos",), ablations=("reinit:2,1", Ablation("reinit", (1, 2)), "reinit:1-2",
+    same = expand_grid(get_profile("toy"), tasks=("pos",), ablations=("reinit:2,1", Ablation("reinit", (1, 2)), "reinit:1-2",
                                                          "reinit-pairs"), seeds=(1,))
     assert len(same) == pairs and same[0].ablation.layers == (1, 2)
 
@@ -107,11 +107,11 @@ def test_grid_overrides_reach_every_config():
     assert len(grid) == 4
     assert all(c.n_train == 64 and c.n_eval == 20 and c.train.epochs == 2 and c.targets == ("fr",) for c in grid)
     assert all(c.train.seed == c.seed for c in grid)
-    assert expand_grid("toy", tasks=("pos",), seeds=(1,), n_train=None)[0].n_train is None
+    assert expand_grid(get_profile("toy"), tasks=("pos",), seeds=(1,), n_train=None)[0].n_train is None
     with pytest.raises(ValueError, match="unknown training option 'learning_rate'"):
-        expand_grid("toy", tasks=("pos",), seeds=(1,), learning_rate=1.0)
+        expand_grid(get_profile("toy"), tasks=("pos",), seeds=(1,), learning_rate=1.0)
     with pytest.raises(ValueError, match="valid tasks"):
-        expand_grid("toy", tasks=("pso",), seeds=(1,))
+        expand_grid(get_profile("toy"), tasks=("pso",), seeds=(1,))
 
 
 def test_parse_ablation_forms():
@@ -127,15 +127,15 @@ def test_parse_ablation_forms():
                                   "freeze-quarters", "reinit 1,2"])
 def test_parse_errors_list_the_valid_forms(spec):
     with pytest.raises(ValueError, match=FORMS):
-        expand_grid("toy", tasks=("pos",), ablations=(spec,), seeds=(1,))
+        expand_grid(get_profile("toy"), tasks=("pos",), ablations=(spec,), seeds=(1,))
 
 
 def test_a_layer_beyond_the_profile_depth_is_an_error():
     L = num_layers(get_profile("toy"))
     with pytest.raises(ValueError, match=f"layer\\(s\\) \\[{L + 1}\\] do not exist; {FORMS}"):
-        expand_grid("toy", tasks=("pos",), ablations=(f"reinit:1,{L + 1}",), seeds=(1,))
+        expand_grid(get_profile("toy"), tasks=("pos",), ablations=(f"reinit:1,{L + 1}",), seeds=(1,))
     with pytest.raises(ValueError, match=f"valid layers: 0 \\(embeddings\\) to {L}"):
-        expand_grid("toy", tasks=("pos",), ablations=(Ablation("freeze", (L + 1,)),), seeds=(1,))
+        expand_grid(get_profile("toy"), tasks=("pos",), ablations=(Ablation("freeze", (L + 1,)),), seeds=(1,))
 
 
 def test_cli_dry_run_lists_and_runs_nothing(tmp_path, capsys):

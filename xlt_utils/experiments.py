@@ -36,7 +36,7 @@ from .languages import UD_RELEASE
 from .models import XltModel, model_device  # noqa: F401 (model_device: chapter 2 imports it here)
 from .precision import PRECISIONS, hardware_precision, normalize, resolve_precision
 from .pretrained import _config, load_encoder, model_identity, model_path, num_layers
-from .profiles import Profile, check_languages, check_task, check_train_split, get_profile
+from .profiles import Profile, check_languages, check_task, check_train_split, require_profile
 from .store import ResultStore, load_tensors, move_aside
 from .training import (
     INT_OPTIONS,
@@ -173,14 +173,14 @@ class ExperimentConfig:
         return self.ablation.label
 
 
-def experiment_config(profile: str | Profile = "toy", task: str = "pos", ablation: Ablation | str = REFERENCE,
+def experiment_config(profile: Profile, task: str = "pos", ablation: Ablation | str = REFERENCE,
                layers=(), seed: int = 1, targets=None, **train_overrides) -> ExperimentConfig:
     """Build a config from a profile's values, with optional overrides.
 
     `ablation` is an `Ablation`, or its kind with `layers` (``ablation="reinit", layers=(1, 2)``);
     its layers are checked against the depth of the profile's model.
     """
-    p = get_profile(profile)
+    p = require_profile(profile)
     check_task(task)
     if isinstance(ablation, Ablation):
         if tuple(layers):
@@ -208,14 +208,14 @@ def check_limit(name: str, value) -> None:
         raise ValueError(f"{name} must be a positive number of sentences or None (all), got {value!r}")
 
 
-def load_split(profile: str | Profile | ExperimentConfig, lang: str, task: str, split: str,
+def load_split(profile: Profile | ExperimentConfig, lang: str, task: str, split: str,
                limit: int | None = None) -> list[Sentence]:
     """Sentences of one language and split for a task, from the data source of a profile (or of a
     config): the synthetic languages, or real data (NER from the profile's `ner_source`).
 
     `limit`: the first `limit` sentences (None: all); an empty result is an error naming the split."""
     check_limit("limit", limit)
-    p = get_profile(profile) if isinstance(profile, str) else profile
+    p = profile if isinstance(profile, ExperimentConfig) else require_profile(profile)
     if p.data == "synthetic":
         sents = load_toy(lang, split, task)
     else:

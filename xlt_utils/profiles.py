@@ -112,6 +112,15 @@ def get_profile(name: str | Profile = "toy", **overrides) -> Profile:
     return profile
 
 
+def require_profile(profile) -> Profile:
+    """`profile` itself if it is a Profile; a name or anything else is a TypeError that says where to
+    resolve it: once, where a chapter or a program starts (``get_profile(name)``)."""
+    if not isinstance(profile, Profile):
+        raise TypeError(f"pass a Profile (get_profile({profile!r})), not a {type(profile).__name__}: the "
+                        "profile is resolved once, where the chapter or the program starts")
+    return profile
+
+
 def valid_languages(profile: Profile) -> tuple[str, ...]:
     """The language codes a profile can use: the synthetic ones for toy, the registry's otherwise."""
     return tuple(TOY_LANGUAGES) if profile.data == "synthetic" else tuple(REAL_LANGUAGES)

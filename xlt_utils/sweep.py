@@ -31,7 +31,7 @@ from .analysis import mean_std_table, per_seed_scores
 from .experiments import ExperimentConfig, experiment_config, records_table, run_experiment
 from .nbtools import install_spec
 from .pretrained import num_layers
-from .profiles import Profile, get_profile
+from .profiles import Profile, get_profile, require_profile
 from .store import ResultStore, ship_records
 from .training import TrainConfig
 
@@ -55,7 +55,7 @@ class SweepError(RuntimeError):
 PAPER_ABLATIONS = ("reference", "reinit-consecutive", "freeze-halves", "random_init")
 
 
-def paper_grid(profile: str | Profile = "toy", tasks: Sequence[str] | None = None,
+def paper_grid(profile: Profile, tasks: Sequence[str] | None = None,
                seeds: Sequence[int] | None = None, **kwargs) -> list[ExperimentConfig]:
     """The configs of `PAPER_ABLATIONS` x tasks x seeds (the profile's tasks and seeds by default).
 
@@ -65,7 +65,7 @@ def paper_grid(profile: str | Profile = "toy", tasks: Sequence[str] | None = Non
     return expand_grid(profile, tasks=tasks, ablations=PAPER_ABLATIONS, seeds=seeds, **kwargs)
 
 
-def expand_grid(profile: str | Profile = "toy", tasks: Sequence[str] | None = None,
+def expand_grid(profile: Profile, tasks: Sequence[str] | None = None,
                 ablations: Sequence[str | Ablation] | str | Ablation = ("reference",), seeds: Sequence[int] | None = None,
                 targets: Sequence[str] | None = None, n_train=_PROFILE_DEFAULT, n_eval=_PROFILE_DEFAULT,
                 **train_overrides) -> list[ExperimentConfig]:
@@ -74,7 +74,7 @@ def expand_grid(profile: str | Profile = "toy", tasks: Sequence[str] | None = No
     `tasks`, `seeds` and `targets` default to the profile's; `n_train` / `n_eval` to the profile's
     (``None`` means every sentence); `train_overrides` are TrainConfig fields (``epochs=1``, ``lr=...``).
     """
-    p = get_profile(profile)
+    p = require_profile(profile)
     if isinstance(tasks, str) or isinstance(seeds, int | str):
         raise TypeError("tasks and seeds are sequences, e.g. tasks=('pos',), seeds=(1, 2, 3)")
     tasks = tuple(tasks) if tasks is not None else p.tasks
@@ -366,7 +366,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     _quiet_libraries()
     overrides = {k[len("train_"):]: v for k, v in vars(args).items() if k.startswith("train_") and v is not None}
     try:
-        configs = expand_grid(args.profile, tasks=args.tasks, ablations=args.ablations, seeds=args.seeds,
+        configs = expand_grid(get_profile(args.profile), tasks=args.tasks, ablations=args.ablations, seeds=args.seeds,
                               targets=args.targets, n_train=args.n_train, n_eval=args.n_eval, **overrides)
     except (ValueError, TypeError) as e:
         print(f"error: {e}", file=sys.stderr)

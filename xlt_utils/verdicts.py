@@ -39,7 +39,7 @@ from .analysis import MAIN_METRIC, ablation_deltas, per_seed_scores
 from .evaluation import mean_pooled_states
 from .experiments import experiment_config, load_finetuned, load_split, records_table
 from .pretrained import load_encoder, num_layers
-from .profiles import Profile, get_profile
+from .profiles import Profile, get_profile, require_profile
 from .similarity import cka_halves, cka_per_layer
 from .store import ResultStore
 from .sweep import expand_grid, run_grid
@@ -614,18 +614,10 @@ PAPER_MAP = [
 ]
 
 
-def _profile(profile) -> Profile:
-    """The profile value itself: it is resolved once, where a chapter or a program starts."""
-    if not isinstance(profile, Profile):
-        raise TypeError(f"pass a Profile (get_profile({profile!r})), not a {type(profile).__name__}: "
-                        "the profile is resolved once, where the chapter or the program starts")
-    return profile
-
-
 def parallel_sentences(profile: Profile, n: int | None = None) -> dict:
     """The first `n` parallel test sentences (default: the profile's `n_cka`) of every language of the
     profile; raises if the test sets are not parallel."""
-    P = _profile(profile)
+    P = require_profile(profile)
     parallel = {lang: load_split(P, lang, "pos", "test", n or P.n_cka) for lang in P.languages}
     ids = [s.sent_id for s in parallel[P.source]]
     bad = [lang for lang in P.languages if [s.sent_id for s in parallel[lang]] != ids]
@@ -707,7 +699,7 @@ def reference_scores(profile: Profile, tasks: Sequence[str] | None = None, resul
     """Zero-shot score of the reference runs (the task's main metric), averaged over the profile's
     seeds: one row per language, one column per task. `results`: the result store or its root
     (default: the settings')."""
-    P = _profile(profile)
+    P = require_profile(profile)
     tasks = list(tasks or MAIN_METRIC)
     table = records_table(run_grid(expand_grid(P, tasks=tasks, seeds=P.seeds), progress=False, results=results))
     table = table[table.metric == table.task.map(MAIN_METRIC)]
@@ -729,7 +721,7 @@ def reinit_verdicts(profile: Profile, tasks: Sequence[str] | None = None,
     """C1 and C2 for every task (default: pos, ner, parse): the Reinit of the profile's lower and
     upper pair against the reference, over its seeds (chapter 3's grid; runs what is not cached, in
     the result store `results`, default the settings')."""
-    P = _profile(profile)
+    P = require_profile(profile)
     tasks = list(tasks or MAIN_METRIC)
     lower, upper, configs = _reinit_grid(P, tasks)
     deltas = ablation_deltas(per_seed_scores(run_grid(configs, progress=progress, results=results)))
@@ -743,7 +735,7 @@ def similarity_verdicts(profile: Profile, states: Mapping, lengths: Mapping, loc
     `scores` (`reference_scores`). `states`: `parallel_states` of the pretrained model; `lengths`:
     `sentence_lengths`; `local[seed]`: `local_states` per language; `tuned_states[seed]`: the
     fine-tuned model's own states (for the paper's whole-stack measure, shown beside C4)."""
-    P = _profile(profile)
+    P = require_profile(profile)
     sim = similarity_evidence(states, P.source, P.targets, lengths)
     change = change_evidence(states, local, tuned_states)
     per_target = sim.excess.mean(axis=1)
@@ -767,7 +759,7 @@ def verdicts(profile: Profile, task: str = "pos", n: int | None = None,
     `progress`: progress bars for what runs. `results`: the result store or its root (default:
     the settings')."""
     store = ResultStore.of(results)
-    P = _profile(profile)
+    P = require_profile(profile)
     tasks = list(tasks or MAIN_METRIC)
     tuned_cfgs = _tuned_configs(P, task)
     if not train:
@@ -802,7 +794,7 @@ def replication_table(verdicts: Sequence[Verdict], profile: Profile) -> pd.DataF
     """What replicates: one row per claim, with the statement, the paper's evidence, and the
     verdicts of this run grouped by outcome (e.g. "holds (pos, ner, parse)"), with the profile and
     its seeds in the column's name."""
-    P = _profile(profile)
+    P = require_profile(profile)
     column = f"{P.name} profile, seeds {', '.join(map(str, P.seeds))}"
     rows = []
     for claim, statement in CLAIMS.items():
