@@ -48,6 +48,14 @@ def printed_estimate(nb) -> tuple[str | None, float | None]:
     return None, None
 
 
+def _has_parameter(path: Path, name: str) -> bool:
+    import nbformat
+
+    nb = nbformat.read(path, as_version=4)
+    cell = next(c for c in nb.cells if "parameters" in c.metadata.get("tags", []))
+    return any(line.startswith(f"{name} =") for line in cell.source.splitlines())
+
+
 def parse_duration(text: str) -> float | None:
     """Seconds of a duration as `budget.format_duration` writes it ("40 s", "12 min", "1.5 h", "2.0 days")."""
     m = re.fullmatch(r"(\d+(?:\.\d+)?) (s|min|h|days)", text.strip())
@@ -59,6 +67,8 @@ def main(argv=None) -> int:
     ap.add_argument("--data", type=Path, default=DEFAULT_DATA)
     ap.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "results" / "standin_chapters.json")
     ap.add_argument("--chapters", nargs="+", default=list(CHAPTERS))
+    ap.add_argument("--tasks", nargs="+", help="the profile's tasks (and the chapters' `tasks` parameter); "
+                    "default: all three")
     ap.add_argument("--layers", type=int, default=MBERT_SHAPE["num_hidden_layers"])
     ap.add_argument("--hidden", type=int, default=MBERT_SHAPE["hidden_size"])
     args = ap.parse_args(argv)
@@ -79,6 +89,10 @@ def main(argv=None) -> int:
         tmp = Path(tmp)
         model = build_standin(tmp / "mbert-standin", args.data / "mbert-tokenizer", **shape)
         overrides = {**results["overrides"], "model": str(model)}
+        params = {}
+        if args.tasks:
+            overrides["tasks"] = params["tasks"] = list(args.tasks)
+            results["tasks"] = list(args.tasks)
         os.environ.update({"XLT_DATA_DIR": str(args.data), "XLT_OFFLINE": "1", "HF_HUB_OFFLINE": "1",
                            "HF_DATASETS_OFFLINE": "1", "XLT_CACHE_DIR": str(tmp / "cache"),
                            "XLT_RESULTS_DIR": str(tmp / "results"), "XLT_SHIPPED_RESULTS": "0",
@@ -88,7 +102,8 @@ def main(argv=None) -> int:
             start = time.perf_counter()
             pm.execute_notebook(str(path), str(tmp / path.name), cwd=str(NOTEBOOKS), progress_bar=False,
                                 kernel_name="python3",
-                                parameters={"profile": "quick", "profile_overrides": overrides})
+                                parameters={"profile": "quick", "profile_overrides": overrides,
+                                            **(params if _has_parameter(path, "tasks") else {})})
             wall = time.perf_counter() - start
             line, estimate = printed_estimate(nbformat.read(tmp / path.name, as_version=4))
             results["chapters"][path.stem] = {
