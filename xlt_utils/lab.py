@@ -734,8 +734,8 @@ def verdict_table(results: dict[str, dict]):
                      "control gain": f"{d['control_gain']:+.1f} ± {d['control_std']:.1f}",
                      "d (2s)": f"{d['d']:+.1f} ({2 * d['s']:.1f})",
                      "retrieval change": f"{d['retrieval_change']:+.1f}",
-                     "seeds": d["seeds"], "verdict": d["verdict"]})
-    return pd.DataFrame(rows).set_index("variant")
+                     "seeds": str(d["seeds"]), "verdict": d["verdict"]})
+    return pd.DataFrame(rows).set_index("variant").fillna("-")
 
 
 def per_language_table(results: dict[str, dict], names, task: str):
