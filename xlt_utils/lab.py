@@ -587,7 +587,7 @@ def gains(res: dict, task: str, languages=None) -> list[float]:
     """Per seed run for both encoders: the mean over `languages` (default the targets) of the
     zero-shot score minus the random encoder's, one value per seed."""
     langs = languages or [c for c in LANGUAGES if c != SOURCE]
-    pre, rnd = res["transfer"][task]["pretrained"], res["transfer"][task]["random"]
+    pre, rnd = res["transfer"][task].get("pretrained", {}), res["transfer"][task].get("random", {})
     return [statistics.fmean(pre[s][c] - rnd[s][c] for c in langs) for s in sorted(set(pre) & set(rnd))]
 
 
@@ -748,8 +748,11 @@ def per_language_table(results: dict[str, dict], names, task: str):
         if res is None or task not in res.get("transfer", {}):
             rows[name] = {c: "pending" for c in LANGUAGES if c != SOURCE}
             continue
-        pre, rnd = res["transfer"][task]["pretrained"], res["transfer"][task]["random"]
+        pre, rnd = res["transfer"][task].get("pretrained", {}), res["transfer"][task].get("random", {})
         seeds = sorted(set(pre) & set(rnd))
+        if not seeds:
+            rows[name] = {c: "pending" for c in LANGUAGES if c != SOURCE}
+            continue
         rows[name] = {c: f"{statistics.fmean(pre[s][c] - rnd[s][c] for s in seeds):+.1f}"
                       for c in LANGUAGES if c != SOURCE}
     return pd.DataFrame(rows).T
