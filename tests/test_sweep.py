@@ -310,7 +310,7 @@ def test_ray_backend_gives_the_local_records_in_the_same_cache(ray_module, refer
     stamp = cached.stat().st_mtime_ns
     ray.init(num_cpus=2, include_dashboard=False)
     try:
-        records = run_grid(configs, backend="ray", resources={"num_cpus": 1}, results=root)
+        records = run_grid(configs, backend="ray", resources={"num_cpus": 1}, results=root, progress=True)
     finally:
         ray.shutdown()
     assert "2 Ray task(s) submitted (1 cached)" in capsys.readouterr().err
